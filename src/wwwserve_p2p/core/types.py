@@ -1,0 +1,159 @@
+"""Domain types shared by every layer. Pure, immutable, no I/O.
+
+Units: token counts are integers; loads are dimensionless floats (1.0 = the executor's
+capacity is in use); times handed to core/ are seconds on a monotonic clock chosen by the
+caller; credits are integer micro-credits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Finish reasons, as in the OpenAI API.
+FINISH_STOP = "stop"
+FINISH_LENGTH = "length"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One chat message: ``role`` is ``system``, ``user`` or ``assistant``."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """A text-generation request, independent of transport.
+
+    Chat mode when ``messages`` is non-empty, else completion mode on ``prompt``.
+
+    - ``max_tokens``: upper bound on generated tokens (>= 1).
+    - ``temperature`` in [0, 2]; 0 means greedy. ``top_p`` in (0, 1].
+    - ``stop``: generation ends before any of these strings.
+    - ``continuation``: text of the answer already delivered to the user by an earlier,
+      failed attempt; the executor must produce only what follows it (used for re-dispatch
+      when an executor dies mid-stream, so the user still receives one complete answer).
+    - ``route``: PeerIds this request already passed through (never offload back to them).
+    """
+
+    request_id: str
+    model: str
+    prompt: str = ""
+    messages: tuple[ChatMessage, ...] = ()
+    max_tokens: int = 128
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    continuation: str = ""
+    route: tuple[str, ...] = ()
+
+    @property
+    def is_chat(self) -> bool:
+        return bool(self.messages)
+
+    def prompt_text(self) -> str:
+        """A plain-text rendering of the prompt, for executors without a chat template.
+
+        Chat messages render as ``"<Role>: <content>\\n"`` lines followed by ``"Assistant:"``.
+        """
+        if not self.messages:
+            return self.prompt
+        lines = [f"{m.role.capitalize()}: {m.content}" for m in self.messages]
+        return "\n".join(lines) + "\nAssistant:"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token accounting of one finished generation (OpenAI's ``usage``)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationChunk:
+    """A piece of streamed output.
+
+    Every chunk but the last has ``finish_reason is None``. The last chunk of a stream has
+    ``finish_reason`` (``"stop"`` or ``"length"``) and ``usage`` set; its ``text`` may be empty.
+    """
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.finish_reason is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedChunk:
+    """A chunk as the node hands it to its users: ``executor`` is the PeerId that produced it."""
+
+    chunk: GenerationChunk
+    executor: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSnapshot:
+    """An executor's instantaneous load.
+
+    - ``running``: sequences being generated now; ``queued``: admitted but waiting.
+    - ``capacity``: sequences it can run concurrently (>= 1).
+    - ``kv_usage``: fraction of KV-cache/token budget in use, in [0, 1] (0 if unknown).
+
+    :attr:`load` = max((running + queued) / capacity, kv_usage); 1.0 means full, above 1.0
+    means requests are queueing.
+    """
+
+    running: int = 0
+    queued: int = 0
+    capacity: int = 1
+    kv_usage: float = 0.0
+
+    @property
+    def load(self) -> float:
+        return max((self.running + self.queued) / max(1, self.capacity), self.kv_usage)
+
+    @property
+    def idle_slots(self) -> int:
+        return max(0, self.capacity - self.running - self.queued)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    """What a peer announces about itself on the ``status`` topic.
+
+    ``seq`` increases with every announcement of one incarnation; a restarted node starts a
+    new ``incarnation`` (larger) so its first status replaces the old entry. ``stake`` is in
+    micro-credits. ``api_url`` is the peer's public HTTP API, if it advertises one.
+    """
+
+    peer_id: str
+    incarnation: int
+    seq: int
+    models: tuple[str, ...]
+    load: LoadSnapshot
+    accepting: bool
+    stake: int = 0
+    delegated_running: int = 0
+    max_delegated: int = 0
+    addrs: tuple[str, ...] = ()
+    api_url: str = ""
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCard:
+    """A model reachable from a node: served ``local``ly and/or by the ``peers`` listed."""
+
+    id: str
+    local: bool
+    peers: tuple[str, ...] = ()

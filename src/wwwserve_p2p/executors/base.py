@@ -1,0 +1,76 @@
+"""The Executor interface: anything that turns a GenerationRequest into streamed text.
+
+A node owns exactly one executor. The node asks it for :meth:`Executor.load` to decide
+whether to run a request locally or offload it, and calls :meth:`Executor.generate` both for
+its own users' requests and for requests delegated by peers.
+
+Contract (checked by :mod:`wwwserve_p2p.testing.conformance`):
+
+- ``models()`` returns the non-empty tuple of model names it serves.
+- ``generate(request)`` is an async generator of :class:`GenerationChunk`. Every chunk but the
+  last has ``finish_reason is None``; the last has ``finish_reason`` in {"stop", "length"} and
+  ``usage`` set, with ``usage.completion_tokens <= request.max_tokens``.
+- It raises :class:`~wwwserve_p2p.errors.ModelNotFound` for a model it does not serve and
+  :class:`~wwwserve_p2p.errors.InvalidRequest` for invalid parameters, before yielding anything.
+- If ``request.continuation`` is non-empty, the output continues that text (it is not repeated).
+- Closing the generator early (``aclose()``, or cancelling the consuming task) stops the work
+  promptly and frees its capacity: ``load()`` returns to its idle value.
+- It never blocks the trio event loop for more than a few milliseconds (heavy work runs on
+  worker threads or in another process).
+- ``load()`` is cheap and synchronous; ``running`` counts generations in progress,
+  ``queued`` those waiting for a slot.
+- ``aclose()`` releases resources; calling it twice is harmless.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+
+from ..core.types import GenerationChunk, GenerationRequest, LoadSnapshot
+from ..errors import InvalidRequest, ModelNotFound
+
+
+class Executor(ABC):
+    """Abstract base class of executors. See the module docstring for the contract."""
+
+    #: Short human-readable kind, e.g. ``"echo"``, ``"hf"``, ``"openai-upstream"``.
+    kind: str = "abstract"
+
+    @abstractmethod
+    def models(self) -> tuple[str, ...]:
+        """Names of the models this executor serves (non-empty)."""
+
+    @abstractmethod
+    def load(self) -> LoadSnapshot:
+        """Current load; cheap, synchronous, never raises."""
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        """Stream the answer to ``request`` (an async generator; see the module contract).
+
+        :raises ModelNotFound: ``request.model`` is not in :meth:`models`.
+        :raises InvalidRequest: parameters out of range.
+        :raises ExecutorError: the backend failed.
+        """
+
+    async def aclose(self) -> None:
+        """Release resources. Idempotent."""
+
+    def check_request(self, request: GenerationRequest) -> None:
+        """Validate ``request`` against this executor; helper for implementations.
+
+        :raises ModelNotFound: unknown model.
+        :raises InvalidRequest: ``max_tokens < 1``, temperature outside [0, 2], top_p outside
+            (0, 1], or neither prompt nor messages given.
+        """
+        if request.model not in self.models():
+            raise ModelNotFound(request.model, self.models())
+        if request.max_tokens < 1:
+            raise InvalidRequest(f"max_tokens must be >= 1, got {request.max_tokens}")
+        if not 0.0 <= request.temperature <= 2.0:
+            raise InvalidRequest(f"temperature must be in [0, 2], got {request.temperature}")
+        if not 0.0 < request.top_p <= 1.0:
+            raise InvalidRequest(f"top_p must be in (0, 1], got {request.top_p}")
+        if not request.prompt and not request.messages:
+            raise InvalidRequest("a prompt or at least one message is required")
