@@ -157,3 +157,21 @@ class ModelCard:
     id: str
     local: bool
     peers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """An executor's answer to a delegation probe."""
+
+    accepted: bool
+    reason: str = ""
+    load: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """A failure reported by the executing peer: ``code`` is machine-readable
+    (``model_not_found``, ``invalid_request``, ``executor_error``, ``wrong_network``, ...)."""
+
+    code: str
+    message: str

@@ -1,0 +1,245 @@
+"""Node configuration: frozen dataclasses that validate themselves, loaded from TOML.
+
+A config file has one table per section (all optional)::
+
+    [node]        data_dir, network, seed
+    [net]         listen, bootstrap, heartbeat_interval, gossip_max_bytes, ...
+    [status]      interval, jitter, suspect_after, offline_after
+    [policy]      target_load, offload_frequency, queue_frequency, accept_frequency,
+                  max_delegated, participate, probe_extra, exploration_share, stake
+    [delegation]  probe_timeout, first_token_timeout, chunk_timeout, max_attempts, ...
+    [executor]    kind = "echo" | "hf" | "openai", plus that executor's options
+    [api]         enabled, host, port, public_url
+
+Any key can be overridden with ``section.key=value`` strings (``--set`` on the CLI); values
+are parsed as TOML values (``4``, ``0.5``, ``true``, ``["a", "b"]``) and fall back to a
+plain string. Times are seconds; stake is micro-credits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .core.peers import PeerTableConfig
+from .core.policy import OffloadPolicy
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class NodeSection:
+    """``data_dir`` holds the identity key and caches; ``network`` names the network (nodes of
+    different networks ignore each other); ``seed`` fixes the node's random choices (None:
+    from the OS)."""
+
+    data_dir: str = "./data/node"
+    network: str = "wwwserve-dev"
+    seed: int | None = None
+    log_level: str = "INFO"
+
+    @property
+    def network_id(self) -> str:
+        """First 16 hex digits of SHA-256 of the network name (a genesis hash in a later version)."""
+        return hashlib.sha256(self.network.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class NetSection:
+    """libp2p settings. ``listen``/``bootstrap`` are multiaddrs; bootstrap ones end in /p2p/<PeerId>."""
+
+    listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
+    bootstrap: tuple[str, ...] = ()
+    heartbeat_interval: float = 1.0
+    gossip_max_bytes: int = 256 * 1024
+    gossip_rate_per_peer: float = 50.0
+    gossip_burst_per_peer: int = 100
+    dial_timeout: float = 5.0
+    discovery_interval: float = 10.0
+
+    def __post_init__(self) -> None:
+        for a in self.bootstrap:
+            if "/p2p/" not in a:
+                raise ConfigError(f"net.bootstrap address {a!r} must end in /p2p/<PeerId>")
+        if self.heartbeat_interval <= 0 or self.dial_timeout <= 0 or self.discovery_interval <= 0:
+            raise ConfigError("net intervals and timeouts must be > 0")
+
+
+@dataclass(frozen=True)
+class StatusSection:
+    """Peer-status gossip: published every ``interval`` seconds (+-``jitter`` fraction) and on
+    significant change; silence for ``suspect_after``/``offline_after`` intervals marks a peer
+    suspect/offline."""
+
+    interval: float = 2.0
+    jitter: float = 0.1
+    suspect_after: float = 3
+    offline_after: float = 6
+    min_publish_gap: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.jitter < 1:
+            raise ConfigError("status.jitter must be in [0, 1)")
+        try:
+            self.peer_table()
+        except ValueError as exc:
+            raise ConfigError(f"status: {exc}") from None
+
+    def peer_table(self) -> PeerTableConfig:
+        return PeerTableConfig(self.interval, self.suspect_after, self.offline_after,
+                               max(60.0, self.offline_after * 2))
+
+
+@dataclass(frozen=True)
+class DelegationSection:
+    """Timeouts (seconds) of the delegation protocol and the retry budget of one user request.
+
+    ``probe_timeout``: wait for a candidate's offer; ``first_token_timeout``: from commit to
+    the first chunk; ``chunk_timeout``: max silence between chunks; ``max_attempts``: executors
+    tried for one request (re-dispatch after failures); ``retry_delay``: wait before re-deciding
+    a RETRY route; ``max_frame``: cap on one frame in bytes."""
+
+    probe_timeout: float = 2.0
+    commit_timeout: float = 5.0
+    first_token_timeout: float = 60.0
+    chunk_timeout: float = 30.0
+    max_attempts: int = 4
+    retry_delay: float = 0.2
+    max_retries: int = 20
+    max_frame: int = 2 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.max_frame < 1024:
+            raise ConfigError("delegation.max_attempts must be >= 1 and max_frame >= 1024")
+        for name in ("probe_timeout", "commit_timeout", "first_token_timeout", "chunk_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"delegation.{name} must be > 0")
+
+
+@dataclass(frozen=True)
+class ApiSection:
+    """The OpenAI-compatible HTTP API. ``port`` 0 picks a free port; ``public_url`` is
+    advertised to peers (default: http://host:port)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = ""
+    max_tokens_cap: int = 4096
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """A whole node's configuration."""
+
+    node: NodeSection = field(default_factory=NodeSection)
+    net: NetSection = field(default_factory=NetSection)
+    status: StatusSection = field(default_factory=StatusSection)
+    policy: OffloadPolicy = field(default_factory=OffloadPolicy)
+    delegation: DelegationSection = field(default_factory=DelegationSection)
+    executor: dict[str, Any] = field(default_factory=lambda: {"kind": "echo"})
+    api: ApiSection = field(default_factory=ApiSection)
+
+    def replace(self, **sections: Any) -> "NodeConfig":
+        return dataclasses.replace(self, **sections)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (TOML-serialisable except None values, which are dropped)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            d = dict(v) if isinstance(v, dict) else dataclasses.asdict(v)
+            out[f.name] = {k: (list(x) if isinstance(x, tuple) else x) for k, x in d.items() if x is not None}
+        return out
+
+
+_SECTIONS = {"node": NodeSection, "net": NetSection, "status": StatusSection, "policy": OffloadPolicy,
+             "delegation": DelegationSection, "api": ApiSection}
+
+
+def parse_value(text: str) -> Any:
+    """Parse an override value as a TOML value, falling back to the raw string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def config_from_dict(data: dict[str, Any]) -> NodeConfig:
+    """Build a NodeConfig from nested dicts.
+
+    :raises ConfigError: unknown section or key, wrong type, or invalid value.
+    """
+    kwargs: dict[str, Any] = {}
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{name}] must be a table")
+        if name == "executor":
+            if "kind" not in table:
+                raise ConfigError("[executor] needs kind = \"echo\" | \"hf\" | \"openai\"")
+            kwargs["executor"] = dict(table)
+            continue
+        cls = _SECTIONS.get(name)
+        if cls is None:
+            raise ConfigError(f"unknown config section [{name}]; known: {', '.join(['executor', *_SECTIONS])}")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        values = {}
+        for key, value in table.items():
+            if key not in known:
+                raise ConfigError(f"unknown key {name}.{key}; known: {', '.join(known)}")
+            default = getattr(cls(), key)
+            if isinstance(default, tuple):
+                if isinstance(value, str):
+                    value = [value]
+                if not isinstance(value, list):
+                    raise ConfigError(f"{name}.{key} must be a list")
+                value = tuple(value)
+            elif isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{name}.{key} must be true or false")
+            elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            elif default is not None and not isinstance(value, type(default)):
+                raise ConfigError(f"{name}.{key} must be of type {type(default).__name__}, got {value!r}")
+            values[key] = value
+        try:
+            kwargs[name] = cls(**values)
+        except ConfigError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"[{name}]: {exc}") from None
+    return NodeConfig(**kwargs)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with ``section.key=value`` overrides applied.
+
+    :raises ConfigError: an override is not of the form ``section.key=value``.
+    """
+    out = {k: dict(v) for k, v in data.items()}
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        path, raw = item.split("=", 1)
+        section, key = path.strip().split(".", 1)
+        out.setdefault(section, {})[key.strip()] = parse_value(raw.strip())
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> NodeConfig:
+    """Load a TOML file (or the defaults when ``path`` is None) and apply overrides.
+
+    :raises ConfigError: unreadable file, invalid TOML, or invalid values.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+    return config_from_dict(apply_overrides(data, overrides or []))

@@ -1,0 +1,89 @@
+"""A provider's policy: when to offload its users' requests and when to accept peers' work.
+
+Semantics from the WWW.Serve paper (Wang et al., CMU 2026, §3) as summarised in DESIGN §5:
+run a request locally while the executor's load is under ``target_load``; otherwise offload
+with probability ``offload_frequency``, else queue it locally with probability
+``queue_frequency``, else retry the decision later. A node accepts delegated work with
+probability ``accept_frequency`` when it has idle capacity, an empty user queue, and fewer
+than ``max_delegated`` delegated requests running. Pure: the caller passes uniform variates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from .types import LoadSnapshot
+
+
+class Route(str, Enum):
+    LOCAL = "local"
+    OFFLOAD = "offload"
+    QUEUE = "queue"      # run locally although loaded (waits for a slot)
+    RETRY = "retry"      # decide again after a short delay
+
+
+@dataclass(frozen=True, slots=True)
+class OffloadPolicy:
+    """Provider policy. Frequencies are probabilities in [0, 1]; ``target_load`` is a load
+    level (1.0 = executor full); ``stake`` is in micro-credits; counts are requests."""
+
+    target_load: float = 0.5
+    offload_frequency: float = 1.0
+    queue_frequency: float = 1.0
+    accept_frequency: float = 1.0
+    max_delegated: int = 4
+    participate: bool = True
+    probe_extra: int = 2
+    exploration_share: float = 0.1
+    stake: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("offload_frequency", "queue_frequency", "accept_frequency", "exploration_share"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"policy.{name} must be in [0, 1], got {v}")
+        if not self.target_load >= 0:
+            raise ValueError("policy.target_load must be >= 0")
+        if self.max_delegated < 0 or self.probe_extra < 0 or self.stake < 0:
+            raise ValueError("policy.max_delegated, probe_extra and stake must be >= 0")
+
+
+def decide_route(load: float, policy: OffloadPolicy, can_offload: bool, u_offload: float, u_queue: float) -> Route:
+    """Where a user's request goes.
+
+    ``load``: the executor's load now; ``can_offload``: some eligible peer exists and we
+    may offload (participating, not in debt); ``u_offload``, ``u_queue``: uniform variates.
+    """
+    if load < policy.target_load:
+        return Route.LOCAL
+    if can_offload and policy.participate and u_offload < policy.offload_frequency:
+        return Route.OFFLOAD
+    if u_queue < policy.queue_frequency:
+        return Route.QUEUE
+    return Route.RETRY
+
+
+def decide_accept(
+    load: LoadSnapshot,
+    delegated_running: int,
+    serves_model: bool,
+    policy: OffloadPolicy,
+    u_accept: float,
+) -> tuple[bool, str]:
+    """Whether to accept a delegation probe: (accepted, reason if refused).
+
+    ``load``: our executor's snapshot (its ``queued`` is the user queue); ``delegated_running``:
+    delegated requests we are executing or have offered to execute.
+    """
+    if not policy.participate:
+        return False, "not participating"
+    if not serves_model:
+        return False, "model not served"
+    if delegated_running >= policy.max_delegated:
+        return False, "max delegated concurrency reached"
+    if load.queued > 0 or load.idle_slots <= 0:
+        return False, "overloaded"
+    if u_accept >= policy.accept_frequency:
+        return False, "declined by accept_frequency"
+    return True, ""

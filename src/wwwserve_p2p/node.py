@@ -1,0 +1,392 @@
+"""Composition root: :func:`open_node` wires identity, overlay, executor, services and API.
+
+Typical use, inside a trio program::
+
+    config = load_config("node.toml")
+    async with open_node(config) as node:      # executor built from [executor]
+        print(node.peer_id, node.api_url)
+        await trio.sleep_forever()
+
+Or embed the node in your own server and call :meth:`Node.generate` directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import trio
+
+from .config import NodeConfig
+from .core.peers import PeerEvent, PeerState, PeerTable
+from .core.policy import Route, decide_accept, decide_route
+from .core.selection import select_candidates
+from .core.types import GenerationRequest, ModelCard, PeerStatus, RoutedChunk, Usage
+from .errors import (
+    MalformedMessage,
+    ModelNotFound,
+    NoExecutorAvailable,
+    OverlayError,
+    RemoteError,
+    RequestTimeout,
+)
+from .executors.base import Executor
+from .identity import Identity
+from .metrics import NodeMetrics
+from .net.base import Overlay
+from .services.delegation import (
+    PROTOCOL as DELEGATE_PROTOCOL,
+    DelegationAttempt,
+    continuation_request,
+    percentile,
+    probe_and_commit,
+    serve_delegate_stream,
+)
+from .services.discovery import run_discovery_service
+from .services.status import run_status_service
+
+log = logging.getLogger("wwwserve_p2p.node")
+
+#: Remote error codes after which another executor may succeed.
+_RETRYABLE_CODES = {"executor_error", "overloaded", "eof"}
+
+
+@dataclass
+class NodeStats:
+    """Counters for ``/status`` and the demo's table. Latencies in seconds."""
+
+    served_local: int = 0
+    offloaded: int = 0
+    accepted_for_others: int = 0
+    failed: int = 0
+    redispatched: int = 0
+    latencies: deque = field(default_factory=lambda: deque(maxlen=10000))
+    ttfts: deque = field(default_factory=lambda: deque(maxlen=10000))
+    peer_service_times: deque = field(default_factory=lambda: deque(maxlen=10000))
+
+    def record_served_for_peer(self, seconds: float) -> None:
+        self.peer_service_times.append(seconds)
+
+    def summary(self) -> dict[str, Any]:
+        lat = list(self.latencies)
+        svc = list(self.peer_service_times)
+        return {
+            "served_local": self.served_local, "offloaded": self.offloaded,
+            "accepted_for_others": self.accepted_for_others, "failed": self.failed,
+            "redispatched": self.redispatched,
+            "latency_p50_s": _r(percentile(lat, 50)), "latency_p95_s": _r(percentile(lat, 95)),
+            "ttft_p50_s": _r(percentile(list(self.ttfts), 50)),
+            "peer_service_p50_s": _r(percentile(svc, 50)), "peer_service_p95_s": _r(percentile(svc, 95)),
+        }
+
+
+def _r(x: float) -> float | None:
+    return None if x != x else round(x, 4)
+
+
+class Node:
+    """A running node. Create it with :func:`open_node`; do not construct directly."""
+
+    def __init__(self, config: NodeConfig, identity: Identity, overlay: Overlay, executor: Executor):
+        self.config = config
+        self.identity = identity
+        self.overlay = overlay
+        self.executor = executor
+        self.metrics = NodeMetrics()
+        self.stats = NodeStats()
+        self.peers = PeerTable(config.status.peer_table(), identity.peer_id)
+        self.rng = random.Random(config.node.seed)
+        # A restart must announce a larger incarnation: wall-clock milliseconds at start.
+        self.incarnation = time.time_ns() // 1_000_000
+        self.seq = 0
+        self.delegated_running = 0
+        self.api_url = ""
+        self._changed = trio.Event()
+        self._inflight: dict[str, set[DelegationAttempt]] = {}
+        self._nursery: trio.Nursery | None = None
+
+    # ------------------------------------------------------------ identity / status
+    @property
+    def peer_id(self) -> str:
+        return self.identity.peer_id
+
+    @property
+    def network_id(self) -> str:
+        return self.config.node.network_id
+
+    def make_status(self) -> PeerStatus:
+        """Our current status (increments the sequence number)."""
+        self.seq += 1
+        load = self.executor.load()
+        pol = self.config.policy
+        accepting = pol.participate and self.delegated_running < pol.max_delegated and load.idle_slots > 0
+        return PeerStatus(
+            peer_id=self.peer_id, incarnation=self.incarnation, seq=self.seq,
+            models=tuple(self.executor.models()), load=load, accepting=accepting, stake=pol.stake,
+            delegated_running=self.delegated_running, max_delegated=pol.max_delegated,
+            addrs=tuple(self.overlay.addrs()), api_url=self.api_url)
+
+    def status_changed(self) -> None:
+        """Ask the status service to publish soon (rate-limited by status.min_publish_gap)."""
+        self._changed.set()
+
+    async def wait_status_changed(self) -> None:
+        await self._changed.wait()
+        self._changed = trio.Event()
+
+    def decide_accept(self, model: str) -> tuple[bool, str]:
+        """Policy decision on a delegation probe for ``model``."""
+        return decide_accept(self.executor.load(), self.delegated_running, model in self.executor.models(),
+                             self.config.policy, self.rng.random())
+
+    # ------------------------------------------------------------ membership
+    def handle_peer_events(self, events: list[PeerEvent], status: PeerStatus | None = None) -> None:
+        """React to membership changes: log, dial newcomers, fail over from offline peers."""
+        for ev in events:
+            log.info("peer %s %s", ev.peer_id, ev.kind)
+            if ev.kind in ("joined", "rejoined") and status is not None and self._nursery is not None:
+                if ev.peer_id not in self.overlay.connected_peers() and status.addrs:
+                    self._nursery.start_soon(self._dial, status.addrs)
+            if ev.kind in ("offline", "forgotten") and self._nursery is not None:
+                # reset its in-flight streams: their readers fail and generate() re-dispatches
+                for attempt in list(self._inflight.get(ev.peer_id, ())):
+                    self._nursery.start_soon(partial(attempt.aclose, abort=True))
+
+    async def _dial(self, addrs: tuple[str, ...]) -> None:
+        for a in addrs:
+            try:
+                await self.overlay.connect(a)
+                return
+            except OverlayError as exc:
+                log.debug("dial %s failed: %s", a, exc)
+
+    def peer_unreachable(self, peer_id: str) -> None:
+        """A stream to ``peer_id`` could not be opened: stop selecting it until it speaks again."""
+        self.handle_peer_events(self.peers.mark_offline(peer_id))
+
+    # ------------------------------------------------------------ serving
+    def model_cards(self) -> list[ModelCard]:
+        local = set(self.executor.models())
+        net = self.peers.network_models(trio.current_time())
+        return [ModelCard(m, m in local, tuple(net.get(m, ()))) for m in sorted(local | set(net))]
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[RoutedChunk]:
+        """Serve ``request``: locally or offloaded per policy, with failover. An async generator
+        of :class:`RoutedChunk`; see :class:`wwwserve_p2p.api.node_protocol.ServingNode`.
+
+        On an executor failure mid-answer the request is re-dispatched with the text already
+        delivered as ``continuation`` (or run locally), so the user gets one complete answer.
+
+        :raises ModelNotFound: nobody serves ``request.model``.
+        :raises NoExecutorAvailable: no executor could be found within the retry budget.
+        :raises RemoteError, RequestTimeout: the last attempt failed and none remain.
+        """
+        if request.model not in self.executor.models() and \
+                request.model not in self.peers.network_models(trio.current_time()):
+            raise ModelNotFound(request.model, [c.id for c in self.model_cards()])
+        t0 = trio.current_time()
+        first_route: str | None = None
+        req = request
+        delivered, nchunks, extra_tokens = "", 0, 0
+        last_exc: Exception | None = None
+        ok = False
+        try:
+            for attempt_no in range(self.config.delegation.max_attempts):
+                remote = await self._choose(req, after_failure=attempt_no > 0)
+                executor_id = remote.peer_id if remote else self.peer_id
+                if first_route is None:
+                    first_route = "offloaded" if remote else "local"
+                    if remote:
+                        self.stats.offloaded += 1
+                    else:
+                        self.stats.served_local += 1
+                if remote:
+                    self._inflight.setdefault(remote.peer_id, set()).add(remote)
+                finished = False
+                try:
+                    source = remote.chunks() if remote else self.executor.generate(req)
+                    async with aclosing(source) as chunks:
+                        async for chunk in chunks:
+                            if chunk.is_final and (extra_tokens or delivered):
+                                u = chunk.usage or Usage()
+                                chunk = type(chunk)(chunk.text, chunk.finish_reason,
+                                                    Usage(u.prompt_tokens, u.completion_tokens + extra_tokens))
+                            if nchunks == 0 and chunk.text:
+                                self.stats.ttfts.append(trio.current_time() - t0)
+                                self.metrics.ttft.labels(first_route).observe(trio.current_time() - t0)
+                            yield RoutedChunk(chunk, executor_id)
+                            delivered += chunk.text
+                            nchunks += 1
+                            if chunk.is_final:
+                                finished = True
+                                ok = True
+                                return
+                    raise MalformedMessage("executor stream ended without a final chunk")
+                except (RemoteError, RequestTimeout, MalformedMessage, OverlayError) as exc:
+                    if remote is None or (isinstance(exc, RemoteError) and exc.code not in _RETRYABLE_CODES):
+                        raise
+                    last_exc = exc
+                    log.warning("executor %s failed on %s after %d chunks (%s); re-dispatching",
+                                remote.peer_id, req.request_id, nchunks, exc)
+                    self.stats.redispatched += 1
+                    self.metrics.redispatches.inc()
+                    extra_tokens = nchunks
+                    req = continuation_request(request, delivered, nchunks, remote.peer_id)
+                finally:
+                    if remote:
+                        self._inflight.get(remote.peer_id, set()).discard(remote)
+                        with trio.CancelScope(shield=True):
+                            await remote.aclose(abort=not finished)
+            raise NoExecutorAvailable(f"{request.request_id}: all {self.config.delegation.max_attempts} "
+                                      f"attempts failed; last error: {last_exc}")
+        finally:
+            route = first_route or "none"
+            self.metrics.requests.labels(route, "ok" if ok else "error").inc()
+            if ok:
+                dt = trio.current_time() - t0
+                self.stats.latencies.append(dt)
+                self.metrics.latency.labels(route).observe(dt)
+            else:
+                self.stats.failed += 1
+
+    async def _choose(self, req: GenerationRequest, *, after_failure: bool) -> DelegationAttempt | None:
+        """Decide where ``req`` runs: None = locally, else a committed remote attempt.
+
+        :raises NoExecutorAvailable: the model is not local and no peer accepted in time.
+        """
+        pol = self.config.policy
+        dcfg = self.config.delegation
+        serves = req.model in self.executor.models()
+        exclude = set(req.route) | {self.peer_id}
+        for _ in range(dcfg.max_retries + 1):
+            cands = self.peers.candidates(req.model, trio.current_time(), exclude)
+            if after_failure or not serves:
+                route = Route.OFFLOAD if cands else (Route.LOCAL if serves else Route.RETRY)
+            else:
+                route = decide_route(self.executor.load().load, pol, bool(cands),
+                                     self.rng.random(), self.rng.random())
+            if route in (Route.LOCAL, Route.QUEUE):
+                return None
+            if route is Route.OFFLOAD:
+                stakes = {c.peer_id: c.stake for c in cands}
+                order = select_candidates(stakes, 1 + pol.probe_extra, self.rng.getrandbits(64), pol.exploration_share)
+                attempt = await probe_and_commit(self, req, order)
+                if attempt is not None:
+                    log.info("request %s offloaded to %s", req.request_id, attempt.peer_id)
+                    return attempt
+                if serves:
+                    return None  # nobody took it: queue locally
+                exclude |= set(order) if len(order) < len(cands) else set()
+            await trio.sleep(dcfg.retry_delay)
+        if serves:
+            return None
+        raise NoExecutorAvailable(f"no peer accepted {req.request_id} for model {req.model!r}")
+
+    # ------------------------------------------------------------ reporting
+    def status(self) -> dict[str, Any]:
+        """JSON-serialisable status for ``GET /status``."""
+        now = trio.current_time()
+        load = self.executor.load()
+        peers = []
+        for e in self.peers:
+            st = e.state if e.state is not PeerState.ALIVE else self.peers.state_at(e, now)
+            peers.append({"peer_id": e.status.peer_id, "models": list(e.status.models), "state": st.value,
+                          "load": round(e.status.load.load, 3), "accepting": e.status.accepting,
+                          "stake": e.status.stake, "api_url": e.status.api_url,
+                          "last_seen_s_ago": round(now - e.last_seen, 3)})
+        return {
+            "peer_id": self.peer_id, "network_id": self.network_id, "addrs": self.overlay.addrs(),
+            "api_url": self.api_url, "models": list(self.executor.models()), "executor": self.executor.kind,
+            "load": {"load": round(load.load, 3), "running": load.running, "queued": load.queued,
+                     "capacity": load.capacity, "kv_usage": load.kv_usage},
+            "delegated_running": self.delegated_running, "policy": _policy_dict(self.config.policy),
+            "connected_peers": len(self.overlay.connected_peers()),
+            "peers": sorted(peers, key=lambda p: p["peer_id"]),
+            "stats": self.stats.summary(),
+        }
+
+    def _update_gauges(self) -> None:
+        load = self.executor.load()
+        self.metrics.load.set(load.load)
+        self.metrics.running.set(load.running)
+        self.metrics.queued.set(load.queued)
+        for state, n in self.peers.counts(trio.current_time()).items():
+            self.metrics.peers.labels(state).set(n)
+
+
+def _policy_dict(p) -> dict[str, Any]:
+    return {k: getattr(p, k) for k in ("target_load", "offload_frequency", "queue_frequency",
+                                        "accept_frequency", "max_delegated", "participate", "stake")}
+
+
+async def _gauge_loop(node: Node) -> None:
+    last_load = None
+    while True:
+        node._update_gauges()
+        busy = node.executor.load().load >= node.config.policy.target_load
+        if busy != last_load:  # crossing the target load is a significant change
+            node.status_changed()
+            last_load = busy
+        await trio.sleep(0.5)
+
+
+@asynccontextmanager
+async def open_node(
+    config: NodeConfig,
+    executor: Executor | None = None,
+    *,
+    overlay: Overlay | None = None,
+    identity: Identity | None = None,
+) -> AsyncIterator[Node]:
+    """Start a node and keep it running until the context exits.
+
+    - ``executor``: defaults to one built from ``config.executor`` (closed on exit; one passed
+      in is left open for the caller).
+    - ``overlay``: defaults to the real libp2p overlay from ``config.net``; tests pass an
+      in-memory one (:class:`wwwserve_p2p.testing.memory.MemoryNetwork`).
+    - ``identity``: defaults to ``<data_dir>/identity.key`` (created on first run).
+
+    :raises ConfigError: invalid configuration. :raises OverlayError: cannot listen.
+    """
+    identity = identity or Identity.load_or_create(config.node.data_dir)
+    async with AsyncExitStack() as stack:
+        if executor is None:
+            from .executors import create_executor
+            opts = dict(config.executor)
+            kind = opts.pop("kind")
+            executor = create_executor(kind, opts)
+            stack.push_async_callback(executor.aclose)
+            if hasattr(executor, "start"):
+                await executor.start()
+        if overlay is None:
+            from .net.libp2p_overlay import Libp2pConfig, open_libp2p_overlay
+            n = config.net
+            overlay = await stack.enter_async_context(open_libp2p_overlay(identity, Libp2pConfig(
+                listen=n.listen, bootstrap=n.bootstrap, heartbeat_interval=n.heartbeat_interval,
+                gossip_max_bytes=n.gossip_max_bytes, gossip_rate_per_peer=n.gossip_rate_per_peer,
+                gossip_burst_per_peer=n.gossip_burst_per_peer, dial_timeout=n.dial_timeout)))
+        node = Node(config, identity, overlay, executor)
+        overlay.set_stream_handler(DELEGATE_PROTOCOL, partial(serve_delegate_stream, node))
+        async with trio.open_nursery() as nursery:
+            node._nursery = nursery
+            if config.api.enabled:
+                from .api.server import serve_api
+                host, port = await nursery.start(partial(serve_api, node, config.api.host, config.api.port,
+                                                         max_tokens_cap=config.api.max_tokens_cap))
+                node.api_url = config.api.public_url or f"http://{host}:{port}"
+            await nursery.start(run_status_service, node)
+            nursery.start_soon(run_discovery_service, node)
+            nursery.start_soon(_gauge_loop, node)
+            log.info("node %s up: models %s, overlay %s, API %s", node.peer_id, list(executor.models()),
+                     overlay.addrs(), node.api_url or "disabled")
+            try:
+                yield node
+            finally:
+                nursery.cancel_scope.cancel()

@@ -1,0 +1,283 @@
+"""The ``/wwwserve/delegate/1`` stream protocol, both sides.
+
+Exchange (each arrow one length-prefixed protobuf frame, see :mod:`wwwserve_p2p.wire`)::
+
+    requester                          executor
+      DelegateRequest  ------------->
+                       <-------------  Offer{accepted, reason, load}     (the probe answer)
+      DelegateDecision{commit} ----->                                   (only if accepted)
+                       <-------------  Chunk* then Final | Error
+
+A requester probes ``k + probe_extra`` stake-selected candidates in parallel, commits to
+the first that accepts and sends ``commit=false`` to the rest. After the commit the
+requester keeps its side open; closing or resetting it cancels the remote generation. An
+accepted-but-uncommitted offer holds a delegated slot for at most ``commit_timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..core.types import ErrorReply, GenerationChunk, GenerationRequest, Offer, Usage
+from ..errors import (
+    ExecutorError,
+    InvalidRequest,
+    MalformedMessage,
+    ModelNotFound,
+    OverlayError,
+    RemoteError,
+    RequestTimeout,
+    WwwServeError,
+)
+from ..net.base import Stream
+from ..wire import codec
+from ..wire.framing import FrameReader, frame
+
+if TYPE_CHECKING:
+    from ..node import Node
+
+PROTOCOL = "/wwwserve/delegate/1"
+log = logging.getLogger("wwwserve_p2p.delegation")
+
+
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, ModelNotFound):
+        return "model_not_found"
+    if isinstance(exc, InvalidRequest):
+        return "invalid_request"
+    return "executor_error"
+
+
+# ------------------------------------------------------------------ executor side
+
+async def serve_delegate_stream(node: "Node", stream: Stream) -> None:
+    """Handle one inbound delegation stream (registered as the protocol handler)."""
+    cfg = node.config.delegation
+    reader = FrameReader(stream, cfg.max_frame)
+    try:
+        data = await reader.read_frame(cfg.probe_timeout)
+        if data is None:
+            return
+        request, network_id, timeout_ms = codec.decode_request(data)
+    except MalformedMessage as exc:
+        node.metrics.delegated.labels("malformed").inc()
+        log.warning("malformed delegation request from %s: %s", stream.remote_peer, exc)
+        await _try_write(stream, ErrorReply("malformed", str(exc)))
+        return
+    except (RequestTimeout, OverlayError):
+        return
+    if network_id != node.network_id:
+        await _try_write(stream, ErrorReply("wrong_network", f"this node is on network {node.network_id}"))
+        return
+
+    accepted, reason = node.decide_accept(request.model)
+    load = node.executor.load().load
+    if not await _try_write(stream, Offer(accepted, reason, load)):
+        return
+    if not accepted:
+        node.metrics.delegated.labels("rejected").inc()
+        return
+    node.delegated_running += 1  # the slot is held from the offer on
+    try:
+        try:
+            decision = await reader.read_frame(cfg.commit_timeout)
+            commit = decision is not None and codec.decode_decision(decision)
+        except (MalformedMessage, RequestTimeout, OverlayError):
+            commit = False
+        if not commit:
+            node.metrics.delegated.labels("withdrawn").inc()
+            return
+        node.metrics.delegated.labels("accepted").inc()
+        node.stats.accepted_for_others += 1
+        log.info("executing %s for %s (model %s)", request.request_id, stream.remote_peer, request.model)
+        await _execute_for_peer(node, stream, reader, request)
+    finally:
+        node.delegated_running -= 1
+        node.status_changed()
+
+
+async def _execute_for_peer(node: "Node", stream: Stream, reader: FrameReader, request: GenerationRequest) -> None:
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+
+        async def watch_requester() -> None:
+            # After commit the requester sends nothing; EOF or reset means it gave up.
+            try:
+                await stream.read(1)
+            except OverlayError:
+                pass
+            log.info("requester of %s went away; cancelling", request.request_id)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch_requester)
+        try:
+            gen = node.executor.generate(request)
+            try:
+                async for chunk in gen:
+                    if chunk.is_final and chunk.usage:
+                        node.metrics.tokens.inc(chunk.usage.completion_tokens)
+                    await stream.write(frame(codec.encode_reply(chunk)))
+            finally:
+                await gen.aclose()
+        except OverlayError:
+            log.info("stream to %s broke while serving %s", stream.remote_peer, request.request_id)
+        except (ExecutorError, WwwServeError) as exc:
+            await _try_write(stream, ErrorReply(_error_code(exc), str(exc)))
+        nursery.cancel_scope.cancel()
+    node.stats.record_served_for_peer(trio.current_time() - start)
+
+
+async def _try_write(stream: Stream, reply) -> bool:
+    try:
+        await stream.write(frame(codec.encode_reply(reply)))
+        return True
+    except OverlayError:
+        return False
+
+
+# ------------------------------------------------------------------ requester side
+
+@dataclass
+class _Probe:
+    peer_id: str
+    stream: Stream
+    reader: FrameReader
+
+
+class DelegationAttempt:
+    """A committed delegation: iterate :meth:`chunks`, then :meth:`aclose`."""
+
+    def __init__(self, node: "Node", probe: _Probe):
+        self.node = node
+        self.peer_id = probe.peer_id
+        self._probe = probe
+
+    async def chunks(self) -> AsyncIterator[GenerationChunk]:
+        """Stream the executor's chunks; the last has ``finish_reason`` set.
+
+        :raises RemoteError: the executor reported an error (``code`` says which).
+        :raises RequestTimeout: no chunk within the deadline (``may_have_processed=True``).
+        :raises MalformedMessage, OverlayError: the stream broke or carried garbage.
+        """
+        cfg = self.node.config.delegation
+        timeout = cfg.first_token_timeout
+        while True:
+            data = await self._probe.reader.read_frame(timeout)
+            if data is None:
+                raise MalformedMessage("executor closed the stream before the final frame")
+            reply = codec.decode_reply(data)
+            if isinstance(reply, ErrorReply):
+                raise RemoteError(reply.code, reply.message)
+            if isinstance(reply, Offer):
+                raise MalformedMessage("unexpected second offer")
+            yield reply
+            if reply.is_final:
+                return
+            timeout = cfg.chunk_timeout
+
+    async def aclose(self, *, abort: bool = False) -> None:
+        if abort:
+            await self._probe.stream.reset()
+        else:
+            await self._probe.stream.close()
+
+
+async def probe_and_commit(node: "Node", request: GenerationRequest, candidates: list[str]) -> DelegationAttempt | None:
+    """Probe ``candidates`` in parallel; commit to the first that accepts.
+
+    Returns None when none accepted within ``probe_timeout``. Refusals and failures of
+    individual candidates are logged, never raised.
+    """
+    cfg = node.config.delegation
+    payload = frame(codec.encode_request(request, node.network_id, int(cfg.first_token_timeout * 1000)))
+    winner: list[_Probe] = []
+    losers: list[_Probe] = []
+
+    async def probe(peer_id: str, cancel_scope: trio.CancelScope) -> None:
+        stream: Stream | None = None
+        try:
+            stream = await node.overlay.open_stream(peer_id, PROTOCOL)
+            await stream.write(payload)
+            reader = FrameReader(stream, cfg.max_frame)
+            data = await reader.read_frame(cfg.probe_timeout)
+            reply = codec.decode_reply(data) if data is not None else ErrorReply("eof", "closed")
+        except (WwwServeError, trio.TooSlowError) as exc:
+            log.debug("probe of %s failed: %s", peer_id, exc)
+            if isinstance(exc, OverlayError):
+                node.peer_unreachable(peer_id)
+            if stream is not None:
+                await stream.reset()
+            return
+        except trio.Cancelled:
+            if stream is not None:
+                with trio.CancelScope(shield=True):
+                    await stream.reset()
+            raise
+        if isinstance(reply, Offer) and reply.accepted:
+            p = _Probe(peer_id, stream, reader)
+            if not winner:
+                winner.append(p)
+                cancel_scope.cancel()
+            else:
+                losers.append(p)
+            return
+        reason = reply.reason if isinstance(reply, Offer) else f"{reply.code}: {reply.message}"
+        log.debug("%s refused %s: %s", peer_id, request.request_id, reason)
+        await stream.close()
+
+    with trio.move_on_after(cfg.probe_timeout + 0.5):
+        async with trio.open_nursery() as nursery:
+            for pid in candidates:
+                nursery.start_soon(probe, pid, nursery.cancel_scope)
+    for p in losers:
+        await _send_decision(p, False)
+    if not winner:
+        return None
+    if not await _send_decision(winner[0], True):
+        return None
+    return DelegationAttempt(node, winner[0])
+
+
+async def _send_decision(p: _Probe, commit: bool) -> bool:
+    try:
+        await p.stream.write(frame(codec.encode_decision(commit)))
+        if not commit:
+            await p.stream.close()
+        return True
+    except OverlayError:
+        await p.stream.reset()
+        return False
+
+
+def continuation_request(request: GenerationRequest, delivered: str, delivered_chunks: int, failed_peer: str) -> GenerationRequest:
+    """The request to re-dispatch after an executor failed mid-answer.
+
+    ``delivered``: text already streamed to the user (becomes the continuation);
+    ``delivered_chunks``: chunks already received, subtracted from ``max_tokens`` (each
+    streamed chunk carries at least one token); ``failed_peer`` joins the route so it is
+    not chosen again.
+    """
+    remaining = max(1, request.max_tokens - delivered_chunks)
+    return replace(request, continuation=request.continuation + delivered, max_tokens=remaining,
+                   route=request.route + (failed_peer,))
+
+
+def merge_usage(first: Usage | None, extra_completion: int) -> Usage:
+    u = first or Usage()
+    return Usage(u.prompt_tokens, u.completion_tokens + extra_completion)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by linear interpolation (NumPy's default method); NaN if empty."""
+    if not values:
+        return math.nan
+    s = sorted(values)
+    pos = (len(s) - 1) * q / 100.0
+    lo, hi = int(math.floor(pos)), int(math.ceil(pos))
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)

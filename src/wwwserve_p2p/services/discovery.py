@@ -1,0 +1,54 @@
+"""Discovery: announce provider records for our models in the DHT and connect to providers
+of the models we serve or relay, so gossip and delegation streams can reach them."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..errors import OverlayError
+
+if TYPE_CHECKING:
+    from ..node import Node
+
+log = logging.getLogger("wwwserve_p2p.discovery")
+
+
+def model_key(network_id: str, model: str) -> str:
+    """DHT key of the provider record for ``model`` on a network."""
+    return f"/wwwserve/{network_id}/model/{model}"
+
+
+async def run_discovery_service(node: "Node") -> None:
+    """Provide our models, then periodically look up providers and dial unknown ones."""
+    interval = node.config.net.discovery_interval
+    first = True
+    while True:
+        models = set(node.executor.models())
+        for m in sorted(models):
+            try:
+                await node.overlay.provide(model_key(node.network_id, m))
+            except OverlayError as exc:
+                log.info("provide %s failed: %s", m, exc)
+        models |= set(node.peers.network_models(trio.current_time()))
+        connected = set(node.overlay.connected_peers())
+        for m in sorted(models):
+            try:
+                found = await node.overlay.find_providers(model_key(node.network_id, m))
+            except OverlayError as exc:
+                log.info("find_providers %s failed: %s", m, exc)
+                continue
+            for pid in found:
+                if pid not in connected and pid != node.peer_id:
+                    try:
+                        addrs = node.overlay.peer_addrs(pid)
+                        if addrs:
+                            await node.overlay.connect(addrs[0] if "/p2p/" in addrs[0] else f"{addrs[0]}/p2p/{pid}")
+                            connected.add(pid)
+                            log.info("connected to provider %s of %s", pid, m)
+                    except OverlayError as exc:
+                        log.debug("dial provider %s failed: %s", pid, exc)
+        await trio.sleep(2.0 if first else interval)
+        first = False

@@ -1,0 +1,192 @@
+"""Domain objects <-> protobuf bytes. The only module (with _pb/) that touches protobuf.
+
+Decoding validates: any failure raises :class:`~wwwserve_p2p.errors.MalformedMessage` with a
+reason, never a protobuf exception. Size caps are enforced by the caller's framing/gossip
+layer; field-level bounds (string lengths, list lengths, numeric ranges) are enforced here.
+"""
+
+from __future__ import annotations
+
+import math
+
+from google.protobuf.message import DecodeError
+
+from .._pb import overlay_pb2 as pb
+from ..core.types import (
+    ChatMessage,
+    ErrorReply,
+    GenerationChunk,
+    GenerationRequest,
+    LoadSnapshot,
+    Offer,
+    PeerStatus,
+    Usage,
+)
+from ..errors import MalformedMessage
+
+#: Bounds on decoded fields.
+MAX_MODELS = 64
+MAX_NAME = 256
+MAX_ADDRS = 16
+MAX_ADDR = 512
+MAX_MESSAGES = 256
+MAX_TEXT = 512 * 1024
+MAX_STOP = 8
+MAX_ROUTE = 32
+MAX_TOKENS = 1 << 20
+
+
+def _parse(cls, data: bytes, what: str):
+    msg = cls()
+    try:
+        msg.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise MalformedMessage(f"cannot decode {what}: {exc}") from None
+    return msg
+
+
+def _check_str(value: str, limit: int, what: str) -> str:
+    if len(value) > limit:
+        raise MalformedMessage(f"{what} is longer than {limit} characters")
+    return value
+
+
+def _check_list(values, limit: int, item_limit: int, what: str) -> tuple[str, ...]:
+    if len(values) > limit:
+        raise MalformedMessage(f"{what} has more than {limit} entries")
+    return tuple(_check_str(v, item_limit, what) for v in values)
+
+
+def _finite(x: float, lo: float, hi: float, what: str) -> float:
+    if not math.isfinite(x) or not lo <= x <= hi:
+        raise MalformedMessage(f"{what}={x} outside [{lo}, {hi}]")
+    return float(x)
+
+
+# ---------------------------------------------------------------- status
+
+def encode_status(status: PeerStatus, network_id: str) -> bytes:
+    """Serialise a PeerStatus for the status topic."""
+    m = pb.PeerStatus(
+        network_id=network_id, peer_id=status.peer_id, incarnation=status.incarnation,
+        seq=status.seq, models=list(status.models), running=status.load.running,
+        queued=status.load.queued, capacity=status.load.capacity, kv_usage=status.load.kv_usage,
+        accepting=status.accepting, stake=status.stake,
+        delegated_running=status.delegated_running, max_delegated=status.max_delegated,
+        addrs=list(status.addrs), api_url=status.api_url)
+    return m.SerializeToString()
+
+
+def decode_status(data: bytes, network_id: str) -> PeerStatus:
+    """Parse and validate a status message.
+
+    :raises MalformedMessage: undecodable, another network, empty peer id, capacity 0,
+        kv_usage outside [0, 1], or a field over its bound.
+    """
+    m = _parse(pb.PeerStatus, data, "PeerStatus")
+    if m.network_id != network_id:
+        raise MalformedMessage(f"status of another network ({m.network_id!r})")
+    if not m.peer_id:
+        raise MalformedMessage("status without peer_id")
+    if m.capacity < 1:
+        raise MalformedMessage("status capacity must be >= 1")
+    return PeerStatus(
+        peer_id=_check_str(m.peer_id, MAX_NAME, "peer_id"), incarnation=m.incarnation,
+        seq=m.seq, models=_check_list(m.models, MAX_MODELS, MAX_NAME, "models"),
+        load=LoadSnapshot(running=m.running, queued=m.queued, capacity=m.capacity,
+                          kv_usage=_finite(m.kv_usage, 0.0, 1.0, "kv_usage")),
+        accepting=m.accepting, stake=m.stake, delegated_running=m.delegated_running,
+        max_delegated=m.max_delegated, addrs=_check_list(m.addrs, MAX_ADDRS, MAX_ADDR, "addrs"),
+        api_url=_check_str(m.api_url, MAX_ADDR, "api_url"))
+
+
+# ---------------------------------------------------------------- delegate request
+
+def encode_request(req: GenerationRequest, network_id: str, timeout_ms: int) -> bytes:
+    """Serialise the first frame of a delegation stream."""
+    m = pb.DelegateRequest(
+        network_id=network_id, request_id=req.request_id, model=req.model, prompt=req.prompt,
+        messages=[pb.ChatMessage(role=x.role, content=x.content) for x in req.messages],
+        max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p,
+        stop=list(req.stop), has_seed=req.seed is not None, seed=req.seed or 0,
+        continuation=req.continuation, route=list(req.route), timeout_ms=timeout_ms)
+    return m.SerializeToString()
+
+
+def decode_request(data: bytes) -> tuple[GenerationRequest, str, int]:
+    """Parse a delegation request: (request, network_id, timeout_ms).
+
+    :raises MalformedMessage: undecodable or out-of-bounds fields.
+    """
+    m = _parse(pb.DelegateRequest, data, "DelegateRequest")
+    if not m.request_id or not m.model:
+        raise MalformedMessage("request_id and model are required")
+    if len(m.messages) > MAX_MESSAGES:
+        raise MalformedMessage(f"more than {MAX_MESSAGES} messages")
+    if not 1 <= m.max_tokens <= MAX_TOKENS:
+        raise MalformedMessage(f"max_tokens={m.max_tokens} out of range")
+    req = GenerationRequest(
+        request_id=_check_str(m.request_id, MAX_NAME, "request_id"),
+        model=_check_str(m.model, MAX_NAME, "model"),
+        prompt=_check_str(m.prompt, MAX_TEXT, "prompt"),
+        messages=tuple(ChatMessage(_check_str(x.role, 32, "role"), _check_str(x.content, MAX_TEXT, "content"))
+                       for x in m.messages),
+        max_tokens=m.max_tokens, temperature=_finite(m.temperature, 0.0, 2.0, "temperature"),
+        top_p=_finite(m.top_p, 0.0, 1.0, "top_p"),
+        stop=_check_list(m.stop, MAX_STOP, MAX_NAME, "stop"),
+        seed=m.seed if m.has_seed else None,
+        continuation=_check_str(m.continuation, MAX_TEXT, "continuation"),
+        route=_check_list(m.route, MAX_ROUTE, MAX_NAME, "route"))
+    return req, m.network_id, m.timeout_ms
+
+
+def encode_decision(commit: bool) -> bytes:
+    return pb.DelegateDecision(commit=commit).SerializeToString()
+
+
+def decode_decision(data: bytes) -> bool:
+    """:raises MalformedMessage: undecodable."""
+    return _parse(pb.DelegateDecision, data, "DelegateDecision").commit
+
+
+# ---------------------------------------------------------------- delegate responses
+
+DelegateReply = Offer | GenerationChunk | ErrorReply
+
+
+def encode_reply(reply: DelegateReply) -> bytes:
+    """Serialise an executor->requester frame: an Offer, a chunk (final if it has a
+    finish_reason) or an ErrorReply."""
+    if isinstance(reply, Offer):
+        m = pb.DelegateResponse(offer=pb.Offer(accepted=reply.accepted, reason=reply.reason, load=reply.load))
+    elif isinstance(reply, ErrorReply):
+        m = pb.DelegateResponse(error=pb.Error(code=reply.code, message=reply.message))
+    elif reply.finish_reason is not None:
+        u = reply.usage or Usage()
+        m = pb.DelegateResponse(final=pb.Final(
+            finish_reason=reply.finish_reason, prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens, text=reply.text))
+    else:
+        m = pb.DelegateResponse(chunk=pb.Chunk(text=reply.text))
+    return m.SerializeToString()
+
+
+def decode_reply(data: bytes) -> DelegateReply:
+    """:raises MalformedMessage: undecodable, empty, or an unknown finish reason."""
+    m = _parse(pb.DelegateResponse, data, "DelegateResponse")
+    kind = m.WhichOneof("kind")
+    if kind == "offer":
+        return Offer(m.offer.accepted, _check_str(m.offer.reason, MAX_NAME, "reason"),
+                     _finite(m.offer.load, 0.0, 1e6, "load"))
+    if kind == "chunk":
+        return GenerationChunk(_check_str(m.chunk.text, MAX_TEXT, "chunk"))
+    if kind == "final":
+        f = m.final
+        if f.finish_reason not in ("stop", "length"):
+            raise MalformedMessage(f"unknown finish_reason {f.finish_reason!r}")
+        return GenerationChunk(_check_str(f.text, MAX_TEXT, "chunk"), f.finish_reason,
+                               Usage(f.prompt_tokens, f.completion_tokens))
+    if kind == "error":
+        return ErrorReply(_check_str(m.error.code, MAX_NAME, "code"),
+                          _check_str(m.error.message, 4096, "message"))
+    raise MalformedMessage("empty DelegateResponse")

@@ -1,0 +1,70 @@
+from collections import Counter
+
+import pytest
+from hypothesis import given, strategies as st
+
+from wwwserve_p2p.core.policy import OffloadPolicy, Route, decide_accept, decide_route
+from wwwserve_p2p.core.selection import least_loaded, select_candidates, uniform, weighted_order
+from wwwserve_p2p.core.types import LoadSnapshot
+
+
+def test_uniform_is_deterministic_and_in_range():
+    assert uniform(1, "a") == uniform(1, "a")
+    assert uniform(1, "a") != uniform(2, "a")
+    assert all(0 < uniform(s) < 1 for s in range(1000))
+
+
+def test_first_pick_is_proportional_to_stake():
+    c = Counter(select_candidates({"a": 1, "b": 3}, 1, seed, 0.0)[0] for seed in range(8000))
+    assert abs(c["b"] / 8000 - 0.75) < 0.03
+
+
+def test_exploration_share_gives_newcomers_slots():
+    c = Counter(select_candidates({"a": 5, "new": 0}, 1, seed, 0.2)[0] for seed in range(5000))
+    assert abs(c["new"] / 5000 - 0.2) < 0.03
+    # without exploration a zero-stake peer is only used when no staked peer is left
+    assert select_candidates({"a": 5, "new": 0}, 2, 7, 0.0) == ["a", "new"]
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=5), st.integers(0, 10**9), max_size=12),
+       st.integers(0, 20), st.integers(), st.floats(0, 1))
+def test_selection_properties(stakes, n, seed, share):
+    out = select_candidates(stakes, n, seed, share)
+    assert len(out) == min(n, len(stakes))
+    assert len(set(out)) == len(out)
+    assert set(out) <= set(stakes)
+    assert out == select_candidates(stakes, n, seed, share)
+
+
+def test_weighted_order_skips_zero_and_least_loaded():
+    assert set(weighted_order({"a": 0, "b": 2}, 1)) == {"b"}
+    assert least_loaded([("x", 0.5), ("a", 0.5), ("b", 0.1)]) == "b"
+    assert least_loaded([]) is None
+
+
+def test_route_decision_follows_paper_semantics():
+    p = OffloadPolicy(target_load=0.5, offload_frequency=0.3, queue_frequency=0.5)
+    assert decide_route(0.2, p, True, 0.9, 0.9) is Route.LOCAL
+    assert decide_route(0.8, p, True, 0.1, 0.9) is Route.OFFLOAD
+    assert decide_route(0.8, p, False, 0.1, 0.4) is Route.QUEUE
+    assert decide_route(0.8, p, True, 0.5, 0.4) is Route.QUEUE
+    assert decide_route(0.8, p, True, 0.5, 0.6) is Route.RETRY
+    assert decide_route(0.8, OffloadPolicy(participate=False), True, 0.0, 0.0) is Route.QUEUE
+
+
+def test_accept_decision():
+    p = OffloadPolicy(accept_frequency=0.5, max_delegated=2)
+    idle = LoadSnapshot(0, 0, 2)
+    assert decide_accept(idle, 0, True, p, 0.1) == (True, "")
+    assert decide_accept(idle, 0, True, p, 0.7)[0] is False
+    assert decide_accept(idle, 2, True, p, 0.1) == (False, "max delegated concurrency reached")
+    assert decide_accept(LoadSnapshot(2, 0, 2), 0, True, p, 0.1) == (False, "overloaded")
+    assert decide_accept(LoadSnapshot(1, 1, 4), 0, True, p, 0.1) == (False, "overloaded")
+    assert decide_accept(idle, 0, False, p, 0.1) == (False, "model not served")
+
+
+def test_policy_validates():
+    with pytest.raises(ValueError):
+        OffloadPolicy(accept_frequency=1.5)
+    with pytest.raises(ValueError):
+        OffloadPolicy(stake=-1)
