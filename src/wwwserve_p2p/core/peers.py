@@ -140,6 +140,11 @@ class PeerTable:
                 out.append(e.status)
         return out
 
+    def alive_peers(self, now: float) -> list[str]:
+        """Sorted PeerIds of peers alive at ``now``."""
+        return sorted(pid for pid, e in self._entries.items()
+                      if e.state is PeerState.ALIVE and self.state_at(e, now) is PeerState.ALIVE)
+
     def network_models(self, now: float) -> dict[str, list[str]]:
         """Model name -> sorted PeerIds of alive peers serving it."""
         out: dict[str, list[str]] = {}

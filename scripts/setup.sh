@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up everything wwwserve_p2p needs in ./.venv: system GMP headers (py-libp2p's fastecdsa
+# builds from source), CPU-only torch 2.13.0 (installed first, so nothing pulls CUDA wheels),
+# then this package with its hf and dev extras. Idempotent: re-running is quick.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+if ! [ -e /usr/include/gmp.h ] && ! [ -e "/usr/include/$(uname -m)-linux-gnu/gmp.h" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing libgmp-dev (needed to build fastecdsa for py-libp2p)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgmp-dev >/dev/null
+  else
+    echo "setup: libgmp-dev is missing; run: sudo apt-get install libgmp-dev" >&2
+    exit 1
+  fi
+fi
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -e ".[hf,dev]"
+echo "setup: ok ($(.venv/bin/python -c 'import torch, libp2p, transformers; print("torch", torch.__version__, "| transformers", transformers.__version__)'))"

@@ -1,0 +1,213 @@
+"""``wwwserve demo``: a small local WWW.Serve network serving real prompts.
+
+Starts N node processes on 127.0.0.1 (node 0 = the entry node, a small model with room for
+one request at a time; others: two model sizes, one deliberately slow), sends MT-bench
+questions to node 0 through the official ``openai`` client at a rate node 0 cannot sustain
+alone, and reports who served what: a table per node and ``results.json`` in the output dir.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import WwwServeError
+from .localnet import NodeProcess, NodeSpec, start_network, stop_network, wait_for_mesh
+from .services.delegation import percentile
+
+MODEL = "shakespeare"
+
+
+@dataclass
+class DemoOptions:
+    nodes: int = 4
+    requests: int = 80
+    rate: float = 4.0
+    out_dir: Path = Path("results/demo")
+    data_dir: Path = Path("data")
+    corpus: Path | None = None
+    questions: Path | None = None
+    max_tokens: int = 48
+    executor: str = "hf"
+    seed: int = 0
+
+
+def node_specs(opts: DemoOptions, model_paths: dict[str, Path]) -> list[NodeSpec]:
+    """Heterogeneous nodes: (name, size, capacity, per-token delay) cycling over four roles."""
+    roles = [("entry", "tiny", 1, 0.0, "tiny model, 1 slot (entry node)"),
+             ("big", "small", 2, 0.0, "small model, 2 slots"),
+             ("wide", "tiny", 2, 0.0, "tiny model, 2 slots"),
+             ("slow", "small", 1, 0.08, "small model, 1 slot, +80 ms/token (deliberately slow)")]
+    specs = []
+    for i in range(opts.nodes):
+        name, size, cap, delay, desc = roles[i % len(roles)] if i < len(roles) else (
+            f"extra{i}", roles[1 + i % 3][1], roles[1 + i % 3][2], 0.0, roles[1 + i % 3][4])
+        if opts.executor == "hf":
+            ex = {"kind": "hf", "model_dir": str(model_paths[size]), "model_name": MODEL, "capacity": cap,
+                  "threads": 1, "delay_per_token": delay}
+        else:
+            ex = {"kind": "echo", "models": [MODEL], "capacity": cap, "delay_per_token": 0.02 + delay}
+        specs.append(NodeSpec(f"{i}-{name}", {
+            "node": {"network": f"wwwserve-demo-{opts.seed}", "seed": opts.seed * 100 + i, "log_level": "INFO"},
+            "status": {"interval": 1.0},
+            "executor": ex}, description=desc if opts.executor == "hf" else f"echo, {cap} slots"))
+    return specs
+
+
+def load_questions(path: Path, n: int) -> list[dict[str, Any]]:
+    """First-turn MT-bench questions (question_id, category, text), at most ``n``."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            q = json.loads(line)
+            out.append({"question_id": q["question_id"], "category": q["category"], "text": q["turns"][0]})
+    if not out:
+        raise WwwServeError(f"no questions in {path}")
+    return [out[i % len(out)] for i in range(n)]
+
+
+def _send_one(client, q: dict[str, Any], max_tokens: int, seed: int) -> dict[str, Any]:
+    rec: dict[str, Any] = {"question_id": q["question_id"], "category": q["category"]}
+    t0 = time.monotonic()
+    try:
+        with client.chat.completions.with_streaming_response.create(
+                model=MODEL, messages=[{"role": "user", "content": q["text"]}], max_tokens=max_tokens,
+                temperature=0.8, seed=seed, stream=True) as resp:
+            rec["executor"] = resp.headers.get("x-wwwserve-executor")
+            text = []
+            for chunk in resp.parse():
+                if chunk.choices and chunk.choices[0].delta.content:
+                    if not text:
+                        rec["ttft_s"] = time.monotonic() - t0
+                    text.append(chunk.choices[0].delta.content)
+                if chunk.usage:
+                    rec["completion_tokens"] = chunk.usage.completion_tokens
+        rec["answer"] = "".join(text)
+        rec["ok"] = True
+    except Exception as exc:  # the demo reports every failure instead of stopping
+        rec["ok"] = False
+        rec["error"] = f"{type(exc).__name__}: {exc}"
+    rec["latency_s"] = time.monotonic() - t0
+    return rec
+
+
+def run_demo(opts: DemoOptions) -> int:
+    """Run the demo; returns a process exit code (0 if every request got an answer)."""
+    import openai
+
+    con = Console()
+    questions_path = opts.questions or (opts.corpus.parents[2] / "mt-bench" / "question.jsonl"
+                                        if opts.corpus else Path("../shared/data/mt-bench/question.jsonl"))
+    questions = load_questions(questions_path, opts.requests)
+    model_paths: dict[str, Path] = {}
+    if opts.executor == "hf":
+        from .executors.training import ensure_models
+        con.print("[bold]1/4[/bold] models: training or loading the cached tinyshakespeare models")
+        model_paths = ensure_models(opts.data_dir, sizes=("tiny", "small"), corpus=opts.corpus, progress=True)
+    specs = node_specs(opts, model_paths)
+    out = opts.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    con.print(f"[bold]2/4[/bold] starting {len(specs)} node processes on 127.0.0.1 (logs in {out}/nodes/*/node.log)")
+    t_start = time.monotonic()
+    nodes = start_network(specs, out / "nodes")
+    try:
+        waited = wait_for_mesh(nodes, timeout=90)
+        con.print(f"    overlay formed: every node sees {len(nodes) - 1} peers "
+                  f"({time.monotonic() - t_start:.1f}s after launch, {waited:.1f}s after ready)")
+        for n in nodes:
+            con.print(f"    {n.name:<8} {n.peer_id}  {n.api_url}  {n.spec.description}")
+        entry = nodes[0]
+        con.print(f"[bold]3/4[/bold] sending {len(questions)} MT-bench questions to {entry.name} "
+                  f"({entry.api_url}/v1) at {opts.rate:g} req/s, max_tokens={opts.max_tokens}")
+        records = _drive(entry, questions, opts, openai)
+        statuses = {n.name: n.status() for n in nodes}
+    finally:
+        stop_network(nodes)
+    return _report(con, nodes, statuses, records, opts, out)
+
+
+def _drive(entry: NodeProcess, questions, opts: DemoOptions, openai) -> list[dict[str, Any]]:
+    client = openai.OpenAI(base_url=entry.api_url + "/v1", api_key="not-needed", max_retries=0, timeout=300)
+    rng = random.Random(opts.seed)
+    records: list[dict[str, Any]] = []
+    lock = threading.Lock()
+    with Progress(TextColumn("    {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn()) as progress:
+        task = progress.add_task("requests", total=len(questions), info="")
+        with ThreadPoolExecutor(max_workers=min(64, len(questions))) as pool:
+            t0 = time.monotonic()
+            at = 0.0
+
+            def done(fut) -> None:
+                rec = fut.result()
+                with lock:
+                    records.append(rec)
+                    ok = sum(r["ok"] for r in records)
+                    progress.update(task, advance=1, info=f"ok {ok}, errors {len(records) - ok}")
+
+            for i, q in enumerate(questions):
+                delay = t0 + at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                fut = pool.submit(_send_one, client, q, opts.max_tokens, opts.seed * 1000 + i)
+                fut.add_done_callback(done)
+                at += rng.expovariate(opts.rate)
+    return records
+
+
+def _report(con: Console, nodes: list[NodeProcess], statuses: dict, records, opts: DemoOptions, out: Path) -> int:
+    by_peer = {n.peer_id: n.name for n in nodes}
+    table = Table(title="per node")
+    for col in ("node", "executor", "served locally", "offloaded", "accepted for others",
+                "answers executed", "latency p50 (s)", "latency p95 (s)"):
+        table.add_column(col, justify="left" if col in ("node", "executor") else "right")
+    per_node = {}
+    for n in nodes:
+        st = statuses[n.name]["stats"]
+        lat = [r["latency_s"] for r in records if r["ok"] and r.get("executor") == n.peer_id]
+        row = {"peer_id": n.peer_id, "description": n.spec.description, "served_locally": st["served_local"],
+               "offloaded": st["offloaded"], "accepted_for_others": st["accepted_for_others"],
+               "redispatched": st["redispatched"], "answers_executed": len(lat),
+               "latency_p50_s": percentile(lat, 50) if lat else None,
+               "latency_p95_s": percentile(lat, 95) if lat else None}
+        per_node[n.name] = row
+        f = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
+        table.add_row(n.name, n.spec.description, str(row["served_locally"]), str(row["offloaded"]),
+                      str(row["accepted_for_others"]), str(len(lat)), f(row["latency_p50_s"]),
+                      f(row["latency_p95_s"]))
+    ok = [r for r in records if r["ok"]]
+    lat = [r["latency_s"] for r in ok]
+    ttft = [r["ttft_s"] for r in ok if "ttft_s" in r]
+    summary = {"requests": len(records), "ok": len(ok), "errors": len(records) - len(ok),
+               "latency_p50_s": percentile(lat, 50), "latency_p95_s": percentile(lat, 95),
+               "ttft_p50_s": percentile(ttft, 50), "ttft_p95_s": percentile(ttft, 95),
+               "executed_by": {by_peer.get(p, p): sum(1 for r in ok if r.get("executor") == p)
+                               for p in sorted({r.get("executor") for r in ok}, key=str)}}
+    con.print("[bold]4/4[/bold] results")
+    con.print(table)
+    con.print(f"    {summary['ok']}/{summary['requests']} answered, {summary['errors']} errors; latency p50 "
+              f"{summary['latency_p50_s']:.2f}s p95 {summary['latency_p95_s']:.2f}s; TTFT p50 "
+              f"{summary['ttft_p50_s']:.2f}s" if ok else "    no request succeeded")
+    sample = next((r for r in ok if r.get("answer")), None)
+    if sample:
+        con.print(f"    sample answer (question {sample['question_id']}, by {by_peer.get(sample['executor'])}): "
+                  f"{sample['answer'][:160]!r}")
+    for r in records:
+        if not r["ok"]:
+            con.print(f"    [red]error[/red] question {r['question_id']}: {r['error']}")
+    result = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+              "summary": summary, "nodes": per_node, "requests": sorted(records, key=lambda r: r["question_id"])}
+    path = out / "results.json"
+    path.write_text(json.dumps(result, indent=2))
+    con.print(f"    wrote {path}")
+    return 0 if len(ok) == len(records) else 1

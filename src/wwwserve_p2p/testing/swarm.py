@@ -1,0 +1,136 @@
+"""``open_swarm(n)``: n real :class:`~wwwserve_p2p.node.Node` objects on an in-memory overlay.
+
+Everything but the network is the production code (services, policy, delegation protocol,
+framing, codecs), so multi-node behaviour can be tested deterministically under trio's
+MockClock. Each node runs in its own cancel scope; :meth:`Swarm.kill` cancels it, which
+resets all of that node's streams like a crashed process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+
+import trio
+
+from ..config import ApiSection, NodeConfig, NodeSection, StatusSection
+from ..executors.base import Executor
+from ..identity import Identity
+from ..node import Node, open_node
+from .memory import MemoryNetwork
+
+
+def swarm_identity(seed: int, index: int) -> Identity:
+    """A deterministic identity for node ``index`` of a swarm seeded with ``seed``."""
+    return Identity(hashlib.sha256(f"wwwserve-swarm-{seed}-{index}".encode()).digest())
+
+
+def swarm_config(index: int, seed: int = 0, base: NodeConfig | None = None) -> NodeConfig:
+    """A config for swarm node ``index``: API off, 1 s status interval, seeded randomness."""
+    base = base or NodeConfig()
+    return replace(base, node=replace(base.node if base else NodeSection(), seed=seed * 1000 + index),
+                   api=ApiSection(enabled=False),
+                   status=base.status if base.status != StatusSection() else StatusSection(interval=1.0))
+
+
+@dataclass
+class SwarmMember:
+    index: int
+    identity: Identity
+    executor: Executor
+    config: NodeConfig
+    node: Node | None = None
+    scope: trio.CancelScope | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.node is not None
+
+
+class Swarm:
+    """Handle on a running swarm; ``nodes[i]`` is the i-th live node."""
+
+    def __init__(self, network: MemoryNetwork, nursery: trio.Nursery, seed: int):
+        self.network = network
+        self.members: list[SwarmMember] = []
+        self._nursery = nursery
+        self.seed = seed
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [m.node for m in self.members if m.node is not None]
+
+    def __getitem__(self, i: int) -> Node:
+        node = self.members[i].node
+        if node is None:
+            raise LookupError(f"swarm node {i} is not running")
+        return node
+
+    async def start(self, executor: Executor, config: NodeConfig | None = None) -> Node:
+        """Start one more node (or restart a killed one with :meth:`restart`)."""
+        i = len(self.members)
+        m = SwarmMember(i, swarm_identity(self.seed, i), executor, swarm_config(i, self.seed, config))
+        self.members.append(m)
+        await self._nursery.start(self._run, m)
+        return m.node  # type: ignore[return-value]
+
+    async def restart(self, i: int) -> Node:
+        """Start killed node ``i`` again with the same identity, executor and config."""
+        m = self.members[i]
+        if m.alive:
+            raise RuntimeError(f"node {i} is running")
+        await self._nursery.start(self._run, m)
+        return m.node  # type: ignore[return-value]
+
+    async def _run(self, m: SwarmMember, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope() as scope:
+            m.scope = scope
+            async with self.network.open_overlay(m.identity) as ov, \
+                    open_node(m.config, m.executor, overlay=ov, identity=m.identity) as node:
+                m.node = node
+                task_status.started()
+                await trio.sleep_forever()
+        m.node = None
+
+    def kill(self, i: int) -> None:
+        """Crash node ``i`` at once: its tasks are cancelled and its streams reset."""
+        m = self.members[i]
+        if m.scope is not None:
+            m.scope.cancel()
+        m.node = None
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0, poll: float = 0.05) -> None:
+        """Poll ``predicate`` until true; :raises trio.TooSlowError: after ``timeout`` seconds."""
+        with trio.fail_after(timeout):
+            while not predicate():
+                await trio.sleep(poll)
+
+    def all_know_each_other(self) -> bool:
+        live = self.nodes
+        ids = {n.peer_id for n in live}
+        return all(set(n.peers.alive_peers(trio.current_time())) >= ids - {n.peer_id} for n in live)
+
+
+@asynccontextmanager
+async def open_swarm(
+    executors: Sequence[Executor],
+    *,
+    config: NodeConfig | None = None,
+    configs: Sequence[NodeConfig] | None = None,
+    seed: int = 0,
+    latency: float = 0.0,
+) -> AsyncIterator[Swarm]:
+    """Start ``len(executors)`` nodes on a fresh :class:`MemoryNetwork` and wait until every
+    node knows every other one. ``configs[i]`` (or ``config``) is the base config of node i."""
+    net = MemoryNetwork(latency=latency)
+    async with trio.open_nursery() as nursery:
+        swarm = Swarm(net, nursery, seed)
+        for i, ex in enumerate(executors):
+            await swarm.start(ex, configs[i] if configs else config)
+        await swarm.wait_until(swarm.all_know_each_other, timeout=30)
+        try:
+            yield swarm
+        finally:
+            nursery.cancel_scope.cancel()
