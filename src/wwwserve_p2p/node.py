@@ -221,13 +221,15 @@ class Node:
                             if nchunks == 0 and chunk.text:
                                 self.stats.ttfts.append(trio.current_time() - t0)
                                 self.metrics.ttft.labels(first_route).observe(trio.current_time() - t0)
+                            if chunk.is_final:
+                                # bookkeeping before the yield: a consumer may close us right after it
+                                finished = ok = True
+                                self._record_success(first_route, t0)
+                                yield RoutedChunk(chunk, executor_id)
+                                return
                             yield RoutedChunk(chunk, executor_id)
                             delivered += chunk.text
                             nchunks += 1
-                            if chunk.is_final:
-                                finished = True
-                                ok = True
-                                return
                     raise MalformedMessage("executor stream ended without a final chunk")
                 except (RemoteError, RequestTimeout, MalformedMessage, OverlayError) as exc:
                     if remote is None or (isinstance(exc, RemoteError) and exc.code not in _RETRYABLE_CODES):
@@ -247,14 +249,15 @@ class Node:
             raise NoExecutorAvailable(f"{request.request_id}: all {self.config.delegation.max_attempts} "
                                       f"attempts failed; last error: {last_exc}")
         finally:
-            route = first_route or "none"
-            self.metrics.requests.labels(route, "ok" if ok else "error").inc()
-            if ok:
-                dt = trio.current_time() - t0
-                self.stats.latencies.append(dt)
-                self.metrics.latency.labels(route).observe(dt)
-            else:
+            if not ok:
                 self.stats.failed += 1
+                self.metrics.requests.labels(first_route or "none", "error").inc()
+
+    def _record_success(self, route: str, t0: float) -> None:
+        dt = trio.current_time() - t0
+        self.stats.latencies.append(dt)
+        self.metrics.latency.labels(route).observe(dt)
+        self.metrics.requests.labels(route, "ok").inc()
 
     async def _choose(self, req: GenerationRequest, *, after_failure: bool) -> DelegationAttempt | None:
         """Decide where ``req`` runs: None = locally, else a committed remote attempt.

@@ -172,3 +172,14 @@ async def test_malformed_frames_are_rejected_and_node_keeps_serving(autojump_clo
         assert isinstance(offer, Offer) and offer.accepted
         text, _, _ = await collect(swarm[0], req(model="echo"))
         assert text == PROMPT
+
+
+async def test_closing_right_after_the_final_chunk_counts_as_success(autojump_clock):
+    async with open_swarm([echo(models=("front",)), echo()]) as swarm:
+        gen = swarm[0].generate(req())
+        async for rc in gen:
+            if rc.chunk.is_final:
+                break
+        await gen.aclose()
+        assert swarm[0].stats.failed == 0 and len(swarm[0].stats.latencies) == 1
+        await swarm.wait_until(lambda: swarm[1].delegated_running == 0, timeout=2)

@@ -70,7 +70,7 @@ def test_offloaded_request_streams_back_through_openai_client(net):
     assert executor in {net[1].peer_id, net[2].peer_id}
     assert len([p for p in pieces if p]) == 4 and "".join(pieces) == "alpha beta gamma delta"
     full = c.completions.create(model="m", prompt="one two three", max_tokens=2)
-    assert full.choices[0].text == "one two" and full.choices[0].finish_reason == "length"
+    assert full.choices[0].text.rstrip() == "one two" and full.choices[0].finish_reason == "length"
 
 
 async def test_malformed_oversized_truncated_frames_rejected_node_keeps_serving(net):

@@ -1,0 +1,448 @@
+"""The OpenAI-compatible HTTP front door of a node (a Starlette ASGI app, run under trio).
+
+Endpoints:
+
+- ``POST /v1/chat/completions``, ``POST /v1/completions``: ``stream`` false (one JSON body) or
+  true (SSE ``data: {json}\\n\\n`` events ending with ``data: [DONE]\\n\\n``). The response head
+  is sent only after the node's first chunk, so errors raised before it get their HTTP status
+  (see :func:`~wwwserve_p2p.api.openai_format.error_for_exception`); an error after it is a
+  final ``data: {"error": {...}}`` event, then ``[DONE]``. Every completion response carries
+  ``X-WWWServe-Executor`` (executor of the first chunk); JSON bodies have ``x_wwwserve``.
+- ``GET /v1/models``, ``GET /status``, ``GET /metrics`` (Prometheus text), ``GET /healthz``.
+
+Every request is counted in ``node.metrics.http`` by (route path or ``other``, status), just
+before the end of its response is sent; a request whose client left (or that was cancelled)
+before any response is counted with status ``499``.
+
+Client disconnects: the node's generator is closed (cancelling its work) as soon as the
+server reports ``http.disconnect`` (Hypercorn does, for streaming and non-streaming requests,
+when the client closes its connection). While streaming, the app also writes an SSE comment
+(``: ping``) after ``heartbeat_interval`` seconds without output: it keeps proxies from timing
+out idle streams and makes a half-open connection fail on write.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, asynccontextmanager
+from typing import Any
+
+import trio
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..core.types import FINISH_STOP, RoutedChunk, Usage
+from .node_protocol import ServingNode
+from .openai_format import (
+    SSE_DONE,
+    ParsedRequest,
+    RequestValidationError,
+    completion_response,
+    decode_json_body,
+    dumps,
+    error_body,
+    error_for_exception,
+    models_list,
+    parse_chat_request,
+    parse_completion_request,
+    sse_event,
+    stream_chunk,
+    usage_chunk,
+)
+
+log = logging.getLogger(__name__)
+
+#: Header naming the executor (PeerId) of the first chunk of a completion.
+EXECUTOR_HEADER = "X-WWWServe-Executor"
+
+_ROUTE_PATHS = frozenset({
+    "/v1/chat/completions", "/v1/completions", "/v1/models", "/status", "/metrics", "/healthz"})
+
+#: Bytes of an over-long body read and discarded before answering 413 (so that the client,
+#: still sending, can read the answer); beyond it the connection is just closed.
+_DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_app(node: ServingNode, *, max_body_bytes: int = 1_048_576,
+               max_tokens_cap: int = 4096, heartbeat_interval: float | None = 10.0) -> Starlette:
+    """Build the ASGI app serving ``node``.
+
+    - ``max_body_bytes``: larger request bodies get 413.
+    - ``max_tokens_cap``: ``max_tokens`` of requests is capped at this.
+    - ``heartbeat_interval``: seconds without output after which a stream writes an SSE
+      comment ``: ping`` (None: never).
+    """
+
+    async def chat_completions(request: Request) -> Response:
+        return await _completion_endpoint(request, chat=True)
+
+    async def completions(request: Request) -> Response:
+        return await _completion_endpoint(request, chat=False)
+
+    async def _completion_endpoint(request: Request, *, chat: bool) -> Response:
+        try:
+            body = await _read_body(request, max_body_bytes)
+        except ClientDisconnect:  # left while sending its request: nobody to answer
+            return _NoResponse()
+        except _BodyTooLarge:
+            return _error_response(413, error_body(
+                f"request body exceeds {max_body_bytes} bytes", "invalid_request_error", None,
+                "request_too_large"))
+        try:
+            data = decode_json_body(body)
+            parse = parse_chat_request if chat else parse_completion_request
+            parsed = parse(data, max_tokens_cap=max_tokens_cap)
+        except RequestValidationError as exc:
+            return _error_response(*error_for_exception(exc))
+        return _GenerationResponse(node, parsed, heartbeat_interval)
+
+    async def models(request: Request) -> Response:
+        return JSONResponse(models_list(node.model_cards()))
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(node.status())
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "peer_id": node.peer_id})
+
+    routes = [
+        Route("/v1/chat/completions", _guarded(chat_completions), methods=["POST"]),
+        Route("/v1/completions", _guarded(completions), methods=["POST"]),
+        Route("/v1/models", _guarded(models), methods=["GET"]),
+        Route("/status", _guarded(status), methods=["GET"]),
+        Route("/metrics", _guarded(metrics), methods=["GET"]),
+        Route("/healthz", _guarded(healthz), methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(_HttpMetricsMiddleware, node=node)],
+        exception_handlers={HTTPException: _http_exception_handler},
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _error_response(status: int, body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, status_code=status)
+
+
+async def _http_exception_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = "not_found" if exc.status_code == 404 else (
+        "method_not_allowed" if exc.status_code == 405 else None)
+    return JSONResponse(error_body(str(exc.detail), "invalid_request_error", None, kind),
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+def _guarded(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[
+        [Request], Awaitable[Response]]:
+    """Turn unexpected exceptions of ``endpoint`` into a logged 500 with an OpenAI error body."""
+
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except (HTTPException, ClientDisconnect):
+            raise
+        except Exception:
+            log.exception("unhandled error in %s %s", request.method, request.url.path)
+            return _error_response(*error_for_exception(RuntimeError()))
+
+    wrapper.__name__ = endpoint.__name__
+    return wrapper
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, or :class:`_BodyTooLarge` (after draining a bounded remainder)."""
+    declared = request.headers.get("content-length")
+    too_large = False
+    if declared is not None:
+        try:
+            too_large = int(declared) > limit
+        except ValueError:
+            pass
+    parts: list[bytes] = []
+    size = 0
+    async with aclosing(request.stream()) as stream:
+        async for part in stream:
+            size += len(part)
+            if size > limit:
+                too_large = True
+            if too_large:
+                if size > _DRAIN_LIMIT:
+                    break
+                continue
+            parts.append(part)
+    if too_large:
+        raise _BodyTooLarge()
+    return b"".join(parts)
+
+
+def _header_value(value: str) -> bytes:
+    return "".join(c for c in value if 0x20 <= ord(c) < 0x7F).encode("ascii")
+
+
+@asynccontextmanager
+async def _closing(it: AsyncIterator[RoutedChunk]) -> AsyncIterator[AsyncIterator[RoutedChunk]]:
+    """Like :func:`contextlib.aclosing`, for iterators that may lack ``aclose``."""
+    if hasattr(it, "aclose"):
+        async with aclosing(it) as agen:  # type: ignore[type-var]
+            yield agen
+    else:
+        yield it
+
+
+class _NoResponse(Response):
+    """Sends nothing (the client is gone); counted as status 499."""
+
+    def __init__(self) -> None:
+        self.status_code = 499
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        return None
+
+
+class _NoOutput(Exception):
+    """The node's stream ended without any chunk (a node bug: answered 500)."""
+
+
+class _GenerationResponse(Response):
+    """Runs one generation on the node and writes its answer (JSON or SSE) or error.
+
+    The node's generator is closed when this returns, in every case: answer complete,
+    error, client disconnect (watched concurrently) or server shutdown.
+    """
+
+    def __init__(self, node: ServingNode, parsed: ParsedRequest,
+                 heartbeat_interval: float | None) -> None:
+        self._node = node
+        self._parsed = parsed
+        self._heartbeat = heartbeat_interval
+        self._send_lock = trio.Lock()
+        self._last_write = 0.0
+        self._finished = False
+        self.status_code = 200
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def watch_disconnect(cancel_scope: trio.CancelScope) -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    log.debug("client left during %s", self._parsed.request.request_id)
+                    cancel_scope.cancel()
+                    return
+
+        try:
+            agen = self._node.generate(self._parsed.request)
+        except Exception as exc:
+            await self._send_error_response(send, exc)
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch_disconnect, nursery.cancel_scope)
+            # The generator is iterated and closed inside this one scope so that cancel
+            # scopes the node may hold across ``yield`` stay properly nested. After a
+            # disconnect the close runs cancelled: a node whose cleanup must do I/O (tell
+            # a remote executor to stop) shields that cleanup itself.
+            async with _closing(agen) as chunks:
+                if self._parsed.stream:
+                    await self._stream(chunks, send, nursery)
+                else:
+                    await self._collect(chunks, send)
+            nursery.cancel_scope.cancel()
+
+    # -- non-streaming
+
+    async def _collect(self, chunks: AsyncIterator[RoutedChunk], send: Send) -> None:
+        texts: list[str] = []
+        executors: list[str] = []
+        finish: str | None = None
+        usage: Usage | None = None
+        try:
+            async for rc in chunks:
+                executors.append(rc.executor)
+                texts.append(rc.chunk.text)
+                if rc.chunk.is_final:
+                    finish, usage = rc.chunk.finish_reason, rc.chunk.usage
+                    break
+            if not executors:
+                raise _NoOutput("the node produced no output")
+        except Exception as exc:
+            await self._send_error_response(send, exc)
+            return
+        if finish is None:
+            log.warning("%s: stream ended without a final chunk", self._parsed.request.request_id)
+        body = dumps(completion_response(self._parsed, text="".join(texts),
+                                         finish_reason=finish or FINISH_STOP, usage=usage,
+                                         executors=executors))
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (EXECUTOR_HEADER.lower().encode(), _header_value(executors[0])),
+        ]})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    # -- streaming
+
+    async def _stream(self, chunks: AsyncIterator[RoutedChunk], send: Send,
+                      nursery: trio.Nursery) -> None:
+        it = aiter(chunks)
+        try:
+            try:
+                first = await anext(it)
+            except StopAsyncIteration:
+                raise _NoOutput("the node produced no output") from None
+        except Exception as exc:
+            await self._send_error_response(send, exc)
+            return
+
+        await self._write(send, {"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+            (EXECUTOR_HEADER.lower().encode(), _header_value(first.executor)),
+        ]})
+        if self._heartbeat is not None and self._heartbeat > 0 and math.isfinite(self._heartbeat):
+            nursery.start_soon(self._heartbeats, send, self._heartbeat)
+
+        parsed = self._parsed
+        executors: list[str] = []
+        rc: RoutedChunk | None = first
+        is_first = True
+        error: Exception | None = None
+        while True:
+            if rc is None:  # the node's stream ended without a final chunk
+                log.warning("%s: stream ended without a final chunk", parsed.request.request_id)
+                await self._write_body(send, sse_event(stream_chunk(
+                    parsed, text="", first=is_first, finish_reason=FINISH_STOP,
+                    executors=executors)))
+                if parsed.include_usage:
+                    await self._write_body(send, sse_event(usage_chunk(parsed, None)))
+                break
+            if rc.executor not in executors:
+                executors.append(rc.executor)
+            c = rc.chunk
+            if c.is_final:
+                await self._write_body(send, sse_event(stream_chunk(
+                    parsed, text=c.text, first=is_first, finish_reason=c.finish_reason,
+                    executors=executors)))
+                if parsed.include_usage:
+                    await self._write_body(send, sse_event(usage_chunk(parsed, c.usage)))
+                break
+            if c.text or is_first:
+                await self._write_body(send, sse_event(stream_chunk(
+                    parsed, text=c.text, first=is_first)))
+                is_first = False
+            try:
+                rc = await anext(it)
+            except StopAsyncIteration:
+                rc = None
+            except Exception as exc:
+                error = exc
+                break
+        if error is not None:
+            status, body = error_for_exception(error)
+            if status == 500:
+                log.error("%s failed mid-stream", parsed.request.request_id, exc_info=error)
+            else:
+                log.info("%s failed mid-stream: %s", parsed.request.request_id, error)
+            await self._write_body(send, sse_event(body))
+        await self._write_body(send, SSE_DONE)
+        await self._write(send, {"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _heartbeats(self, send: Send, interval: float) -> None:
+        while True:
+            await trio.sleep_until(self._last_write + interval)
+            if trio.current_time() >= self._last_write + interval:
+                await self._write_body(send, b": ping\n\n")
+
+    async def _write_body(self, send: Send, data: bytes) -> None:
+        await self._write(send, {"type": "http.response.body", "body": data, "more_body": True})
+
+    async def _write(self, send: Send, message: Message) -> None:
+        async with self._send_lock:
+            if self._finished:
+                return
+            await send(message)
+            self._last_write = trio.current_time()
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                self._finished = True
+
+    # -- errors before the response head
+
+    async def _send_error_response(self, send: Send, exc: BaseException) -> None:
+        status, body = error_for_exception(exc)
+        rid = self._parsed.request.request_id
+        if status == 500:
+            log.error("%s failed", rid, exc_info=exc)
+        else:
+            log.info("%s failed with %d: %s", rid, status, exc)
+        data = dumps(body)
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(data)).encode()),
+        ]})
+        await send({"type": "http.response.body", "body": data, "more_body": False})
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+class _HttpMetricsMiddleware:
+    """Counts each HTTP request in ``node.metrics.http`` by (path, status)."""
+
+    def __init__(self, app: ASGIApp, node: ServingNode) -> None:
+        self.app = app
+        self.node = node
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        label = path if path in _ROUTE_PATHS else "other"
+        status: int | None = None
+        counted = False
+
+        def count(code: int) -> None:
+            nonlocal counted
+            if counted:
+                return
+            counted = True
+            try:
+                self.node.metrics.http.labels(path=label, status=str(code)).inc()
+            except Exception:  # metrics must never break a response
+                log.exception("cannot count HTTP request")
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start" and status is None:
+                status = int(message["status"])
+            elif (message["type"] == "http.response.body" and not message.get("more_body", False)
+                  and status is not None):
+                count(status)  # before the client can see the end of the response
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            count(status or 500)
+            raise
+        finally:
+            count(status or 499)
