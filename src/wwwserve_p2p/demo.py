@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -105,8 +106,8 @@ def run_demo(opts: DemoOptions) -> int:
     """Run the demo; returns a process exit code (0 if every request got an answer)."""
     import openai
 
-    con = Console()
-    questions_path = opts.questions or (opts.corpus.parents[2] / "mt-bench" / "question.jsonl"
+    con = Console(width=None if sys.stdout.isatty() else 150)
+    questions_path = opts.questions or (opts.corpus.parents[1] / "mt-bench" / "question.jsonl"
                                         if opts.corpus else Path("../shared/data/mt-bench/question.jsonl"))
     questions = load_questions(questions_path, opts.requests)
     model_paths: dict[str, Path] = {}
