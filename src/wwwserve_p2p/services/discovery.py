@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wwwserve_p2p.discovery")
 
+#: Seconds between re-announcements of our provider records.
+REPROVIDE_INTERVAL = 3600.0
+
 
 def model_key(network_id: str, model: str) -> str:
     """DHT key of the provider record for ``model`` on a network."""
@@ -25,13 +28,17 @@ async def run_discovery_service(node: "Node") -> None:
     """Provide our models, then periodically look up providers and dial unknown ones."""
     interval = node.config.net.discovery_interval
     first = True
+    last_provide = -REPROVIDE_INTERVAL
     while True:
         models = set(node.executor.models())
-        for m in sorted(models):
-            try:
-                await node.overlay.provide(model_key(node.network_id, m))
-            except OverlayError as exc:
-                log.info("provide %s failed: %s", m, exc)
+        if trio.current_time() - last_provide >= REPROVIDE_INTERVAL:
+            # provider records live 48 h in py-libp2p's DHT; re-announcing hourly is plenty
+            for m in sorted(models):
+                try:
+                    await node.overlay.provide(model_key(node.network_id, m))
+                except OverlayError as exc:
+                    log.info("provide %s failed: %s", m, exc)
+            last_provide = trio.current_time()
         models |= set(node.peers.network_models(trio.current_time()))
         connected = set(node.overlay.connected_peers())
         for m in sorted(models):

@@ -1,0 +1,324 @@
+"""Workarounds for measured py-libp2p 0.8.1 behaviour (DESIGN §8). Private to net/.
+
+Each helper names the library behaviour it changes and how; the overlay applies them to its
+own host only, except the logging fix, which is process-wide (it only reroutes log records).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import logging
+import os
+import types
+from collections.abc import Callable
+from typing import Any
+
+from libp2p.abc import INotifee
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.rpc_queue import PriorityQueue, RpcQueue
+
+log = logging.getLogger("wwwserve_p2p.net")
+
+# --------------------------------------------------------------------------------------------
+# Logging
+# --------------------------------------------------------------------------------------------
+
+#: py-libp2p modules that log through the *root* logger (``logging.warning(...)``): each such
+#: call also runs ``logging.basicConfig()`` when root has no handler, installing a stderr
+#: handler on the application's root logger.
+_ROOT_LOGGING_MODULES = ("libp2p.network.connection.swarm_connection",)
+
+
+class _ModuleLogger:
+    """Stands in for the ``logging`` module inside a py-libp2p module: the level functions
+    go to a named logger, everything else (constants, getLogger, ...) to ``logging``."""
+
+    def __init__(self, logger: logging.Logger):
+        self._logger = logger
+        self.debug = logger.debug
+        self.info = logger.info
+        self.warning = logger.warning
+        self.warn = logger.warning
+        self.error = logger.error
+        self.exception = logger.exception
+        self.critical = logger.critical
+        self.log = logger.log
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(logging, name)
+
+
+class _DropBenignDhtEof(logging.Filter):
+    """py-libp2p's KAD server logs a WARNING ("Failed to read DHT message from stream: ")
+    each time a client closes its request stream: ``NetStream.read`` raises ``StreamEOF``
+    where the varint reader expects ``b""``. Every provide/lookup would log one per peer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from libp2p.network.stream.exceptions import StreamEOF
+
+        if record.msg == "Failed to read DHT message from stream: %s" and record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            if isinstance(args[0], StreamEOF):
+                return False
+        return True
+
+
+_DHT_EOF_FILTER = _DropBenignDhtEof()
+
+#: (logger, message prefix, substrings of which one must occur): records py-libp2p logs at
+#: ERROR for routine events (a refused dial, a peer going away mid-negotiation, a connection
+#: closed under a reader). The overlay reports outcomes itself (DialError, "dial ... failed"),
+#: so these are demoted to DEBUG.
+_ROUTINE_ERRORS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("libp2p.transport.tcp.tcp", "Failed to open TCP stream", ("",)),
+    ("libp2p.host.basic_host", "Failed to open stream to peer", ("",)),
+    ("libp2p.protocol_muxer.multiselect_client", "MultiselectClient handshake", ("",)),
+    ("libp2p.stream_muxer.yamux.yamux", "Error in handle_incoming for peer",
+     ("ConnectionClosedError", "ClosedResourceError", "BrokenResourceError")),
+)
+
+
+class _DemoteRoutineErrors(logging.Filter):
+    """Re-label the records of :data:`_ROUTINE_ERRORS` as DEBUG: kept when the ``libp2p``
+    logger is at DEBUG, dropped otherwise."""
+
+    def __init__(self, prefix: str, needles: tuple[str, ...]):
+        super().__init__()
+        self.prefix = prefix
+        self.needles = needles
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG:
+            return True
+        text = record.getMessage()
+        if not text.startswith(self.prefix) or not any(n in text for n in self.needles):
+            return True
+        if not logging.getLogger("libp2p").isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+def _install_filters() -> None:
+    dht_logger = logging.getLogger("libp2p.kad_dht.kad_dht")
+    if _DHT_EOF_FILTER not in dht_logger.filters:
+        dht_logger.addFilter(_DHT_EOF_FILTER)
+    for name, prefix, needle in _ROUTINE_ERRORS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DemoteRoutineErrors) and f.prefix == prefix for f in logger.filters):
+            logger.addFilter(_DemoteRoutineErrors(prefix, needle))
+
+
+def configure_libp2p_logging(level: str) -> None:
+    """Make py-libp2p log like a well-behaved library. Idempotent.
+
+    ``import libp2p`` sets the ``libp2p`` logger to WARNING with ``propagate=False`` and no
+    handler (so its warnings go to Python's last-resort stderr printer), some modules pin
+    their own logger's level (e.g. ``libp2p.network.auto_connector`` at INFO), and one module
+    logs to the root logger. Here: the ``libp2p`` logger gets ``level`` and propagates to
+    whatever the application configured (no handler is added anywhere), every ``libp2p.*``
+    logger created so far inherits that level, the root-logging module is rerouted to its
+    own named logger, one benign per-request DHT warning is filtered out and a few ERRORs
+    logged for routine events are demoted to DEBUG (:data:`_ROUTINE_ERRORS`). If
+    ``LIBP2P_DEBUG`` is set, py-libp2p's own debug logging setup is left alone.
+    """
+    for name in _ROOT_LOGGING_MODULES:
+        module = __import__(name, fromlist=["logging"])
+        if getattr(module, "logging", None) is logging:
+            module.logging = _ModuleLogger(logging.getLogger(name))  # type: ignore[attr-defined]
+    _install_filters()
+    if os.environ.get("LIBP2P_DEBUG"):
+        return
+    root = logging.getLogger("libp2p")
+    root.setLevel(level)
+    root.propagate = True
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name.startswith("libp2p.") and isinstance(logger, logging.Logger):
+            logger.setLevel(logging.NOTSET)
+
+
+# --------------------------------------------------------------------------------------------
+# Dialing
+# --------------------------------------------------------------------------------------------
+
+
+def remove_dial_delay(swarm: Any) -> bool:
+    """Remove the fixed 250 ms wait from every dial of ``swarm`` (this instance only).
+
+    ``Swarm.dial_peer`` starts a dial per address and then waits
+    ``_HAPPY_EYEBALLS_DELAY`` (0.25 s) for it to *fail* before starting the next; a dial that
+    succeeds never sets that event, so even a single-address dial returns 250 ms late. We bind
+    to this swarm a copy of ``dial_peer`` whose globals see the delay as 0 (all addresses are
+    then dialed at once; with TCP only there is one per peer). The module constant is left
+    untouched, so other hosts in the process (e.g. a bare py-libp2p baseline in a benchmark)
+    keep the library behaviour. Returns False (and changes nothing) if the library no longer
+    has that constant.
+    """
+    from libp2p.network import swarm as swarm_module
+
+    fn = getattr(type(swarm), "dial_peer", None)
+    if not hasattr(swarm_module, "_HAPPY_EYEBALLS_DELAY") or not isinstance(fn, types.FunctionType):
+        return False
+    if fn.__globals__ is not swarm_module.__dict__:
+        return False
+    fn_globals = dict(fn.__globals__)
+    fn_globals["_HAPPY_EYEBALLS_DELAY"] = 0.0
+    clone = types.FunctionType(fn.__code__, fn_globals, fn.__name__, fn.__defaults__, fn.__closure__)
+    clone.__kwdefaults__ = fn.__kwdefaults__
+    clone.__qualname__ = fn.__qualname__
+    swarm.dial_peer = types.MethodType(clone, swarm)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Pubsub
+# --------------------------------------------------------------------------------------------
+
+#: The neighbour that forwarded the message being processed by the current task.
+_FORWARDER: contextvars.ContextVar[ID | None] = contextvars.ContextVar("wwwserve_forwarder", default=None)
+
+
+class _CountingPriorityQueue(PriorityQueue):
+    """py-libp2p's per-peer outbound queue, but a full queue is counted (it drops silently)."""
+
+    def __init__(self, max_size: int, on_drop: Callable[[rpc_pb2.RPC], None]):
+        super().__init__(max_size)
+        self._on_drop = on_drop
+
+    def push(self, rpc: rpc_pb2.RPC, priority: bool = False) -> bool:
+        ok = super().push(rpc, priority)
+        if not ok:
+            self._on_drop(rpc)
+        return ok
+
+
+class _QueueSizingDict(dict):  # type: ignore[type-arg]
+    """``Pubsub.peer_queues``: resizes each new per-peer queue as it is registered.
+
+    ``Pubsub._handle_new_peer`` builds ``RpcQueue()`` with the size fixed at import time
+    (``OutBoundQueueSize = 32``, bound as a default argument, so patching the constant does
+    nothing); an RPC pushed to a full queue is dropped with a debug log only. We swap in an
+    empty queue of ``size`` that counts drops, before anything is pushed.
+    """
+
+    def __init__(self, size: int, on_drop: Callable[[rpc_pb2.RPC], None]):
+        super().__init__()
+        self._size = size
+        self._on_drop = on_drop
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(value, RpcQueue) and len(value) == 0:
+            value._queue = _CountingPriorityQueue(self._size, self._on_drop)
+        super().__setitem__(key, value)
+
+
+class OverlayGossipSub(GossipSub):
+    """py-libp2p ``GossipSub`` whose equivocation check keeps digests, not messages.
+
+    ``GossipSub.publish`` remembers every message it forwards under (author, seqno), up to
+    ~1000 entries, to spot an author reusing a seqno for different content: with a 256 KiB
+    cap that is up to ~256 MiB of payloads. A SHA-256 of (data, topics) detects the same.
+    """
+
+    def _check_equivocation(self, msg: rpc_pb2.Message) -> bool:
+        key = msg.from_id + msg.seqno
+        digest = hashlib.sha256(msg.data)
+        for topic in msg.topicIDs:
+            digest.update(b"\x00" + topic.encode("utf-8"))
+        value = digest.digest()
+        seen = self.equivocation_detection.get(key)
+        if seen is None:
+            self.equivocation_detection[key] = value  # type: ignore[assignment]
+            return True
+        if seen != value:
+            log.debug("equivocation: %s reused seqno %s for different content", ID(msg.from_id), msg.seqno.hex())
+            return False
+        return True
+
+
+class OverlayPubsub(Pubsub):
+    """py-libp2p ``Pubsub`` with the hooks the overlay needs.
+
+    - ``notify_subscriptions`` (delivery to local subscribers) calls ``deliver(msg,
+      forwarder)`` instead of pushing into py-libp2p's 32-slot channels (which drop when full);
+      the overlay filters out our own publishes there.
+    - an exception while processing one inbound message (e.g. an undecodable key in a signed
+      message raises out of ``signature_validator``) is counted and logged instead of
+      escaping into the service.
+    - per-peer outbound queues get ``outbound_queue_size`` slots and count drops.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        deliver: Callable[[rpc_pb2.Message, ID | None], None],
+        on_bad_message: Callable[[ID, BaseException], None],
+        outbound_queue_size: int,
+        on_queue_drop: Callable[[rpc_pb2.RPC], None],
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        self._deliver = deliver
+        self._on_bad_message = on_bad_message
+        self.peer_queues = _QueueSizingDict(outbound_queue_size, on_queue_drop)
+
+    async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        token = _FORWARDER.set(msg_forwarder)
+        try:
+            await super().push_msg(msg_forwarder, msg)
+        except Exception as exc:
+            if msg_forwarder == self.my_id:
+                raise
+            self._on_bad_message(msg_forwarder, exc)
+        finally:
+            _FORWARDER.reset(token)
+
+    def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
+        self._deliver(publish_message, _FORWARDER.get())
+
+    async def stream_handler(self, stream: Any) -> None:
+        try:
+            await super().stream_handler(stream)
+        except Exception as exc:
+            peer_id = stream.muxed_conn.peer_id
+            self._on_bad_message(peer_id, exc)
+            try:
+                await stream.reset()
+            except Exception:
+                pass
+            self._handle_dead_peer(peer_id)
+
+
+class ConnectionLogger(INotifee):
+    """Logs (DEBUG) and counts connection events of one swarm."""
+
+    def __init__(self, on_event: Callable[[str, ID], None]):
+        self._on_event = on_event
+
+    async def opened_stream(self, network: Any, stream: Any) -> None:
+        pass
+
+    async def closed_stream(self, network: Any, stream: Any) -> None:
+        pass
+
+    async def connected(self, network: Any, conn: Any) -> None:
+        self._peer_event("connected", conn)
+
+    async def disconnected(self, network: Any, conn: Any) -> None:
+        self._peer_event("disconnected", conn)
+
+    async def listen(self, network: Any, multiaddr: Any) -> None:
+        pass
+
+    async def listen_close(self, network: Any, multiaddr: Any) -> None:
+        pass
+
+    def _peer_event(self, what: str, conn: Any) -> None:
+        try:
+            self._on_event(what, conn.muxed_conn.peer_id)
+        except Exception:  # never disturb the swarm
+            pass
