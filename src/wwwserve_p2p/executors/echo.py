@@ -1,0 +1,156 @@
+"""EchoExecutor: a deterministic executor for tests, plus :class:`SlotGate`, the capacity
+accounting shared by the executors of this package."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+from ..core.types import (FINISH_LENGTH, FINISH_STOP, GenerationChunk, GenerationRequest,
+                          LoadSnapshot, Usage)
+from ..errors import ConfigError
+from .base import Executor
+
+
+class SlotGate:
+    """``capacity`` concurrent slots with running/queued accounting (FIFO, trio only).
+
+    Use ``async with gate.slot(): ...`` around the work of one generation; ``queued`` counts
+    tasks waiting for a slot, ``running`` those holding one. Cancellation while waiting or
+    while running releases everything. Safe to hold across ``yield`` in an async generator
+    (no cancel scope is involved).
+    """
+
+    def __init__(self, capacity: int):
+        if int(capacity) < 1:
+            raise ConfigError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        self.running = 0
+        self.queued = 0
+        self._sem = trio.Semaphore(self.capacity)
+
+    @asynccontextmanager
+    async def slot(self):
+        self.queued += 1
+        try:
+            await self._sem.acquire()
+        finally:
+            self.queued -= 1
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+            self._sem.release()
+
+    def snapshot(self, kv_usage: float = 0.0) -> LoadSnapshot:
+        """The current :class:`LoadSnapshot`."""
+        return LoadSnapshot(running=self.running, queued=self.queued, capacity=self.capacity,
+                            kv_usage=kv_usage)
+
+
+class EchoExecutor(Executor):
+    """Echoes the prompt back, word by word: deterministic, instant or artificially slow.
+
+    The *full answer* to a request is the words (``str.split``) of ``request.prompt`` — for a
+    chat request, of the content of the last ``user`` message (the last message if none is
+    from the user) — preceded by the word ``"[<peer_label>]"`` when ``peer_label`` is set (so
+    tests can tell executors apart). Each word is one token, emitted as ``"word "`` (the last
+    one without trailing space), so the concatenated output is the words joined by spaces.
+
+    - At most ``max_tokens`` tokens are emitted (``finish_reason="length"`` when the answer is
+      cut, else ``"stop"``). ``max_tokens`` bounds the tokens emitted *by this call*: a caller
+      re-dispatching with a ``continuation`` passes the remaining budget.
+    - ``continuation``: if it is a prefix of the full answer, only the text after it is
+      emitted (a partially delivered word is completed; the completion counts as one token);
+      otherwise generation resumes at word index ``len(continuation.split())``.
+    - ``stop``, ``temperature``, ``top_p`` and ``seed`` are validated but otherwise ignored.
+    - Before each token it awaits ``trio.sleep(delay_per_token)`` (works under MockClock).
+    - Usage: ``prompt_tokens`` = words of the prompt text, ``completion_tokens`` = tokens emitted.
+
+    :param models: names served (non-empty).
+    :param capacity: concurrent generations; more are queued (FIFO).
+    :raises ConfigError: empty ``models``, ``capacity < 1`` or negative ``delay_per_token``.
+    """
+
+    kind = "echo"
+
+    def __init__(self, models: tuple[str, ...] = ("echo",), capacity: int = 4,
+                 delay_per_token: float = 0.0, peer_label: str = ""):
+        if isinstance(models, str):
+            models = (models,)
+        models = tuple(models)
+        if not models or not all(isinstance(m, str) and m for m in models):
+            raise ConfigError(f"models must be a non-empty tuple of names, got {models!r}")
+        if delay_per_token < 0:
+            raise ConfigError(f"delay_per_token must be >= 0, got {delay_per_token}")
+        self._models = models
+        self._gate = SlotGate(capacity)
+        self.delay_per_token = float(delay_per_token)
+        self.peer_label = peer_label
+
+    def models(self) -> tuple[str, ...]:
+        return self._models
+
+    def load(self) -> LoadSnapshot:
+        return self._gate.snapshot()
+
+    # -- the deterministic answer -------------------------------------------------------------
+
+    @staticmethod
+    def _source_text(request: GenerationRequest) -> str:
+        if not request.is_chat:
+            return request.prompt_text()
+        users = [m.content for m in request.messages if m.role == "user"]
+        return users[-1] if users else request.messages[-1].content
+
+    def answer_tokens(self, request: GenerationRequest) -> list[str]:
+        """The tokens of the full answer to ``request`` (ignoring continuation and max_tokens)."""
+        words = self._source_text(request).split()
+        if self.peer_label:
+            words.insert(0, f"[{self.peer_label}]")
+        return [w + " " for w in words[:-1]] + words[-1:]
+
+    @staticmethod
+    def _after_continuation(tokens: list[str], continuation: str) -> list[str]:
+        if not continuation:
+            return tokens
+        full = "".join(tokens)
+        if full.startswith(continuation):
+            pos = 0
+            for i, tok in enumerate(tokens):
+                if pos + len(tok) > len(continuation):
+                    return [tok[len(continuation) - pos:]] + tokens[i + 1:]
+                pos += len(tok)
+            return []
+        rest = tokens[len(continuation.split()):]
+        if rest and not continuation[-1].isspace():
+            rest = [" " + rest[0]] + rest[1:]
+        return rest
+
+    # -- generation ---------------------------------------------------------------------------
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
+        self.check_request(request)
+        todo = self._after_continuation(self.answer_tokens(request), request.continuation)
+        emit = todo[:request.max_tokens]
+        finish = FINISH_LENGTH if len(todo) > request.max_tokens else FINISH_STOP
+        usage = Usage(prompt_tokens=len(self._source_text(request).split()),
+                      completion_tokens=len(emit))
+        async with self._gate.slot():
+            for tok in emit[:-1]:
+                await self._pace()
+                yield GenerationChunk(tok)
+            if emit:
+                await self._pace()
+        # The slot is released before the final chunk: a consumer that stops reading after
+        # the final chunk without closing the generator does not hold capacity.
+        yield GenerationChunk(emit[-1] if emit else "", finish, usage)
+
+    async def _pace(self) -> None:
+        if self.delay_per_token > 0:
+            await trio.sleep(self.delay_per_token)
+        else:
+            await trio.lowlevel.checkpoint()
