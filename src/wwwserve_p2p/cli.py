@@ -177,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "per-node results (table + JSON in --out).")
     d.add_argument("--nodes", type=int, default=4, help="number of node processes, >= 2 (default: %(default)s)")
     d.add_argument("--requests", type=int, default=80, help="questions to send (default: all 80)")
-    d.add_argument("--rate", type=float, default=4.0, help="arrival rate, requests/s (default: %(default)s)")
-    d.add_argument("--max-tokens", type=int, default=48, help="max_tokens per request (default: %(default)s)")
+    d.add_argument("--rate", type=float, default=8.0, help="arrival rate, requests/s (default: %(default)s)")
+    d.add_argument("--max-tokens", type=int, default=128, help="max_tokens per request (default: %(default)s)")
     d.add_argument("--executor", choices=["hf", "echo"], default="hf",
                    help="hf: trained tiny models (default); echo: no torch needed")
     d.add_argument("--out", default="results/demo", help="output directory (default: %(default)s)")

@@ -33,12 +33,12 @@ MODEL = "shakespeare"
 class DemoOptions:
     nodes: int = 4
     requests: int = 80
-    rate: float = 4.0
+    rate: float = 8.0
     out_dir: Path = Path("results/demo")
     data_dir: Path = Path("data")
     corpus: Path | None = None
     questions: Path | None = None
-    max_tokens: int = 48
+    max_tokens: int = 128
     executor: str = "hf"
     seed: int = 0
 
@@ -83,7 +83,8 @@ def _send_one(client, q: dict[str, Any], max_tokens: int, seed: int) -> dict[str
     try:
         with client.chat.completions.with_streaming_response.create(
                 model=MODEL, messages=[{"role": "user", "content": q["text"]}], max_tokens=max_tokens,
-                temperature=0.8, seed=seed, stream=True) as resp:
+                temperature=0.8, seed=seed, stream=True,
+                stream_options={"include_usage": True}) as resp:
             rec["executor"] = resp.headers.get("x-wwwserve-executor")
             text = []
             for chunk in resp.parse():
