@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-DATA_DIR = Path(os.environ.get("WWWSERVE_DATA_DIR", "/work/shared/data"))
+#: shared/data beside the checkout (as CI lays it out), or $WWWSERVE_DATA_DIR
+DATA_DIR = Path(os.environ.get("WWWSERVE_DATA_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 SHAKESPEARE = DATA_DIR / "tinyshakespeare" / "input.txt"
 
 
