@@ -28,6 +28,7 @@ from typing import Any
 from .core.peers import PeerTableConfig
 from .core.policy import OffloadPolicy
 from .errors import ConfigError
+from .net.config import Libp2pConfig
 
 
 @dataclass(frozen=True)
@@ -47,25 +48,8 @@ class NodeSection:
         return hashlib.sha256(self.network.encode("utf-8")).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class NetSection:
-    """libp2p settings. ``listen``/``bootstrap`` are multiaddrs; bootstrap ones end in /p2p/<PeerId>."""
-
-    listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
-    bootstrap: tuple[str, ...] = ()
-    heartbeat_interval: float = 1.0
-    gossip_max_bytes: int = 256 * 1024
-    gossip_rate_per_peer: float = 50.0
-    gossip_burst_per_peer: int = 100
-    dial_timeout: float = 5.0
-    discovery_interval: float = 10.0
-
-    def __post_init__(self) -> None:
-        for a in self.bootstrap:
-            if "/p2p/" not in a:
-                raise ConfigError(f"net.bootstrap address {a!r} must end in /p2p/<PeerId>")
-        if self.heartbeat_interval <= 0 or self.dial_timeout <= 0 or self.discovery_interval <= 0:
-            raise ConfigError("net intervals and timeouts must be > 0")
+#: The ``[net]`` section is the overlay's own settings class.
+NetSection = Libp2pConfig
 
 
 @dataclass(frozen=True)

@@ -369,13 +369,8 @@ async def open_node(
             if hasattr(executor, "start"):
                 await executor.start()
         if overlay is None:
-            from .net.libp2p_overlay import Libp2pConfig, open_libp2p_overlay
-            n = config.net
-            overlay = await stack.enter_async_context(open_libp2p_overlay(identity, Libp2pConfig(
-                listen=n.listen, bootstrap=n.bootstrap, heartbeat_interval=n.heartbeat_interval,
-                gossip_max_bytes=n.gossip_max_bytes, gossip_rate_per_peer=n.gossip_rate_per_peer,
-                gossip_burst_per_peer=n.gossip_burst_per_peer, dial_timeout=n.dial_timeout,
-                discovery_interval=n.discovery_interval)))
+            from .net.libp2p_overlay import open_libp2p_overlay
+            overlay = await stack.enter_async_context(open_libp2p_overlay(identity, config.net))
         node = Node(config, identity, overlay, executor)
         overlay.set_stream_handler(DELEGATE_PROTOCOL, partial(serve_delegate_stream, node))
         async with trio.open_nursery() as nursery:

@@ -11,9 +11,10 @@ from wwwserve_p2p.identity import Identity, public_bytes_from_peer_id, verify
 def test_defaults_and_overrides(tmp_path):
     f = tmp_path / "n.toml"
     f.write_text('[node]\nnetwork = "x"\n[policy]\ntarget_load = 0.7\n[executor]\nkind = "echo"\nmodels = ["a"]\n')
-    c = load_config(f, ["policy.accept_frequency=0.25", "net.bootstrap=/ip4/127.0.0.1/tcp/1/p2p/Qm", "api.port=0"])
+    boot = f"/ip4/127.0.0.1/tcp/1/p2p/{Identity.generate().peer_id}"
+    c = load_config(f, ["policy.accept_frequency=0.25", f"net.bootstrap={boot}", "api.port=0"])
     assert c.policy.target_load == 0.7 and c.policy.accept_frequency == 0.25
-    assert c.net.bootstrap == ("/ip4/127.0.0.1/tcp/1/p2p/Qm",)
+    assert c.net.bootstrap == (boot,)
     assert c.executor == {"kind": "echo", "models": ["a"]}
     assert c.node.network_id == load_config(None, ["node.network=x"]).node.network_id != load_config().node.network_id
 
@@ -22,6 +23,7 @@ def test_defaults_and_overrides(tmp_path):
     ("policy.nope=1", "unknown key"), ("bogus.x=1", "unknown config section"),
     ("policy.accept_frequency=2", "accept_frequency"), ("api.enabled=3", "true or false"),
     ("net.bootstrap=/ip4/1.2.3.4/tcp/1", "/p2p/"), ("policyaccept", "section.key=value"),
+    ("net.listen=/ip4/1.2.3.4/udp/1", "not a TCP multiaddr"), ("net.gossip_max_bytes=2000000", "<="),
 ])
 def test_bad_config_is_a_clear_error(override, match):
     with pytest.raises(ConfigError, match=match):
