@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -210,6 +210,7 @@ class Node:
                 if remote:
                     self._inflight.setdefault(remote.peer_id, set()).add(remote)
                 finished = False
+                prev_route = req.route
                 try:
                     source = remote.chunks() if remote else self.executor.generate(req)
                     async with aclosing(source) as chunks:
@@ -240,7 +241,9 @@ class Node:
                     self.stats.redispatched += 1
                     self.metrics.redispatches.inc()
                     extra_tokens = nchunks
+                    # continuation and budget from the original request; the route keeps every failed peer
                     req = continuation_request(request, delivered, nchunks, remote.peer_id)
+                    req = replace(req, route=tuple(dict.fromkeys(req.route + prev_route)))
                 finally:
                     if remote:
                         self._inflight.get(remote.peer_id, set()).discard(remote)

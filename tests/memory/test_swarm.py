@@ -183,3 +183,19 @@ async def test_closing_right_after_the_final_chunk_counts_as_success(autojump_cl
         await gen.aclose()
         assert swarm[0].stats.failed == 0 and len(swarm[0].stats.latencies) == 1
         await swarm.wait_until(lambda: swarm[1].delegated_running == 0, timeout=2)
+
+
+async def test_two_executor_crashes_still_give_one_complete_answer(autojump_clock):
+    executors = [echo(models=("front",))] + [echo(models=("echo",), delay=0.2) for _ in range(3)]
+    async with open_swarm(executors) as swarm:
+        origin = swarm[0]
+        pieces, owners = [], []
+        async with aclosing(origin.generate(req())) as gen:
+            async for rc in gen:
+                pieces.append(rc.chunk.text)
+                owners.append(rc.executor)
+                if len(pieces) in (2, 5):
+                    victim = [m.index for m in swarm.members if m.identity.peer_id == rc.executor][0]
+                    swarm.kill(victim)
+        assert "".join(pieces) == PROMPT
+        assert len(set(owners)) == 3 and origin.stats.redispatched == 2
