@@ -89,7 +89,7 @@ class DelegationSection:
     probe_timeout: float = 2.0
     commit_timeout: float = 5.0
     first_token_timeout: float = 60.0
-    chunk_timeout: float = 30.0
+    chunk_timeout: float = 10.0
     max_attempts: int = 4
     retry_delay: float = 0.2
     max_retries: int = 20

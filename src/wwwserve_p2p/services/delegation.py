@@ -109,10 +109,10 @@ async def _execute_for_peer(node: "Node", stream: Stream, reader: FrameReader, r
         async def watch_requester() -> None:
             # After commit the requester sends nothing; EOF or reset means it gave up.
             try:
-                await stream.read(1)
-            except OverlayError:
-                pass
-            log.info("requester of %s went away; cancelling", request.request_id)
+                why = f"read {await stream.read(1)!r}"
+            except OverlayError as exc:
+                why = str(exc)
+            log.info("requester of %s went away (%s); cancelling", request.request_id, why)
             nursery.cancel_scope.cancel()
 
         nursery.start_soon(watch_requester)
@@ -125,8 +125,8 @@ async def _execute_for_peer(node: "Node", stream: Stream, reader: FrameReader, r
                     await stream.write(frame(codec.encode_reply(chunk)))
             finally:
                 await gen.aclose()
-        except OverlayError:
-            log.info("stream to %s broke while serving %s", stream.remote_peer, request.request_id)
+        except OverlayError as exc:
+            log.warning("stream to %s broke while serving %s: %s", stream.remote_peer, request.request_id, exc)
         except (ExecutorError, WwwServeError) as exc:
             await _try_write(stream, ErrorReply(_error_code(exc), str(exc)))
         nursery.cancel_scope.cancel()
