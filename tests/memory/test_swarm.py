@@ -38,6 +38,18 @@ async def collect(node, request):
     return "".join(rc.chunk.text for rc in chunks), [rc.executor for rc in chunks], chunks[-1].chunk
 
 
+async def crash_executors_at(swarm, origin, at: tuple[int, ...]):
+    """Stream one request from ``origin``, crashing the current executor after the chunk counts in ``at``."""
+    pieces, owners = [], []
+    async with aclosing(origin.generate(req())) as gen:
+        async for rc in gen:
+            pieces.append(rc.chunk.text)
+            owners.append(rc.executor)
+            if len(pieces) in at:
+                swarm.kill(next(m.index for m in swarm.members if m.identity.peer_id == rc.executor))
+    return pieces, owners
+
+
 def echo(models=("echo",), capacity=4, delay=0.0):
     return EchoExecutor(models=models, capacity=capacity, delay_per_token=delay)
 
@@ -75,14 +87,7 @@ async def test_executor_crash_mid_stream_gives_one_complete_answer(autojump_cloc
     executors = [echo(models=("front",))] + [echo(models=("echo",), delay=0.2) for _ in range(2)]
     async with open_swarm(executors) as swarm:
         origin = swarm[0]
-        pieces, owners = [], []
-        async with aclosing(origin.generate(req())) as gen:
-            async for rc in gen:
-                pieces.append(rc.chunk.text)
-                owners.append(rc.executor)
-                if len(pieces) == 3:
-                    victim = [m.index for m in swarm.members if m.identity.peer_id == rc.executor][0]
-                    swarm.kill(victim)
+        pieces, owners = await crash_executors_at(swarm, origin, (3,))
         assert "".join(pieces) == PROMPT
         assert len(set(owners)) == 2 and owners[0] != owners[-1]
         assert origin.stats.redispatched == 1 and origin.stats.failed == 0
@@ -189,13 +194,6 @@ async def test_two_executor_crashes_still_give_one_complete_answer(autojump_cloc
     executors = [echo(models=("front",))] + [echo(models=("echo",), delay=0.2) for _ in range(3)]
     async with open_swarm(executors) as swarm:
         origin = swarm[0]
-        pieces, owners = [], []
-        async with aclosing(origin.generate(req())) as gen:
-            async for rc in gen:
-                pieces.append(rc.chunk.text)
-                owners.append(rc.executor)
-                if len(pieces) in (2, 5):
-                    victim = [m.index for m in swarm.members if m.identity.peer_id == rc.executor][0]
-                    swarm.kill(victim)
+        pieces, owners = await crash_executors_at(swarm, origin, (2, 5))
         assert "".join(pieces) == PROMPT
         assert len(set(owners)) == 3 and origin.stats.redispatched == 2
