@@ -37,7 +37,7 @@ from wwwserve_p2p.core.types import GenerationRequest
 from wwwserve_p2p.executors.echo import EchoExecutor
 from wwwserve_p2p.identity import Identity
 from wwwserve_p2p.node import open_node
-from wwwserve_p2p.services.delegation import percentile
+from wwwserve_p2p.core.stats import percentile
 
 _ids = itertools.count()
 

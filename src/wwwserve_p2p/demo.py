@@ -24,7 +24,7 @@ from rich.table import Table
 
 from .errors import WwwServeError
 from .localnet import NodeProcess, NodeSpec, start_network, stop_network, wait_for_mesh
-from .services.delegation import percentile
+from .core.stats import percentile
 
 MODEL = "shakespeare"
 

@@ -28,6 +28,7 @@ from .config import NodeConfig
 from .core.peers import PeerEvent, PeerState, PeerTable
 from .core.policy import Route, decide_accept, decide_route
 from .core.selection import select_candidates
+from .core.stats import percentile
 from .core.types import GenerationRequest, ModelCard, PeerStatus, RoutedChunk, Usage
 from .errors import (
     MalformedMessage,
@@ -45,7 +46,6 @@ from .services.delegation import (
     PROTOCOL as DELEGATE_PROTOCOL,
     DelegationAttempt,
     continuation_request,
-    percentile,
     probe_and_commit,
     serve_delegate_stream,
 )

@@ -68,3 +68,10 @@ def test_policy_validates():
         OffloadPolicy(accept_frequency=1.5)
     with pytest.raises(ValueError):
         OffloadPolicy(stake=-1)
+
+
+def test_percentile_interpolates_like_numpy():
+    from wwwserve_p2p.core.stats import percentile
+    assert percentile([3.0, 1.0, 2.0, 4.0], 50) == 2.5
+    assert percentile([1.0, 2.0], 100) == 2.0 and percentile([5.0], 99) == 5.0
+    assert percentile([], 50) != percentile([], 50)  # NaN

@@ -237,10 +237,15 @@ def wwwserve_extension(executors: Iterable[str]) -> dict[str, Any]:
     return {"executor": ex[0] if ex else None, "executors": ex}
 
 
+def _envelope(parsed: ParsedRequest, obj: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fields every response object and chunk shares (OpenAI's layout)."""
+    return {"id": parsed.request.request_id, "object": obj, "created": parsed.created,
+            "model": parsed.request.model, "system_fingerprint": None, "choices": choices}
+
+
 def completion_response(parsed: ParsedRequest, *, text: str, finish_reason: str | None,
                         usage: Usage | None, executors: Iterable[str]) -> dict[str, Any]:
     """The non-streaming response body (``chat.completion`` or ``text_completion``)."""
-    rq = parsed.request
     if parsed.chat:
         choice: dict[str, Any] = {
             "index": 0,
@@ -253,16 +258,10 @@ def completion_response(parsed: ParsedRequest, *, text: str, finish_reason: str 
         choice = {"index": 0, "text": text, "logprobs": None,
                   "finish_reason": finish_reason or FINISH_STOP}
         obj = "text_completion"
-    return {
-        "id": rq.request_id,
-        "object": obj,
-        "created": parsed.created,
-        "model": rq.model,
-        "system_fingerprint": None,
-        "choices": [choice],
-        "usage": usage_json(usage),
-        "x_wwwserve": wwwserve_extension(executors),
-    }
+    out = _envelope(parsed, obj, [choice])
+    out["usage"] = usage_json(usage)
+    out["x_wwwserve"] = wwwserve_extension(executors)
+    return out
 
 
 def stream_chunk(parsed: ParsedRequest, *, text: str, first: bool = False,
@@ -274,7 +273,6 @@ def stream_chunk(parsed: ParsedRequest, *, text: str, first: bool = False,
     ``text`` is non-empty. With ``include_usage`` every chunk has ``usage: null`` (the totals
     come in :func:`usage_chunk`). ``executors`` (given on the final chunk) adds ``x_wwwserve``.
     """
-    rq = parsed.request
     if parsed.chat:
         delta: dict[str, Any] = {}
         if first:
@@ -287,14 +285,7 @@ def stream_chunk(parsed: ParsedRequest, *, text: str, first: bool = False,
     else:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
         obj = "text_completion"
-    out: dict[str, Any] = {
-        "id": rq.request_id,
-        "object": obj,
-        "created": parsed.created,
-        "model": rq.model,
-        "system_fingerprint": None,
-        "choices": [choice],
-    }
+    out = _envelope(parsed, obj, [choice])
     if parsed.include_usage:
         out["usage"] = None
     if executors is not None:
@@ -304,16 +295,9 @@ def stream_chunk(parsed: ParsedRequest, *, text: str, first: bool = False,
 
 def usage_chunk(parsed: ParsedRequest, usage: Usage | None) -> dict[str, Any]:
     """The extra last chunk sent with ``stream_options.include_usage``: no choices, ``usage``."""
-    rq = parsed.request
-    return {
-        "id": rq.request_id,
-        "object": "chat.completion.chunk" if parsed.chat else "text_completion",
-        "created": parsed.created,
-        "model": rq.model,
-        "system_fingerprint": None,
-        "choices": [],
-        "usage": usage_json(usage),
-    }
+    out = _envelope(parsed, "chat.completion.chunk" if parsed.chat else "text_completion", [])
+    out["usage"] = usage_json(usage)
+    return out
 
 
 def sse_event(obj: Any) -> bytes:

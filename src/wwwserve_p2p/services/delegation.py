@@ -17,14 +17,13 @@ accepted-but-uncommitted offer holds a delegated slot for at most ``commit_timeo
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import trio
 
-from ..core.types import ErrorReply, GenerationChunk, GenerationRequest, Offer, Usage
+from ..core.types import ErrorReply, GenerationChunk, GenerationRequest, Offer
 from ..errors import (
     ExecutorError,
     InvalidRequest,
@@ -266,18 +265,3 @@ def continuation_request(request: GenerationRequest, delivered: str, delivered_c
     remaining = max(1, request.max_tokens - delivered_chunks)
     return replace(request, continuation=request.continuation + delivered, max_tokens=remaining,
                    route=request.route + (failed_peer,))
-
-
-def merge_usage(first: Usage | None, extra_completion: int) -> Usage:
-    u = first or Usage()
-    return Usage(u.prompt_tokens, u.completion_tokens + extra_completion)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) by linear interpolation (NumPy's default method); NaN if empty."""
-    if not values:
-        return math.nan
-    s = sorted(values)
-    pos = (len(s) - 1) * q / 100.0
-    lo, hi = int(math.floor(pos)), int(math.ceil(pos))
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
