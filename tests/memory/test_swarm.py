@@ -197,3 +197,12 @@ async def test_two_executor_crashes_still_give_one_complete_answer(autojump_cloc
         pieces, owners = await crash_executors_at(swarm, origin, (2, 5))
         assert "".join(pieces) == PROMPT
         assert len(set(owners)) == 3 and origin.stats.redispatched == 2
+
+
+async def test_memory_overlay_forgets_finished_streams(autojump_clock):
+    async with open_swarm([echo(models=("front",)), echo()]) as swarm:
+        for _ in range(5):
+            await collect(swarm[0], req())
+        assert len(swarm[0].overlay._streams) == 0  # the requester's ends are dropped on close
+        # the executor's end is dropped when its handler task ends, just after the answer
+        await swarm.wait_until(lambda: len(swarm[1].overlay._streams) == 0, timeout=1)

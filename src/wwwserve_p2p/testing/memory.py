@@ -29,7 +29,9 @@ class _Pipe:
 class MemoryStream(Stream):
     """One end of an in-memory stream."""
 
-    def __init__(self, remote_peer: str, protocol: str, inbound: _Pipe, outbound: _Pipe, state: dict):
+    def __init__(self, remote_peer: str, protocol: str, inbound: _Pipe, outbound: _Pipe, state: dict,
+                 on_done=None):
+        self._on_done = on_done  # called once this end is closed or reset (the overlay forgets it)
         self.remote_peer = remote_peer
         self.protocol = protocol
         self._in = inbound
@@ -63,11 +65,18 @@ class MemoryStream(Stream):
         if not self._closed:
             self._closed = True
             self._out.send.close()
+        self._done()
 
     async def reset(self) -> None:
         self._state["reset"] = True
         for ch in (self._out.send, self._in.send, self._in.recv, self._out.recv):
             ch.close()
+        self._done()
+
+    def _done(self) -> None:
+        if self._on_done is not None:
+            self._on_done(self)
+            self._on_done = None
 
 
 class MemoryNetwork:
@@ -185,7 +194,7 @@ class MemoryOverlay(Overlay):
         if handler is None:
             raise DialError(f"{peer_id} does not speak {protocol}")
         a_to_b, b_to_a, state = _Pipe(), _Pipe(), {"reset": False}
-        ours = MemoryStream(peer_id, protocol, b_to_a, a_to_b, state)
+        ours = MemoryStream(peer_id, protocol, b_to_a, a_to_b, state, on_done=self._streams.discard)
         theirs = MemoryStream(self._peer_id, protocol, a_to_b, b_to_a, state)
         self._streams.add(ours)
         remote._streams.add(theirs)
