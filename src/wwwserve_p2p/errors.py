@@ -9,6 +9,8 @@ Families:
 - :class:`ExecutorError`: a local executor failed (``ModelNotFound``, ``InvalidRequest``).
 - :class:`DelegationError`: a request could not be served through the overlay
   (``NoExecutorAvailable``, ``RemoteError``).
+- :class:`LedgerError`: ledger data was refused (``InvalidBlock`` carries the reason code);
+  ``StorageError``: the ledger store cannot be read or written.
 - :class:`RequestTimeout`: a deadline passed; ``may_have_processed`` says whether the remote
   side may have done (part of) the work.
 """
@@ -85,3 +87,20 @@ class RequestTimeout(WwwServeError, TimeoutError):
     def __init__(self, message: str, *, may_have_processed: bool):
         self.may_have_processed = may_have_processed
         super().__init__(message)
+
+
+class LedgerError(WwwServeError):
+    """Ledger data (a block, entry, ticket, genesis file) was refused."""
+
+
+class InvalidBlock(LedgerError):
+    """A block or entry failed validation; ``reason`` is a stable code (see ``core.ledger.Reason``)."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class StorageError(LedgerError):
+    """The ledger store could not be read or written (disk full, corrupt file, permissions)."""

@@ -13,62 +13,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import base58
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from .core.crypto import message as _message
+from .core.crypto import peer_id_from_public_bytes, public_bytes_from_peer_id, verify
 from .errors import ConfigError, MalformedMessage
 
-#: Protobuf prefix of a libp2p PublicKey message for Ed25519: field 1 (Type) = 1, field 2 (Data) len 32.
-_PB_ED25519_PREFIX = bytes([0x08, 0x01, 0x12, 0x20])
-#: Identity multihash header: code 0x00, length 36.
-_MH_IDENTITY_PREFIX = bytes([0x00, 0x24])
+__all__ = ["KEY_FILE_NAME", "Identity", "peer_id_from_public_bytes", "public_bytes_from_peer_id", "verify"]
 
 KEY_FILE_NAME = "identity.key"
-
-
-def peer_id_from_public_bytes(public: bytes) -> str:
-    """PeerId (base58 text) of a raw 32-byte Ed25519 public key.
-
-    :raises MalformedMessage: ``public`` is not 32 bytes.
-    """
-    if len(public) != 32:
-        raise MalformedMessage(f"an Ed25519 public key has 32 bytes, got {len(public)}")
-    return base58.b58encode(_MH_IDENTITY_PREFIX + _PB_ED25519_PREFIX + public).decode("ascii")
-
-
-def public_bytes_from_peer_id(peer_id: str) -> bytes:
-    """The raw Ed25519 public key embedded in ``peer_id``.
-
-    :raises MalformedMessage: not base58, or not an identity-multihash Ed25519 PeerId (e.g. an
-        RSA PeerId, which is a SHA-256 multihash and does not embed the key).
-    """
-    try:
-        raw = base58.b58decode(peer_id)
-    except Exception as exc:  # base58 raises ValueError on bad alphabet
-        raise MalformedMessage(f"PeerId is not base58: {peer_id!r}") from exc
-    head = _MH_IDENTITY_PREFIX + _PB_ED25519_PREFIX
-    if len(raw) != len(head) + 32 or not raw.startswith(head):
-        raise MalformedMessage(f"not an Ed25519 PeerId: {peer_id!r}")
-    return raw[len(head):]
-
-
-def _message(domain: str, payload: bytes) -> bytes:
-    return domain.encode("utf-8") + b"\x00" + payload
-
-
-def verify(peer_id: str, domain: str, payload: bytes, signature: bytes) -> bool:
-    """True iff ``signature`` is ``peer_id``'s Ed25519 signature of ``domain``-separated ``payload``.
-
-    Never raises: a malformed PeerId or signature is simply invalid.
-    """
-    try:
-        key = Ed25519PublicKey.from_public_bytes(public_bytes_from_peer_id(peer_id))
-        key.verify(signature, _message(domain, payload))
-        return True
-    except (InvalidSignature, MalformedMessage, ValueError):
-        return False
 
 
 @dataclass(frozen=True)
