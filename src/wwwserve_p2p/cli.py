@@ -108,6 +108,88 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_amount(text: str) -> int:
+    """Micro-credits from ``123`` (credits) or ``123u`` (micro-credits)."""
+    t = text.strip().lower()
+    try:
+        value = int(t[:-1]) if t.endswith("u") else int(round(float(t) * 1_000_000))
+    except ValueError:
+        raise WwwServeError(f"not an amount: {text!r} (credits, e.g. 100 or 2.5; or micro-credits, e.g. 1500u)") from None
+    if value <= 0:
+        raise WwwServeError(f"amount must be > 0: {text!r}")
+    return value
+
+
+def cmd_genesis(args: argparse.Namespace) -> int:
+    from .config import config_from_dict, write_genesis
+    from .core.ledger import Genesis, LedgerParams
+    from .identity import KEY_FILE_NAME, Identity
+
+    allocations: dict[str, int] = {}
+    for item in args.alloc:
+        if "=" not in item:
+            raise WwwServeError(f"--alloc {item!r} must be PEER_ID=AMOUNT")
+        peer, amount = item.split("=", 1)
+        allocations[peer.strip()] = _parse_amount(amount)
+    for d in args.alloc_key_dir:
+        key = Path(d) / KEY_FILE_NAME if Path(d).is_dir() else Path(d)
+        allocations[Identity.load(key).peer_id] = _parse_amount(args.amount)
+    params: dict[str, int] = {}
+    for item in args.param:
+        if "=" not in item:
+            raise WwwServeError(f"--param {item!r} must be NAME=INTEGER")
+        k, v = item.split("=", 1)
+        try:
+            params[k.strip()] = int(v)
+        except ValueError:
+            raise WwwServeError(f"--param {k}: {v!r} is not an integer") from None
+    try:
+        genesis = Genesis(args.network, LedgerParams(**params), tuple(allocations.items()), note=args.note)
+    except TypeError as exc:
+        raise WwwServeError(f"unknown ledger parameter: {exc}") from None
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise WwwServeError(f"{out} exists; pass --force to overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_genesis(genesis, out)
+    config_from_dict({"ledger": {"genesis": str(out)}}).genesis()  # read back: proves it loads
+    print(f"wrote {out}: network {genesis.network!r}, network id {genesis.network_id}, "
+          f"{len(genesis.allocations)} allocations, supply {genesis.supply / 1e6:g} credits")
+    print(f"use it with: wwwserve node --set ledger.genesis={out}")
+    return 0
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    import httpx
+    from rich.console import Console
+    from rich.table import Table
+
+    base = args.url.rstrip("/")
+    try:
+        summary = httpx.get(base + "/ledger", timeout=5).json()
+        accounts = httpx.get(base + "/ledger/accounts", timeout=5).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise WwwServeError(f"cannot read the ledger of {args.url}: {exc}") from None
+    if args.json:
+        print(json.dumps({"summary": summary, **accounts}, indent=2))
+        return 0
+    con = Console()
+    con.print(f"network [bold]{summary['network']}[/bold] ({summary['network_id']})  state {summary['state_hash'][:16]}  "
+              f"blocks {summary['blocks']} from {summary['authors']} authors, pending {summary['pending']}  "
+              f"supply {summary['supply'] / 1e6:,.6f} of {summary['genesis_supply'] / 1e6:,.6f} credits, "
+              f"burned {summary['burned'] / 1e6:,.6f}")
+    t = Table(title=f"accounts seen by {summary['me']['peer_id'][-12:]} (credits)")
+    for col in ("peer", "balance", "stake", "unbonding", "debt", "height", "flags"):
+        t.add_column(col, justify="right" if col not in ("peer", "flags") else "left")
+    for a in accounts["accounts"]:
+        flags = ", ".join(f for f, on in (("me", a["peer_id"] == summary["me"]["peer_id"]),
+                                          ("in debt", a["in_debt"]), ("equivocated", a["equivocated"])) if on)
+        t.add_row(a["peer_id"][-12:], f"{a['balance'] / 1e6:,.6f}", f"{a['stake'] / 1e6:,.6f}",
+                  f"{a['unbonding'] / 1e6:,.6f}", f"{a['debt'] / 1e6:,.6f}", str(a["height"]), flags)
+    con.print(t)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     setup_logging("INFO")
     from .executors.training import ensure_models
@@ -160,6 +242,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--url", default="http://127.0.0.1:8000", help="the node's API base URL (default: %(default)s)")
     s.add_argument("--json", action="store_true", help="print raw JSON")
     s.set_defaults(func=cmd_status)
+
+    g = sub.add_parser("genesis", help="write a network genesis file (name, ledger parameters, allocations)",
+                       description="Write the genesis JSON that defines a network: its name, ledger parameters "
+                                   "and initial credit per PeerId. The network id is its hash, so every node of "
+                                   "the network must use the same file (--set ledger.genesis=FILE). Amounts are "
+                                   "credits (1 credit = 1,000,000 micro-credits) or micro-credits with a 'u' suffix.",
+                       epilog="Example:\n  wwwserve genesis --network mynet --out genesis.json \\\n"
+                              "    --alloc 12D3KooW...=100 --alloc-key-dir data/node2 --param unbonding_ms=60000",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    g.add_argument("--network", required=True, help="network name")
+    g.add_argument("--out", default="genesis.json", help="file to write (default: %(default)s)")
+    g.add_argument("--alloc", action="append", default=[], metavar="PEER_ID=AMOUNT",
+                   help="initial credit of a PeerId (repeatable)")
+    g.add_argument("--alloc-key-dir", action="append", default=[], metavar="DIR",
+                   help="allocate --amount to the PeerId of DIR/identity.key (repeatable)")
+    g.add_argument("--amount", default="100", help="amount for each --alloc-key-dir (default: %(default)s credits)")
+    g.add_argument("--param", action="append", default=[], metavar="NAME=INTEGER",
+                   help="ledger parameter, e.g. unbonding_ms=600000, overdraft=0, price_base=1000, "
+                        "price_per_token=100, minority_penalty_pct=20, abstain_penalty_pct=5")
+    g.add_argument("--note", default="", help="free text stored in the file (changes the network id)")
+    g.add_argument("--force", action="store_true", help="overwrite an existing file")
+    g.set_defaults(func=cmd_genesis)
+
+    lg = sub.add_parser("ledger", help="show a running node's view of the credit ledger",
+                        description="Print the accounts (balance, stake, unbonding, debt, chain height) in a node's "
+                                    "view, with the ledger state hash: equal hashes on two nodes mean equal state.")
+    lg.add_argument("--url", default="http://127.0.0.1:8000", help="the node's API base URL (default: %(default)s)")
+    lg.add_argument("--json", action="store_true", help="print raw JSON")
+    lg.set_defaults(func=cmd_ledger)
 
     t = sub.add_parser("train-models", help="train the small GPT-2-style demo models on tinyshakespeare",
                        description="Train (or reuse cached) small causal LMs, saved under DATA_DIR/models/<size> "

@@ -9,7 +9,8 @@ A config file has one table per section (all optional)::
                   max_delegated, participate, probe_extra, exploration_share, stake
     [delegation]  probe_timeout, first_token_timeout, chunk_timeout, max_attempts, ...
     [executor]    kind = "echo" | "hf" | "openai", plus that executor's options
-    [api]         enabled, host, port, public_url
+    [api]         enabled, host, port, public_url, admin
+    [ledger]      genesis, block_interval, sync_interval, ticket_ttl, stake_interval, db
 
 Any key can be overridden with ``section.key=value`` strings (``--set`` on the CLI); values
 are parsed as TOML values (``4``, ``0.5``, ``true``, ``["a", "b"]``) and fall back to a
@@ -19,15 +20,16 @@ plain string. Times are seconds; stake is micro-credits.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .core.ledger import Genesis, LedgerParams
 from .core.peers import PeerTableConfig
 from .core.policy import OffloadPolicy
-from .errors import ConfigError
+from .errors import ConfigError, LedgerError
 from .net.config import Libp2pConfig
 
 
@@ -42,10 +44,6 @@ class NodeSection:
     seed: int | None = None
     log_level: str = "INFO"
 
-    @property
-    def network_id(self) -> str:
-        """First 16 hex digits of SHA-256 of the network name (a genesis hash in a later version)."""
-        return hashlib.sha256(self.network.encode("utf-8")).hexdigest()[:16]
 
 
 #: The ``[net]`` section is the overlay's own settings class.
@@ -113,6 +111,38 @@ class ApiSection:
     port: int = 8000
     public_url: str = ""
     max_tokens_cap: int = 4096
+    admin: bool = False
+
+
+#: How far below zero a balance may go on a dev network (no genesis file): 1000 credits.
+DEV_OVERDRAFT = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class LedgerSection:
+    """The credit ledger (DESIGN §4).
+
+    ``genesis``: path of the network's genesis JSON (``wwwserve genesis`` writes one); empty
+    means a *dev network* named by ``node.network``: no allocations, and every account may
+    overdraw up to 1000 credits before it counts as in debt. ``block_interval``: how often
+    queued entries (claims, voids, stake changes) are sealed into a block; ``sync_interval``:
+    anti-entropy with a random peer over ``/wwwserve/ledger-sync/1``; ``ticket_ttl``: how long a
+    delegation ticket stays claimable; ``stake_interval``: how often the stake policy runs;
+    ``db``: SQLite file (default ``<data_dir>/ledger.sqlite``); ``io_thread``: run SQLite writes and
+    batch signature checks on a worker thread (turn off only for MockClock tests). Times in seconds."""
+
+    genesis: str = ""
+    block_interval: float = 1.0
+    sync_interval: float = 2.0
+    ticket_ttl: float = 3600.0
+    stake_interval: float = 2.0
+    db: str = ""
+    io_thread: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("block_interval", "sync_interval", "ticket_ttl", "stake_interval"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"ledger.{name} must be > 0")
 
 
 @dataclass(frozen=True)
@@ -126,6 +156,17 @@ class NodeConfig:
     delegation: DelegationSection = field(default_factory=DelegationSection)
     executor: dict[str, Any] = field(default_factory=lambda: {"kind": "echo"})
     api: ApiSection = field(default_factory=ApiSection)
+    ledger: LedgerSection = field(default_factory=LedgerSection)
+
+    def genesis(self) -> Genesis:
+        """The network's genesis: read from ``ledger.genesis``, or the dev genesis of ``node.network``.
+
+        :raises ConfigError: unreadable or invalid genesis file.
+        """
+        if not self.ledger.genesis:
+            return Genesis(self.node.network, LedgerParams(overdraft=DEV_OVERDRAFT),
+                           note="dev network without a genesis file")
+        return load_genesis(self.ledger.genesis)
 
     def replace(self, **sections: Any) -> "NodeConfig":
         return dataclasses.replace(self, **sections)
@@ -141,7 +182,29 @@ class NodeConfig:
 
 
 _SECTIONS = {"node": NodeSection, "net": NetSection, "status": StatusSection, "policy": OffloadPolicy,
-             "delegation": DelegationSection, "api": ApiSection}
+             "delegation": DelegationSection, "api": ApiSection, "ledger": LedgerSection}
+
+
+def load_genesis(path: str | Path) -> Genesis:
+    """Read a genesis JSON file (as written by ``wwwserve genesis``).
+
+    :raises ConfigError: unreadable file, invalid JSON, or invalid genesis contents.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read genesis file {path}: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"genesis file {path} is not valid JSON: {exc}") from None
+    try:
+        return Genesis.from_dict(data)
+    except (LedgerError, TypeError) as exc:
+        raise ConfigError(f"invalid genesis file {path}: {exc}") from None
+
+
+def write_genesis(genesis: Genesis, path: str | Path) -> None:
+    """Write ``genesis`` as indented JSON (the network id does not depend on formatting)."""
+    Path(path).write_text(json.dumps(genesis.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
 def parse_value(text: str) -> Any:

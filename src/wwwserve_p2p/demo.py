@@ -23,7 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import WwwServeError
-from .localnet import NodeProcess, NodeSpec, start_network, stop_network, wait_for_mesh
+from .localnet import (NodeProcess, NodeSpec, start_network, stop_network, wait_for_ledger, wait_for_mesh,
+                       write_network_genesis)
 from .core.stats import percentile
 
 MODEL = "shakespeare"
@@ -120,6 +121,8 @@ def run_demo(opts: DemoOptions) -> int:
     out = opts.out_dir
     out.mkdir(parents=True, exist_ok=True)
     con.print(f"[bold]2/4[/bold] starting {len(specs)} node processes on 127.0.0.1 (logs in {out}/nodes/*/node.log)")
+    genesis = write_network_genesis(specs, out / "nodes", f"wwwserve-demo-{opts.seed}", credits=100)
+    con.print(f"    genesis {genesis}: 100 credits to each node")
     t_start = time.monotonic()
     nodes = start_network(specs, out / "nodes")
     try:
@@ -132,6 +135,11 @@ def run_demo(opts: DemoOptions) -> int:
         con.print(f"[bold]3/4[/bold] sending {len(questions)} MT-bench questions to {entry.name} "
                   f"({entry.api_url}/v1) at {opts.rate:g} req/s, max_tokens={opts.max_tokens}")
         records = _drive(entry, questions, opts, openai)
+        try:
+            converged = wait_for_ledger(nodes, timeout=30)
+            con.print(f"    ledger converged on every node {converged:.1f}s after the last answer")
+        except WwwServeError as exc:
+            con.print(f"    [yellow]ledger not converged:[/yellow] {exc}")
         statuses = {n.name: n.status() for n in nodes}
     finally:
         stop_network(nodes)
@@ -171,22 +179,27 @@ def _report(con: Console, nodes: list[NodeProcess], statuses: dict, records, opt
     by_peer = {n.peer_id: n.name for n in nodes}
     table = Table(title="per node")
     for col in ("node", "executor", "served locally", "offloaded", "accepted for others",
-                "answers executed", "latency p50 (s)", "latency p95 (s)"):
+                "answers executed", "latency p50 (s)", "latency p95 (s)", "credits earned", "credits spent",
+                "balance", "stake"):
         table.add_column(col, justify="left" if col in ("node", "executor") else "right")
     per_node = {}
     for n in nodes:
         st = statuses[n.name]["stats"]
+        me = statuses[n.name]["ledger"]
         lat = [r["latency_s"] for r in records if r["ok"] and r.get("executor") == n.peer_id]
         row = {"peer_id": n.peer_id, "description": n.spec.description, "served_locally": st["served_local"],
                "offloaded": st["offloaded"], "accepted_for_others": st["accepted_for_others"],
                "redispatched": st["redispatched"], "answers_executed": len(lat),
                "latency_p50_s": percentile(lat, 50) if lat else None,
-               "latency_p95_s": percentile(lat, 95) if lat else None}
+               "latency_p95_s": percentile(lat, 95) if lat else None,
+               "credits_earned": me["earned"] / 1e6, "credits_spent": me["spent"] / 1e6,
+               "balance": me["balance"] / 1e6, "stake": me["stake"] / 1e6, "ledger_state": me["state_hash"]}
         per_node[n.name] = row
         f = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
         table.add_row(n.name, n.spec.description, str(row["served_locally"]), str(row["offloaded"]),
                       str(row["accepted_for_others"]), str(len(lat)), f(row["latency_p50_s"]),
-                      f(row["latency_p95_s"]))
+                      f(row["latency_p95_s"]), f"{row['credits_earned']:.4f}", f"{row['credits_spent']:.4f}",
+                      f"{row['balance']:.4f}", f"{row['stake']:.4f}")
     ok = [r for r in records if r["ok"]]
     lat = [r["latency_s"] for r in ok]
     ttft = [r["ttft_s"] for r in ok if "ttft_s" in r]
@@ -197,6 +210,10 @@ def _report(con: Console, nodes: list[NodeProcess], statuses: dict, records, opt
                                for p in sorted({r.get("executor") for r in ok}, key=str)}}
     con.print("[bold]4/4[/bold] results")
     con.print(table)
+    hashes = {row["ledger_state"] for row in per_node.values()}
+    con.print(f"    ledger: {'every node holds the same state ' + next(iter(hashes))[:16] if len(hashes) == 1 else 'nodes disagree: ' + ', '.join(h[:12] for h in hashes)}"
+              "; credits in credits (1 = 1,000,000 micro-credits); each served request earns its executor "
+              "price_base + price_per_token x tokens")
     con.print(f"    {summary['ok']}/{summary['requests']} answered, {summary['errors']} errors; latency p50 "
               f"{summary['latency_p50_s']:.2f}s p95 {summary['latency_p95_s']:.2f}s; TTFT p50 "
               f"{summary['ttft_p50_s']:.2f}s" if ok else "    no request succeeded")

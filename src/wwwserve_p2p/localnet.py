@@ -81,6 +81,24 @@ class NodeProcess:
             return ""
 
 
+def write_network_genesis(specs: list[NodeSpec], workdir: Path, network: str, credits: float = 100.0,
+                          params: dict[str, int] | None = None) -> Path:
+    """Create each spec's identity now, write ``workdir/genesis.json`` allocating ``credits``
+    to every node, and point every spec's ``ledger.genesis`` at it. Returns the file's path."""
+    from .config import write_genesis
+    from .core.ledger import Genesis, LedgerParams
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    allocs = tuple((Identity.load_or_create(workdir / s.name).peer_id, int(credits * 1_000_000)) for s in specs)
+    genesis = Genesis(network, LedgerParams(**(params or {})), allocs)
+    path = workdir / "genesis.json"
+    write_genesis(genesis, path)
+    for s in specs:
+        s.config.setdefault("ledger", {})["genesis"] = str(path.resolve())
+    return path
+
+
 def _spawn(spec: NodeSpec, workdir: Path, bootstrap: list[str], python: str) -> NodeProcess:
     data_dir = workdir / spec.name
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -190,6 +208,39 @@ def wait_for_mesh(nodes: list[NodeProcess], timeout: float = 60.0, expect: int |
             return time.monotonic() - t0
         time.sleep(0.2)
     raise WwwServeError(f"overlay did not form within {timeout:.0f}s (alive peers seen: {last})")
+
+
+def ledger_states(nodes: list[NodeProcess], timeout: float = 5.0) -> dict[str, str]:
+    """Node name -> ledger state hash (``GET /ledger``); unreachable nodes map to ``""``."""
+    out = {}
+    for n in nodes:
+        try:
+            out[n.name] = httpx.get(n.api_url + "/ledger", timeout=timeout).json()["state_hash"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            out[n.name] = ""
+    return out
+
+
+def wait_for_ledger(nodes: list[NodeProcess], timeout: float = 30.0, queued_ok: bool = False) -> float:
+    """Poll until every node reports the same ledger state hash and (unless ``queued_ok``) has no
+    entries waiting to be sealed. Returns the seconds waited. :raises WwwServeError: on timeout."""
+    t0 = time.monotonic()
+    states: dict[str, str] = {}
+    while time.monotonic() - t0 < timeout:
+        states = ledger_states(nodes)
+        quiet = queued_ok or all(_queued(n) == 0 for n in nodes)
+        if quiet and len(set(states.values())) == 1 and "" not in states.values():
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    raise WwwServeError(f"ledger did not converge within {timeout:.0f}s: "
+                        + ", ".join(f"{k}={v[:12]}" for k, v in states.items()))
+
+
+def _queued(n: NodeProcess) -> int:
+    try:
+        return int(httpx.get(n.api_url + "/ledger", timeout=5).json()["queued_entries"])
+    except (httpx.HTTPError, ValueError, KeyError):
+        return -1
 
 
 def stop_network(nodes: list[NodeProcess]) -> None:

@@ -5,7 +5,12 @@ Names follow Prometheus conventions (``_total`` counters, ``_seconds`` histogram
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from .core.ledger import Ledger
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -44,3 +49,36 @@ class NodeMetrics:
             ["topic", "reason"], registry=r)
         self.http = Counter(
             "wwwserve_http_requests_total", "HTTP API requests", ["path", "status"], registry=r)
+        # ledger (micro-credits)
+        self.balance = Gauge("wwwserve_ledger_balance_microcredits", "This node's balance in its own view",
+                             registry=r)
+        self.stake = Gauge("wwwserve_ledger_stake_microcredits", "This node's stake in its own view", registry=r)
+        self.unbonding = Gauge("wwwserve_ledger_unbonding_microcredits", "This node's unbonding credit",
+                               registry=r)
+        self.ledger_height = Gauge("wwwserve_ledger_height", "Height of this node's own chain", registry=r)
+        self.ledger_blocks = Gauge("wwwserve_ledger_blocks", "Blocks held, all authors", registry=r)
+        self.ledger_pending = Gauge("wwwserve_ledger_pending_blocks",
+                                    "Blocks held back waiting for a missing predecessor", registry=r)
+        self.ledger_accounts = Gauge("wwwserve_ledger_accounts", "Accounts in this node's view", registry=r)
+        self.ledger_debtors = Gauge("wwwserve_ledger_debtors", "Accounts in debt in this node's view", registry=r)
+        self.ledger_equivocators = Gauge("wwwserve_ledger_equivocators", "Authors caught equivocating",
+                                         registry=r)
+        self.ledger_earned = Counter("wwwserve_ledger_claims_total",
+                                     "Claims this node queued for work it served for peers", registry=r)
+        self.ledger_voided = Counter("wwwserve_ledger_voids_total",
+                                     "Tickets this node voided after a failed or cancelled attempt", registry=r)
+
+    def update_ledger(self, ledger: "Ledger", me: str) -> None:
+        """Refresh the ledger gauges from ``ledger`` (our replica) for our PeerId ``me``."""
+        acc = ledger.account(me)
+        self.balance.set(acc.balance)
+        self.stake.set(acc.stake)
+        self.unbonding.set(acc.unbonding)
+        self.ledger_height.set(acc.height)
+        s = ledger.summary(accounts=False)
+        self.ledger_blocks.set(s["blocks"])
+        self.ledger_pending.set(s["pending"])
+        self.ledger_equivocators.set(len(s["equivocators"]))
+        accounts = ledger.accounts()
+        self.ledger_accounts.set(len(accounts))
+        self.ledger_debtors.set(sum(1 for a in accounts.values() if a.in_debt))

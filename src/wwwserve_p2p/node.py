@@ -20,11 +20,13 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import trio
 
 from .config import NodeConfig
+from .core.ledger import Genesis, Ledger, Ticket, Void
 from .core.peers import PeerEvent, PeerState, PeerTable
 from .core.policy import Route, decide_accept, decide_route
 from .core.selection import select_candidates
@@ -36,10 +38,13 @@ from .errors import (
     NoExecutorAvailable,
     OverlayError,
     RemoteError,
+    InvalidBlock,
     RequestTimeout,
+    StorageError,
 )
 from .executors.base import Executor
 from .identity import Identity
+from .ledger_store import LedgerStore
 from .metrics import NodeMetrics
 from .net.base import Overlay
 from .services.delegation import (
@@ -50,6 +55,7 @@ from .services.delegation import (
     serve_delegate_stream,
 )
 from .services.discovery import run_discovery_service
+from .services.ledger import LedgerService
 from .services.status import run_status_service
 
 log = logging.getLogger("wwwserve_p2p.node")
@@ -94,8 +100,10 @@ def _r(x: float) -> float | None:
 class Node:
     """A running node. Create it with :func:`open_node`; do not construct directly."""
 
-    def __init__(self, config: NodeConfig, identity: Identity, overlay: Overlay, executor: Executor):
+    def __init__(self, config: NodeConfig, identity: Identity, overlay: Overlay, executor: Executor,
+                 genesis: Genesis | None = None):
         self.config = config
+        self.genesis = genesis or config.genesis()
         self.identity = identity
         self.overlay = overlay
         self.executor = executor
@@ -111,6 +119,10 @@ class Node:
         self._changed = trio.Event()
         self._inflight: dict[str, set[DelegationAttempt]] = {}
         self._nursery: trio.Nursery | None = None
+        #: set by open_node; the replica is ``ledger_service.ledger``
+        self.ledger_service: LedgerService | None = None
+        self._fallback_ledger = Ledger(self.genesis)
+        self._tickets_seen: dict[str, None] = {}
 
     # ------------------------------------------------------------ identity / status
     @property
@@ -119,7 +131,64 @@ class Node:
 
     @property
     def network_id(self) -> str:
-        return self.config.node.network_id
+        """The network id: hash of the genesis (see :class:`~wwwserve_p2p.core.ledger.Genesis`)."""
+        return self.genesis.network_id
+
+    @property
+    def ledger(self) -> Ledger:
+        """This node's ledger replica."""
+        return self.ledger_service.ledger if self.ledger_service else self._fallback_ledger
+
+    def ledger_changed(self) -> None:
+        """Called by the ledger service after blocks were applied: refresh gauges."""
+        self.metrics.update_ledger(self.ledger, self.peer_id)
+
+    def in_debt(self, peer_id: str) -> bool:
+        """Whether ``peer_id`` is in debt (or equivocated) in our view: it may neither offload
+        nor be selected, and we do not serve its requests."""
+        acc = self.ledger.account(peer_id)
+        return acc.in_debt or acc.equivocated
+
+    def make_ticket(self, executor: str, request: GenerationRequest, attempt: int) -> Ticket:
+        """Our signed ticket promising ``executor`` up to the price of ``request.max_tokens``."""
+        params = self.ledger.params
+        expires = time.time_ns() // 1_000_000 + int(self.config.ledger.ticket_ttl * 1000)
+        return Ticket(self.network_id, f"{request.request_id}/{attempt}/{self.incarnation}", self.peer_id,
+                      executor, params.price(request.max_tokens), expires).signed(self.identity.sign)
+
+    def check_ticket(self, ticket: Ticket | None, requester: str, request: GenerationRequest) -> str:
+        """Why we refuse ``ticket`` from ``requester`` for ``request`` ("" if acceptable)."""
+        if ticket is None:
+            return "a ticket is required (upgrade the requester)"
+        try:
+            ticket.check(self.network_id)
+        except InvalidBlock as exc:
+            return f"invalid ticket: {exc}"
+        if ticket.requester != requester:
+            return "the ticket names another requester"
+        if ticket.executor != self.peer_id:
+            return "the ticket names another executor"
+        if ticket.price < self.ledger.params.price(request.max_tokens):
+            return f"ticket price {ticket.price} below {self.ledger.params.price(request.max_tokens)}"
+        if ticket.expires_ms < time.time_ns() // 1_000_000 + 60_000:
+            return "the ticket expires too soon"
+        if ticket.hash in self._tickets_seen or self.ledger.is_claimed(ticket.hash) \
+                or self.ledger.is_voided(ticket.hash):
+            return "ticket already used"
+        self._tickets_seen[ticket.hash] = None
+        while len(self._tickets_seen) > 100_000:
+            self._tickets_seen.pop(next(iter(self._tickets_seen)))
+        return ""
+
+    def void_ticket(self, ticket: Ticket, why: str) -> None:
+        """Withdraw the ticket of a failed or cancelled attempt (never claimable afterwards)."""
+        if self.ledger_service is not None:
+            log.info("voiding ticket %s to %s (%s)", ticket.request_id, ticket.executor, why)
+            self.metrics.ledger_voided.inc()
+            try:
+                self.ledger_service.submit(f"void:{ticket.hash}", Void(ticket))
+            except StorageError as exc:
+                log.error("void of %s queued but not persisted: %s", ticket.request_id, exc)
 
     def make_status(self) -> PeerStatus:
         """Our current status (increments the sequence number)."""
@@ -129,7 +198,8 @@ class Node:
         accepting = pol.participate and self.delegated_running < pol.max_delegated and load.idle_slots > 0
         return PeerStatus(
             peer_id=self.peer_id, incarnation=self.incarnation, seq=self.seq,
-            models=tuple(self.executor.models()), load=load, accepting=accepting, stake=pol.stake,
+            models=tuple(self.executor.models()), load=load, accepting=accepting,
+            stake=self.ledger.account(self.peer_id).selectable_stake,
             delegated_running=self.delegated_running, max_delegated=pol.max_delegated,
             addrs=tuple(self.overlay.addrs()), api_url=self.api_url)
 
@@ -141,8 +211,10 @@ class Node:
         await self._changed.wait()
         self._changed = trio.Event()
 
-    def decide_accept(self, model: str) -> tuple[bool, str]:
-        """Policy decision on a delegation probe for ``model``."""
+    def decide_accept(self, model: str, requester: str = "") -> tuple[bool, str]:
+        """Policy decision on a delegation probe for ``model`` from ``requester``."""
+        if requester and self.in_debt(requester):
+            return False, "requester in debt"
         return decide_accept(self.executor.load(), self.delegated_running, model in self.executor.models(),
                              self.config.policy, self.rng.random())
 
@@ -151,6 +223,8 @@ class Node:
         """React to membership changes: log, dial newcomers, fail over from offline peers."""
         for ev in events:
             log.info("peer %s %s", ev.peer_id, ev.kind)
+            if ev.kind in ("joined", "rejoined", "recovered") and self.ledger_service is not None:
+                self.ledger_service.request_pull(ev.peer_id)  # catch up after a restart or partition
             if ev.kind in ("joined", "rejoined") and status is not None and self._nursery is not None:
                 if ev.peer_id not in self.overlay.connected_peers() and status.addrs:
                     self._nursery.start_soon(self._dial, status.addrs)
@@ -199,7 +273,7 @@ class Node:
         ok = False
         try:
             for attempt_no in range(self.config.delegation.max_attempts):
-                remote = await self._choose(req, after_failure=attempt_no > 0)
+                remote = await self._choose(req, attempt_no=attempt_no)
                 executor_id = remote.peer_id if remote else self.peer_id
                 if first_route is None:
                     first_route = "offloaded" if remote else "local"
@@ -247,6 +321,8 @@ class Node:
                 finally:
                     if remote:
                         self._inflight.get(remote.peer_id, set()).discard(remote)
+                        if not finished:
+                            self.void_ticket(remote.ticket, "attempt failed or cancelled")
                         with trio.CancelScope(shield=True):
                             await remote.aclose(abort=not finished)
             raise NoExecutorAvailable(f"{request.request_id}: all {self.config.delegation.max_attempts} "
@@ -262,17 +338,24 @@ class Node:
         self.metrics.latency.labels(route).observe(dt)
         self.metrics.requests.labels(route, "ok").inc()
 
-    async def _choose(self, req: GenerationRequest, *, after_failure: bool) -> DelegationAttempt | None:
+    async def _choose(self, req: GenerationRequest, *, attempt_no: int) -> DelegationAttempt | None:
         """Decide where ``req`` runs: None = locally, else a committed remote attempt.
 
         :raises NoExecutorAvailable: the model is not local and no peer accepted in time.
         """
         pol = self.config.policy
         dcfg = self.config.delegation
+        after_failure = attempt_no > 0
         serves = req.model in self.executor.models()
         exclude = set(req.route) | {self.peer_id}
+        if self.in_debt(self.peer_id):
+            if serves:
+                return None
+            raise NoExecutorAvailable(f"{req.request_id}: this node is in debt and may not offload "
+                                      f"(balance {self.ledger.account(self.peer_id).balance} micro-credits)")
         for _ in range(dcfg.max_retries + 1):
-            cands = self.peers.candidates(req.model, trio.current_time(), exclude)
+            cands = [c for c in self.peers.candidates(req.model, trio.current_time(), exclude)
+                     if not self.in_debt(c.peer_id)]
             if after_failure or not serves:
                 route = Route.OFFLOAD if cands else (Route.LOCAL if serves else Route.RETRY)
             else:
@@ -281,9 +364,9 @@ class Node:
             if route in (Route.LOCAL, Route.QUEUE):
                 return None
             if route is Route.OFFLOAD:
-                stakes = {c.peer_id: c.stake for c in cands}
+                stakes = {c.peer_id: self.ledger.account(c.peer_id).selectable_stake for c in cands}
                 order = select_candidates(stakes, 1 + pol.probe_extra, self.rng.getrandbits(64), pol.exploration_share)
-                attempt = await probe_and_commit(self, req, order)
+                attempt = await probe_and_commit(self, req, order, partial(self.make_ticket, request=req, attempt=attempt_no))
                 if attempt is not None:
                     log.info("request %s offloaded to %s", req.request_id, attempt.peer_id)
                     return attempt
@@ -305,7 +388,8 @@ class Node:
             st = e.state if e.state is not PeerState.ALIVE else self.peers.state_at(e, now)
             peers.append({"peer_id": e.status.peer_id, "models": list(e.status.models), "state": st.value,
                           "load": round(e.status.load.load, 3), "accepting": e.status.accepting,
-                          "stake": e.status.stake, "api_url": e.status.api_url,
+                          "stake": self.ledger.account(e.status.peer_id).selectable_stake,
+                          "api_url": e.status.api_url,
                           "last_seen_s_ago": round(now - e.last_seen, 3)})
         return {
             "peer_id": self.peer_id, "network_id": self.network_id, "addrs": self.overlay.addrs(),
@@ -316,7 +400,34 @@ class Node:
             "connected_peers": len(self.overlay.connected_peers()),
             "peers": sorted(peers, key=lambda p: p["peer_id"]),
             "stats": self.stats.summary(),
+            "ledger": {**self.ledger.account(self.peer_id).to_dict(), **self.ledger.summary(),
+                       "queued_entries": self.ledger_service.queued() if self.ledger_service else 0},
         }
+
+    def ledger_summary(self) -> dict[str, Any]:
+        """``GET /ledger``: network, block counts, supply, burns and the state hash."""
+        return {**self.ledger.summary(), "me": self.ledger.account(self.peer_id).to_dict(),
+                "queued_entries": self.ledger_service.queued() if self.ledger_service else 0,
+                "blocks_produced": self.ledger_service.blocks_produced if self.ledger_service else 0,
+                "rejected": dict(self.ledger_service.rejected) if self.ledger_service else {}}
+
+    def ledger_accounts(self) -> dict[str, Any]:
+        """``GET /ledger/accounts``: every account in our view (micro-credits); ``debt`` is how far
+        the balance is below zero."""
+        rows = [{**a.to_dict(), "debt": max(0, -a.balance)} for a in self.ledger.accounts().values()]
+        return {"network_id": self.network_id, "state_hash": self.ledger.state_hash(),
+                "unit": "micro-credits", "accounts": rows}
+
+    def ledger_blocks(self, author: str, lo: int = 1, hi: int | None = None, limit: int = 100) -> dict[str, Any]:
+        """``GET /ledger/blocks``: ``author``'s blocks with ``lo <= height <= hi`` (at most ``limit``),
+        as canonical JSON with their hashes; without ``author``, the chain heads."""
+        if not author:
+            return {"heads": [{"author": a, "height": h, "hash": t} for a, (h, t) in sorted(self.ledger.heads().items())]}
+        hi = lo + limit - 1 if hi is None else min(hi, lo + limit - 1)
+        blocks = self.ledger.blocks(author, lo, hi)
+        return {"author": author, "height": self.ledger.height(author),
+                "blocks": [{"hash": b.hash, **b.header.to_canonical(),
+                            "entries": [e.to_canonical() for e in b.entries]} for b in blocks]}
 
     def _update_gauges(self) -> None:
         load = self.executor.load()
@@ -350,6 +461,7 @@ async def open_node(
     *,
     overlay: Overlay | None = None,
     identity: Identity | None = None,
+    genesis: Genesis | None = None,
 ) -> AsyncIterator[Node]:
     """Start a node and keep it running until the context exits.
 
@@ -358,8 +470,11 @@ async def open_node(
     - ``overlay``: defaults to the real libp2p overlay from ``config.net``; tests pass an
       in-memory one (:class:`wwwserve_p2p.testing.memory.MemoryNetwork`).
     - ``identity``: defaults to ``<data_dir>/identity.key`` (created on first run).
+    - ``genesis``: defaults to :meth:`NodeConfig.genesis` (``ledger.genesis`` or the dev genesis).
+      The ledger lives in ``ledger.db`` (default ``<data_dir>/ledger.sqlite``).
 
     :raises ConfigError: invalid configuration. :raises OverlayError: cannot listen.
+    :raises StorageError: the ledger database cannot be opened (or belongs to another network).
     """
     identity = identity or Identity.load_or_create(config.node.data_dir)
     async with AsyncExitStack() as stack:
@@ -374,7 +489,18 @@ async def open_node(
         if overlay is None:
             from .net.libp2p_overlay import open_libp2p_overlay
             overlay = await stack.enter_async_context(open_libp2p_overlay(identity, config.net))
-        node = Node(config, identity, overlay, executor)
+        genesis = genesis or config.genesis()
+        node = Node(config, identity, overlay, executor, genesis)
+        db = Path(config.ledger.db or Path(config.node.data_dir) / "ledger.sqlite")
+        db.parent.mkdir(parents=True, exist_ok=True)
+        store = LedgerStore.open(db, genesis)
+        stack.callback(store.close)
+        node.ledger_service = LedgerService(node, Ledger(genesis), store)
+        restored = await node.ledger_service._blocking(node.ledger_service.restore)
+        node.ledger_changed()
+        log.info("ledger of network %s (%s): %d blocks restored, balance %d, stake %d", genesis.network,
+                 genesis.network_id, restored, node.ledger.account(node.peer_id).balance,
+                 node.ledger.account(node.peer_id).stake)
         overlay.set_stream_handler(DELEGATE_PROTOCOL, partial(serve_delegate_stream, node))
         async with trio.open_nursery() as nursery:
             node._nursery = nursery
@@ -383,6 +509,7 @@ async def open_node(
                 host, port = await nursery.start(partial(serve_api, node, config.api.host, config.api.port,
                                                          max_tokens_cap=config.api.max_tokens_cap))
                 node.api_url = config.api.public_url or f"http://{host}:{port}"
+            await nursery.start(node.ledger_service.run)
             await nursery.start(run_status_service, node)
             nursery.start_soon(run_discovery_service, node)
             nursery.start_soon(_gauge_loop, node)

@@ -16,7 +16,7 @@ def test_defaults_and_overrides(tmp_path):
     assert c.policy.target_load == 0.7 and c.policy.accept_frequency == 0.25
     assert c.net.bootstrap == (boot,)
     assert c.executor == {"kind": "echo", "models": ["a"]}
-    assert c.node.network_id == load_config(None, ["node.network=x"]).node.network_id != load_config().node.network_id
+    assert c.genesis().network_id == load_config(None, ["node.network=x"]).genesis().network_id != load_config().genesis().network_id
 
 
 @pytest.mark.parametrize("override,match", [

@@ -120,6 +120,36 @@ def create_app(node: ServingNode, *, max_body_bytes: int = 1_048_576,
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "peer_id": node.peer_id})
 
+    def _no_ledger() -> Response:
+        return _error_response(404, error_body("this node has no ledger", "invalid_request_error", None,
+                                               "not_found"))
+
+    async def ledger_summary(request: Request) -> Response:
+        if not hasattr(node, "ledger_summary"):
+            return _no_ledger()
+        return JSONResponse(node.ledger_summary())
+
+    async def ledger_accounts(request: Request) -> Response:
+        if not hasattr(node, "ledger_accounts"):
+            return _no_ledger()
+        return JSONResponse(node.ledger_accounts())
+
+    async def ledger_blocks(request: Request) -> Response:
+        if not hasattr(node, "ledger_blocks"):
+            return _no_ledger()
+        q = request.query_params
+        try:
+            lo = int(q.get("from", "1"))
+            hi = int(q["to"]) if "to" in q else None
+            limit = min(int(q.get("limit", "100")), 1000)
+            if lo < 1 or limit < 1 or (hi is not None and hi < lo):
+                raise ValueError
+        except ValueError:
+            return _error_response(400, error_body(
+                "from, to and limit must be integers with 1 <= from <= to and limit >= 1",
+                "invalid_request_error", None, "invalid_value"))
+        return JSONResponse(node.ledger_blocks(q.get("author", ""), lo, hi, limit))
+
     routes = [
         Route("/v1/chat/completions", _guarded(chat_completions), methods=["POST"]),
         Route("/v1/completions", _guarded(completions), methods=["POST"]),
@@ -127,6 +157,9 @@ def create_app(node: ServingNode, *, max_body_bytes: int = 1_048_576,
         Route("/status", _guarded(status), methods=["GET"]),
         Route("/metrics", _guarded(metrics), methods=["GET"]),
         Route("/healthz", _guarded(healthz), methods=["GET"]),
+        Route("/ledger", _guarded(ledger_summary), methods=["GET"]),
+        Route("/ledger/accounts", _guarded(ledger_accounts), methods=["GET"]),
+        Route("/ledger/blocks", _guarded(ledger_blocks), methods=["GET"]),
     ]
     return Starlette(
         routes=routes,

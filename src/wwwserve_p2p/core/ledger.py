@@ -25,8 +25,11 @@ on other authors' chains, so every replica accepts the same blocks whatever the 
 order. Cross-chain effects are resolved in the fold, deterministically:
 
 - a :class:`Void` by the ticket's requester wins over any :class:`Claim` of that ticket;
-- an equivocating author (two valid blocks at one height) counts only below that height,
-  and whatever stake and unbonding it holds is burned.
+- an equivocating author counts only below the height where it equivocated, and whatever
+  stake and unbonding it holds is burned. Equivocation = two different blocks by one author
+  at one height, each with a valid signature, whatever their contents (signing twice is the
+  offence, as in other slashing schemes): so the verdict does not depend on which of the two
+  arrived first, and a compact :class:`EquivocationProof` (two signed headers) proves it.
 
 State = sum of the entries' deltas over every valid block (+ genesis allocations), then the
 burns. Balances may go negative: an account whose balance is below ``-overdraft`` is *in
@@ -626,7 +629,7 @@ def settle_duel(duel: DuelTicket, votes: Iterable[Vote], params: LedgerParams) -
 class Account:
     """One account in a node's view. Amounts in micro-credits; ``height``: the author's last
     block counted; ``in_debt``: balance below ``-overdraft``; ``burned``: stake and unbonding
-    destroyed after an equivocation."""
+    destroyed after an equivocation; ``earned``/``spent``: paid claims as executor/requester."""
 
     peer_id: str
     balance: int
@@ -636,6 +639,8 @@ class Account:
     in_debt: bool
     equivocated: bool
     burned: int
+    earned: int = 0
+    spent: int = 0
 
     @property
     def selectable_stake(self) -> int:
@@ -645,7 +650,8 @@ class Account:
     def to_dict(self) -> dict[str, Any]:
         return {"peer_id": self.peer_id, "balance": self.balance, "stake": self.stake,
                 "unbonding": self.unbonding, "height": self.height, "in_debt": self.in_debt,
-                "equivocated": self.equivocated, "burned": self.burned}
+                "equivocated": self.equivocated, "burned": self.burned, "earned": self.earned,
+                "spent": self.spent}
 
 
 @dataclass
@@ -705,6 +711,9 @@ class Ledger:
         self._pending: dict[str, dict[int, dict[str, Block]]] = {}
         self._n_pending = 0
         self._proofs: dict[str, EquivocationProof] = {}   # author -> lowest-height proof
+        # signed headers refused by the chain checks: a different block at the same height is
+        # still an equivocation, whatever order the two arrive in
+        self._refused: dict[tuple[str, int], BlockHeader] = {}
         self._seen_proofs: set[tuple[str, str]] = set()
         self._reset_fold()
 
@@ -714,6 +723,8 @@ class Ledger:
         self._stake: dict[str, int] = {}
         self._unbonding: dict[str, int] = {}
         self._claims: dict[str, tuple[str, str, int]] = {}   # ticket hash -> (requester, executor, amount)
+        self._earned: dict[str, int] = {}   # paid claims, by executor
+        self._spent: dict[str, int] = {}    # paid claims, by requester
         self._voids: set[str] = set()
         self.entries_applied = 0
 
@@ -727,16 +738,14 @@ class Ledger:
             h = e.ticket.hash
             self._claims[h] = (e.ticket.requester, author, e.amount)
             if h not in self._voids:
-                self._add(bal, e.ticket.requester, -e.amount)
-                self._add(bal, author, e.amount)
+                self._pay(e.ticket.requester, author, e.amount)
         elif isinstance(e, Void):
             h = e.ticket.hash
             if h not in self._voids:
                 self._voids.add(h)
                 c = self._claims.get(h)
                 if c is not None:  # undo the claim: the void wins
-                    self._add(bal, c[0], c[2])
-                    self._add(bal, c[1], -c[2])
+                    self._pay(c[0], c[1], -c[2])
         elif isinstance(e, Stake):
             self._add(bal, author, -e.amount)
             self._add(self._stake, author, e.amount)
@@ -756,6 +765,12 @@ class Ledger:
                 if dstake:
                     self._add(self._stake, peer, dstake)
         self.entries_applied += 1
+
+    def _pay(self, requester: str, executor: str, amount: int) -> None:
+        self._add(self._balance, requester, -amount)
+        self._add(self._balance, executor, amount)
+        self._add(self._spent, requester, amount)
+        self._add(self._earned, executor, amount)
 
     def _refold(self) -> None:
         """Recompute the whole state from the accepted chains (after an equivocation cut)."""
@@ -928,9 +943,13 @@ class Ledger:
             pend.setdefault(block.height, {})[block.hash] = block
             self._n_pending += 1
             return AddResult("pending", have=ch.height)
+        refused = self._refused.get((author, block.height))
+        if refused is not None and refused.hash != block.hash:
+            return self._equivocation_headers(refused, block.header)
         try:
             self._check_chain(block, ch)
         except InvalidBlock as exc:
+            self._refuse(block)
             return AddResult("rejected", exc.reason, have=ch.height)
         applied = [block]
         self._accept(ch, block)
@@ -939,9 +958,14 @@ class Ledger:
             blk = next(iter(nxt.values()))
             del pend[ch.height + 1]
             self._n_pending -= 1
+            refused = self._refused.get((author, blk.height))
+            if refused is not None and refused.hash != blk.hash:
+                self._equivocation_headers(refused, blk.header)
+                break
             try:
                 self._check_chain(blk, ch)
             except InvalidBlock:
+                self._refuse(blk)
                 break
             self._accept(ch, blk)
             applied.append(blk)
@@ -951,11 +975,20 @@ class Ledger:
         self._extend(ch, block)
         for e in block.entries:
             self._apply_entry(block.author, e)
+        # proofs last: a proof may refold the whole state, which already includes this block
+        for e in block.entries:
             if isinstance(e, EquivocationProof):
-                self.add_proof(e)
+                self.add_proof(e, checked=True)
+
+    def _refuse(self, block: Block) -> None:
+        if len(self._refused) < self.max_pending:
+            self._refused.setdefault((block.author, block.height), block.header)
 
     def _equivocation(self, have: Block, other: Block) -> AddResult:
-        proof = EquivocationProof(have.header, other.header).normalized()
+        return self._equivocation_headers(have.header, other.header)
+
+    def _equivocation_headers(self, have: BlockHeader, other: BlockHeader) -> AddResult:
+        proof = EquivocationProof(have, other).normalized()
         new = self.add_proof(proof, checked=True)
         return AddResult("equivocation", Reason.EQUIVOCATED, proof=proof if new else None,
                          have=self.height(have.author))
@@ -1060,9 +1093,11 @@ class Ledger:
         unb = self._unbonding.get(peer_id, 0)
         burned = 0
         eq = peer_id in self._proofs
-        if eq:
-            burned, stake, unb = stake + unb, 0, 0
-        return Account(peer_id, bal, stake, unb, self.height(peer_id), bal < -self.params.overdraft, eq, burned)
+        if eq:  # burn what it holds; a negative stake (lost bonds) stays as debt
+            burned = max(0, stake) + max(0, unb)
+            stake, unb = min(0, stake), min(0, unb)
+        return Account(peer_id, bal, stake, unb, self.height(peer_id), bal < -self.params.overdraft, eq, burned,
+                       self._earned.get(peer_id, 0), self._spent.get(peer_id, 0))
 
     def accounts(self) -> dict[str, Account]:
         """Every account that appears anywhere (genesis, chains, counterparties), by PeerId."""
@@ -1084,8 +1119,12 @@ class Ledger:
         cuts = sorted((a, p.height) for a, p in self._proofs.items())
         return sha256_hex(canonical({"network": self.network_id, "accounts": rows, "cuts": cuts}))
 
-    def summary(self) -> dict[str, Any]:
-        return {"network_id": self.network_id, "authors": len(self.heads()),
-                "blocks": sum(c.height for c in self._chains.values()), "pending": self._n_pending,
-                "equivocators": sorted(self._proofs), "supply": self.total_supply(), "burned": self.burned(),
-                "genesis_supply": self.genesis.supply, "state_hash": self.state_hash()}
+    def summary(self, accounts: bool = True) -> dict[str, Any]:
+        """Counts for status pages; ``accounts=False`` skips the per-account work (supply, hash)."""
+        out: dict[str, Any] = {
+            "network_id": self.network_id, "network": self.genesis.network, "authors": len(self.heads()),
+            "blocks": sum(c.height for c in self._chains.values()), "entries": self.entries_applied,
+            "pending": self._n_pending, "equivocators": sorted(self._proofs), "genesis_supply": self.genesis.supply}
+        if accounts:
+            out.update(supply=self.total_supply(), burned=self.burned(), state_hash=self.state_hash())
+        return out

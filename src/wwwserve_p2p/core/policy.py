@@ -37,6 +37,7 @@ class OffloadPolicy:
     probe_extra: int = 2
     exploration_share: float = 0.1
     stake: int = 1_000_000
+    stake_policy: str = "fixed"
 
     def __post_init__(self) -> None:
         for name in ("offload_frequency", "queue_frequency", "accept_frequency", "exploration_share"):
@@ -47,6 +48,8 @@ class OffloadPolicy:
             raise ValueError("policy.target_load must be >= 0")
         if self.max_delegated < 0 or self.probe_extra < 0 or self.stake < 0:
             raise ValueError("policy.max_delegated, probe_extra and stake must be >= 0")
+        if self.stake_policy not in ("fixed", "auto"):
+            raise ValueError(f"policy.stake_policy must be 'fixed' or 'auto', got {self.stake_policy!r}")
 
 
 def decide_route(load: float, policy: OffloadPolicy, can_offload: bool, u_offload: float, u_queue: float) -> Route:
@@ -87,3 +90,29 @@ def decide_accept(
     if u_accept >= policy.accept_frequency:
         return False, "declined by accept_frequency"
     return True, ""
+
+
+#: The automatic stake policy's range and speed (paper: 0..4 units, at most 2 units per second).
+AUTO_STAKE_UNITS = 4
+AUTO_STAKE_RATE = 2.0
+
+
+def stake_target(policy: OffloadPolicy, load: LoadSnapshot, current_stake: int, elapsed_s: float) -> int:
+    """The stake (micro-credits) the node should hold now.
+
+    ``fixed``: ``policy.stake``. ``auto`` (the WWW.Serve paper's policy): stake follows idle
+    capacity, ``round(4 * idle_fraction)`` units of ``policy.stake / 4``, moving from
+    ``current_stake`` by at most 2 units per second of ``elapsed_s``. A node that does not
+    participate stakes nothing.
+    """
+    if not policy.participate:
+        return 0
+    if policy.stake_policy == "fixed":
+        return policy.stake
+    unit = policy.stake // AUTO_STAKE_UNITS
+    if unit <= 0:
+        return 0
+    idle = 0.0 if load.capacity <= 0 else max(0.0, min(1.0, load.idle_slots / load.capacity))
+    want = round(AUTO_STAKE_UNITS * idle) * unit
+    step = max(1, int(AUTO_STAKE_RATE * max(0.0, elapsed_s))) * unit
+    return max(current_stake - step, min(current_stake + step, want))

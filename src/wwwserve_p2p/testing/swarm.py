@@ -9,6 +9,7 @@ resets all of that node's streams like a crashed process.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -16,6 +17,7 @@ from dataclasses import dataclass, replace
 import trio
 
 from ..config import ApiSection, NodeConfig, NodeSection, StatusSection
+from ..core.ledger import Genesis
 from ..executors.base import Executor
 from ..identity import Identity
 from ..node import Node, open_node
@@ -52,11 +54,14 @@ class SwarmMember:
 class Swarm:
     """Handle on a running swarm; ``nodes[i]`` is the i-th live node."""
 
-    def __init__(self, network: MemoryNetwork, nursery: trio.Nursery, seed: int):
+    def __init__(self, network: MemoryNetwork, nursery: trio.Nursery, seed: int, data_root: str,
+                 genesis: Genesis | None = None):
         self.network = network
         self.members: list[SwarmMember] = []
         self._nursery = nursery
         self.seed = seed
+        self.data_root = data_root
+        self.genesis = genesis
 
     @property
     def nodes(self) -> list[Node]:
@@ -71,7 +76,10 @@ class Swarm:
     async def start(self, executor: Executor, config: NodeConfig | None = None) -> Node:
         """Start one more node (or restart a killed one with :meth:`restart`)."""
         i = len(self.members)
-        m = SwarmMember(i, swarm_identity(self.seed, i), executor, swarm_config(i, self.seed, config))
+        cfg = swarm_config(i, self.seed, config)
+        cfg = replace(cfg, node=replace(cfg.node, data_dir=f"{self.data_root}/node{i}"),
+                      ledger=replace(cfg.ledger, io_thread=False))
+        m = SwarmMember(i, swarm_identity(self.seed, i), executor, cfg)
         self.members.append(m)
         await self._nursery.start(self._run, m)
         return m.node  # type: ignore[return-value]
@@ -88,7 +96,7 @@ class Swarm:
         with trio.CancelScope() as scope:
             m.scope = scope
             async with self.network.open_overlay(m.identity) as ov, \
-                    open_node(m.config, m.executor, overlay=ov, identity=m.identity) as node:
+                    open_node(m.config, m.executor, overlay=ov, identity=m.identity, genesis=self.genesis) as node:
                 m.node = node
                 task_status.started()
                 await trio.sleep_forever()
@@ -112,6 +120,12 @@ class Swarm:
         ids = {n.peer_id for n in live}
         return all(set(n.peers.alive_peers(trio.current_time())) >= ids - {n.peer_id} for n in live)
 
+    def ledgers_agree(self) -> bool:
+        """Every live node holds the same ledger state and has nothing left to seal."""
+        live = self.nodes
+        return len({n.ledger.state_hash() for n in live}) == 1 and all(
+            n.ledger_service is not None and n.ledger_service.queued() == 0 for n in live)
+
 
 @asynccontextmanager
 async def open_swarm(
@@ -121,16 +135,20 @@ async def open_swarm(
     configs: Sequence[NodeConfig] | None = None,
     seed: int = 0,
     latency: float = 0.0,
+    genesis: Genesis | None = None,
 ) -> AsyncIterator[Swarm]:
     """Start ``len(executors)`` nodes on a fresh :class:`MemoryNetwork` and wait until every
-    node knows every other one. ``configs[i]`` (or ``config``) is the base config of node i."""
+    node knows every other one. ``configs[i]`` (or ``config``) is the base config of node i;
+    ``genesis`` defaults to the dev genesis of the config's network. Each node keeps its ledger
+    in its own temporary data dir (kept across :meth:`Swarm.restart`)."""
     net = MemoryNetwork(latency=latency)
-    async with trio.open_nursery() as nursery:
-        swarm = Swarm(net, nursery, seed)
-        for i, ex in enumerate(executors):
-            await swarm.start(ex, configs[i] if configs else config)
-        await swarm.wait_until(swarm.all_know_each_other, timeout=30)
-        try:
-            yield swarm
-        finally:
-            nursery.cancel_scope.cancel()
+    with tempfile.TemporaryDirectory(prefix="wwwserve-swarm-") as data_root:
+        async with trio.open_nursery() as nursery:
+            swarm = Swarm(net, nursery, seed, data_root, genesis)
+            for i, ex in enumerate(executors):
+                await swarm.start(ex, configs[i] if configs else config)
+            await swarm.wait_until(swarm.all_know_each_other, timeout=30)
+            try:
+                yield swarm
+            finally:
+                nursery.cancel_scope.cancel()

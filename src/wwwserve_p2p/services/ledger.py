@@ -1,0 +1,440 @@
+"""Ledger replication: our block production, the ``ledger`` gossip topic, ``/wwwserve/ledger-sync/1``.
+
+- **Blocks**: entries we queue (claims for work we served, voids of failed attempts, stake
+  changes, equivocation proofs) are sealed into our next block every ``ledger.block_interval``.
+  A block is written to SQLite (durable: *acknowledged*) before it is applied and gossiped,
+  so a crash can never make us sign two different blocks at one height.
+- **Gossip** on ``/wwwserve/<network_id>/ledger``: authors publish their own blocks; anyone
+  publishes equivocation proofs. The topic validator decodes and fully checks every message
+  (signatures included) before it is forwarded.
+- **Sync** (``/wwwserve/ledger-sync/1``, length-prefixed protobuf frames): ``heads`` returns every
+  chain tip and known proofs; ``range`` streams blocks of one author by height range in
+  batches, then ``done``. A node pulls when a gossiped block reveals a gap, every
+  ``ledger.sync_interval`` with a random peer, and at once with a peer that (re)joins, so a
+  restarted or partitioned node catches up.
+
+Signature checks of pulled batches run on a worker thread; the ledger itself is only touched
+on the trio thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..core.ledger import AddResult, Block, Entry, EquivocationProof, Ledger, Stake, Unstake, Withdraw
+from ..core.policy import stake_target
+from ..errors import InvalidBlock, MalformedMessage, OverlayError, RequestTimeout, StorageError
+from ..net.base import GossipMessage, Stream
+from ..wire import ledger_codec as lc
+from ..wire.framing import FrameReader, frame
+
+if TYPE_CHECKING:
+    from ..ledger_store import LedgerStore
+    from ..node import Node
+
+SYNC_PROTOCOL = "/wwwserve/ledger-sync/1"
+#: Blocks per sync response frame, and the most blocks one range request returns.
+SYNC_BATCH = 64
+SYNC_MAX_BLOCKS = 4096
+SYNC_READ_TIMEOUT = 10.0
+
+log = logging.getLogger("wwwserve_p2p.ledger")
+
+
+def ledger_topic(network_id: str) -> str:
+    return f"/wwwserve/{network_id}/ledger"
+
+
+class LedgerService:
+    """The node's ledger replica plus its replication machinery. One per node.
+
+    ``ledger`` is the in-memory replica (pure :class:`~wwwserve_p2p.core.ledger.Ledger`);
+    ``store`` persists it. Use :meth:`submit` to queue an entry for our next block.
+    """
+
+    def __init__(self, node: "Node", ledger: Ledger, store: "LedgerStore"):
+        self.node = node
+        self.ledger = ledger
+        self.store = store
+        self.topic = ledger_topic(ledger.network_id)
+        self._queue: "OrderedDict[str, Entry]" = OrderedDict()
+        self._wakeup = trio.Event()
+        self._decoded: "OrderedDict[bytes, Block | EquivocationProof]" = OrderedDict()
+        self._sync_now: trio.MemorySendChannel[str]
+        self._sync_rx: trio.MemoryReceiveChannel[str]
+        self._sync_now, self._sync_rx = trio.open_memory_channel(256)
+        self._pulling: set[str] = set()
+        self.blocks_produced = 0
+        self.rejected: dict[str, int] = {}
+        self.storage_errors = 0
+        self.last_sync_peer = ""
+
+    # ------------------------------------------------------------ our own entries
+    def submit(self, key: str, entry: Entry) -> None:
+        """Queue ``entry`` for our next block under the unique ``key`` (re-submitting a key is a
+        no-op). The queue is persisted, so a crash before sealing loses nothing.
+
+        :raises StorageError: the queue could not be persisted (the entry is still queued in memory).
+        """
+        if key in self._queue:
+            return
+        self._queue[key] = entry
+        self._wakeup.set()
+        self.store.save_pending(key, entry)
+
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def _blocking(self, fn: Any, *args: Any) -> Any:
+        """Run blocking work (SQLite, batch signature checks) on a worker thread, or inline when
+        ``ledger.io_thread`` is off (in-memory tests under MockClock, whose autojump would
+        otherwise advance virtual time while a thread works)."""
+        if self.node.config.ledger.io_thread:
+            return await trio.to_thread.run_sync(fn, *args)
+        return fn(*args)
+
+    def _sign(self, domain: str, payload: bytes) -> bytes:
+        return self.node.identity.sign(domain, payload)
+
+    async def seal(self) -> Block | None:
+        """Seal queued entries into our next block now: persist, apply, gossip. Returns it, or None
+        when nothing valid was queued. Entries the ledger rejects are dropped with a log line."""
+        if not self._queue:
+            return None
+        keys = list(self._queue)[: self.ledger.params.max_block_entries]
+        entries = [self._queue[k] for k in keys]
+        me = self.node.peer_id
+        ok, bad = self.ledger.validate_own(me, _now_ms(), entries)
+        for e, reason in bad:
+            log.warning("dropping our own %s entry: %s", type(e).__name__, reason)
+        if not ok:
+            self._forget(keys)
+            return None
+        block = self.ledger.next_block(me, _now_ms(), ok, self._sign)
+        try:
+            await self._blocking(self.store.add_blocks, [block])
+        except StorageError as exc:
+            self.storage_errors += 1
+            log.error("cannot persist our block %d (entries stay queued): %s", block.height, exc)
+            return None
+        res = self.ledger.add_block(block, verified=True)
+        if res.status != "applied":
+            log.error("our own block %d was not applied: %s %s", block.height, res.status, res.reason)
+        self._forget(keys)  # sealed, or refused by the ledger (logged above)
+        self.blocks_produced += 1
+        log.info("sealed block %d with %d entries (%s)", block.height, len(ok), _kinds(ok))
+        await self._publish(block)
+        self.node.ledger_changed()
+        return block
+
+    def _forget(self, keys: list[str]) -> None:
+        for k in keys:
+            self._queue.pop(k, None)
+        try:
+            self.store.drop_pending(keys)
+        except StorageError as exc:
+            log.error("cannot drop sealed entries from the pending table: %s", exc)
+
+    async def _publish(self, item: Block | EquivocationProof) -> None:
+        try:
+            await self.node.overlay.publish(self.topic, lc.encode_gossip(item))
+        except OverlayError as exc:
+            log.warning("could not gossip %s: %s (peers will pull it)", type(item).__name__, exc)
+
+    # ------------------------------------------------------------ receiving
+    def _validate(self, msg: GossipMessage) -> bool:
+        """Gossip validator: decode and fully check before the message is forwarded."""
+        try:
+            item = lc.decode_gossip(msg.data)
+            if isinstance(item, Block):
+                if item.author != msg.source:
+                    return False  # only authors publish their blocks; others' arrive by sync
+                self.ledger.check_static(item)
+            else:
+                item.check(self.ledger.network_id)
+        except (MalformedMessage, InvalidBlock) as exc:
+            reason = getattr(exc, "reason", "malformed")
+            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+            log.debug("rejected ledger gossip from %s: %s", msg.source, exc)
+            return False
+        self._decoded[msg.data] = item
+        while len(self._decoded) > 256:
+            self._decoded.popitem(last=False)
+        return True
+
+    async def _on_gossip(self, msg: GossipMessage) -> None:
+        item = self._decoded.pop(msg.data, None) or lc.decode_gossip(msg.data)
+        if isinstance(item, EquivocationProof):
+            await self.accept_proof(item)
+            return
+        res = await self.accept_blocks([item], verified=True)
+        if res and res[-1].status == "pending":
+            self.request_pull(msg.received_from)
+
+    async def accept_proof(self, proof: EquivocationProof) -> None:
+        try:
+            new = self.ledger.add_proof(proof)
+        except InvalidBlock as exc:
+            log.warning("invalid equivocation proof: %s", exc)
+            return
+        if new:
+            log.warning("peer %s equivocated at height %d: its chain is cut and its stake burned",
+                        proof.author, proof.height)
+            await self._persist_proof(proof)
+            self.node.ledger_changed()
+
+    async def _persist_proof(self, proof: EquivocationProof) -> None:
+        try:
+            await self._blocking(self.store.add_proof, proof)
+        except StorageError as exc:
+            self.storage_errors += 1
+            log.error("cannot persist equivocation proof: %s", exc)
+
+    async def accept_blocks(self, blocks: list[Block], *, verified: bool = False) -> list[AddResult]:
+        """Offer blocks from peers (statically checked already if ``verified``): apply, persist what
+        was applied, and report equivocations. Returns one result per block."""
+        if not verified and blocks:
+            blocks = await self._blocking(self._check_batch, blocks)
+        results = []
+        applied: list[Block] = []
+        for b in blocks:
+            res = self.ledger.add_block(b, verified=True)
+            results.append(res)
+            if res.status == "applied":
+                applied.extend(res.applied)
+            elif res.status == "equivocation":
+                if res.proof is not None:
+                    log.warning("caught %s equivocating at height %d", b.author, b.height)
+                    await self._persist_proof(res.proof)
+                    self.submit(f"proof:{res.proof.a.hash}:{res.proof.b.hash}", res.proof)
+                    await self._publish(res.proof)
+            elif res.status == "rejected":
+                self.rejected[res.reason] = self.rejected.get(res.reason, 0) + 1
+                log.info("rejected block %s/%d: %s", b.author, b.height, res.reason)
+        if applied:
+            try:
+                await self._blocking(self.store.add_blocks, applied)
+            except StorageError as exc:
+                # the blocks stay applied in memory; they are re-pulled after a restart
+                self.storage_errors += 1
+                log.error("cannot persist %d received blocks: %s", len(applied), exc)
+            self.node.ledger_changed()
+        return results
+
+    def _check_batch(self, blocks: list[Block]) -> list[Block]:
+        """Worker thread: drop blocks failing the static checks (signatures); read-only on the ledger."""
+        out = []
+        for b in blocks:
+            try:
+                self.ledger.check_static(b)
+                out.append(b)
+            except InvalidBlock as exc:
+                self.rejected[exc.reason] = self.rejected.get(exc.reason, 0) + 1
+                log.info("rejected synced block %s/%d: %s", b.author, b.height, exc)
+        return out
+
+    # ------------------------------------------------------------ sync: client
+    def request_pull(self, peer_id: str) -> None:
+        """Ask the sync loop to compare heads with ``peer_id`` soon (deduplicated)."""
+        if peer_id and peer_id not in self._pulling:
+            try:
+                self._sync_now.send_nowait(peer_id)
+                self._pulling.add(peer_id)
+            except trio.WouldBlock:
+                pass
+
+    async def sync_with(self, peer_id: str) -> int:
+        """Compare heads with ``peer_id`` and pull every block we miss. Returns blocks applied.
+
+        :raises OverlayError, MalformedMessage, RequestTimeout: the peer failed us.
+        """
+        heads = await self._call(peer_id, lc.SyncRequest(self.ledger.network_id, "heads"))
+        resp = heads[0] if heads else lc.SyncResponse()
+        for proof in resp.proofs:
+            await self.accept_proof(proof)
+        applied = 0
+        for author, height, tip in resp.heads:
+            ours = self.ledger.height(author)
+            cut = self.ledger.cut_height(author)
+            if height <= ours or (cut is not None and ours + 1 >= cut):
+                continue
+            lo = ours + 1
+            while lo <= height:
+                hi = min(height, lo + SYNC_MAX_BLOCKS - 1)
+                got = await self._call(peer_id, lc.SyncRequest(self.ledger.network_id, "range", author, lo, hi))
+                blocks = [b for r in got for b in r.blocks]
+                if not blocks:
+                    break
+                results = await self.accept_blocks(blocks)
+                applied += sum(len(r.applied) for r in results)
+                new_height = self.ledger.height(author)
+                if new_height < lo:
+                    break  # the peer served nothing usable
+                lo = new_height + 1
+        if applied:
+            log.info("pulled %d blocks from %s", applied, peer_id)
+        self.last_sync_peer = peer_id
+        return applied
+
+    async def _call(self, peer_id: str, req: lc.SyncRequest) -> list[lc.SyncResponse]:
+        cfg = self.node.config.delegation
+        stream = await self.node.overlay.open_stream(peer_id, SYNC_PROTOCOL)
+        out: list[lc.SyncResponse] = []
+        try:
+            await stream.write(frame(lc.encode_sync_request(req)))
+            reader = FrameReader(stream, cfg.max_frame)
+            while True:
+                data = await reader.read_frame(SYNC_READ_TIMEOUT)
+                if data is None:
+                    raise MalformedMessage("sync stream closed before done")
+                resp = lc.decode_sync_response(data)
+                if resp.error:
+                    raise MalformedMessage(f"peer refused sync: {resp.error}")
+                out.append(resp)
+                if resp.done:
+                    break
+        finally:
+            await stream.close()
+        return out
+
+    # ------------------------------------------------------------ sync: server
+    async def serve_sync(self, stream: Stream) -> None:
+        """Handle one inbound ``/wwwserve/ledger-sync/1`` stream."""
+        reader = FrameReader(stream, 64 * 1024)
+        try:
+            data = await reader.read_frame(SYNC_READ_TIMEOUT)
+            if data is None:
+                return
+            req = lc.decode_sync_request(data)
+        except (MalformedMessage, RequestTimeout, OverlayError) as exc:
+            log.debug("bad sync request from %s: %s", stream.remote_peer, exc)
+            return
+        if req.network_id != self.ledger.network_id:
+            await stream.write(frame(lc.encode_sync_response(lc.SyncResponse(error="wrong_network", done=True))))
+            return
+        if req.kind == "heads":
+            heads = tuple((a, h, t) for a, (h, t) in sorted(self.ledger.heads().items()))
+            await stream.write(frame(lc.encode_sync_response(
+                lc.SyncResponse(heads=heads, proofs=tuple(self.ledger.proofs()), done=True))))
+            return
+        hi = min(req.hi, req.lo + SYNC_MAX_BLOCKS - 1)
+        blocks = self.ledger.blocks(req.author, req.lo, hi)
+        budget = self.node.config.delegation.max_frame // 2
+        batch: list[Block] = []
+        size = 0
+        for b in blocks:
+            bsize = b.canonical_size()
+            if batch and (len(batch) >= SYNC_BATCH or size + bsize > budget):
+                await stream.write(frame(lc.encode_sync_response(lc.SyncResponse(blocks=tuple(batch)))))
+                batch, size = [], 0
+            batch.append(b)
+            size += bsize
+        await stream.write(frame(lc.encode_sync_response(lc.SyncResponse(blocks=tuple(batch), done=True))))
+
+    # ------------------------------------------------------------ loops
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Subscribe, then run the block producer, gossip receiver and sync loop until cancelled."""
+        rx = await self.node.overlay.subscribe(self.topic, self._validate)
+        self.node.overlay.set_stream_handler(SYNC_PROTOCOL, self.serve_sync)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._receive_loop, rx)
+            nursery.start_soon(self._producer_loop)
+            nursery.start_soon(self._sync_loop)
+            nursery.start_soon(self._sync_worker)
+            nursery.start_soon(self._stake_loop)
+            task_status.started()
+
+    async def _receive_loop(self, rx) -> None:
+        async for msg in rx:
+            try:
+                await self._on_gossip(msg)
+            except (MalformedMessage, InvalidBlock) as exc:
+                log.debug("ledger gossip from %s dropped: %s", msg.source, exc)
+
+    async def _producer_loop(self) -> None:
+        interval = self.node.config.ledger.block_interval
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            await trio.sleep(interval)  # gather entries: at most one block per interval
+            await self.seal()
+            if self._queue:
+                self._wakeup.set()
+
+    async def _sync_loop(self) -> None:
+        interval = self.node.config.ledger.sync_interval
+        while True:
+            await trio.sleep(interval * (0.75 + 0.5 * self.node.rng.random()))
+            peers = sorted(self.node.peers.alive_peers(trio.current_time()))
+            if peers:
+                self.request_pull(self.node.rng.choice(peers))
+
+    async def _sync_worker(self) -> None:
+        async for peer_id in self._sync_rx:
+            self._pulling.discard(peer_id)
+            try:
+                with trio.fail_after(60):
+                    await self.sync_with(peer_id)
+            except (OverlayError, MalformedMessage, RequestTimeout, trio.TooSlowError) as exc:
+                log.debug("ledger sync with %s failed: %s", peer_id, exc)
+
+    async def _stake_loop(self) -> None:
+        """Move our stake toward the policy's target (fixed, or the paper's automatic one) and
+        withdraw matured unbonding. One change in flight at a time."""
+        interval = self.node.config.ledger.stake_interval
+        last = trio.current_time()
+        n = 0
+        while True:
+            await trio.sleep(interval)
+            now = trio.current_time()
+            elapsed, last = now - last, now
+            if any(k.startswith("stake:") for k in self._queue):
+                continue  # the previous change is not sealed yet
+            for entry in self.plan_stake(elapsed):
+                n += 1
+                self.submit(f"stake:{self.node.incarnation}:{n}", entry)
+
+    def plan_stake(self, elapsed_s: float) -> list[Entry]:
+        """Entries that move our stake toward the policy target now (may be empty)."""
+        me = self.node.peer_id
+        acc = self.ledger.account(me)
+        if acc.equivocated:
+            return []
+        out: list[Entry] = []
+        matured = self.ledger.matured_unbonding(me, _now_ms())
+        if matured > 0:
+            out.append(Withdraw(matured))
+        target = stake_target(self.node.config.policy, self.node.executor.load(), max(0, acc.stake), elapsed_s)
+        available = acc.balance + (matured if matured > 0 else 0)
+        if target > acc.stake:
+            amount = min(target - acc.stake, max(0, available))
+            if amount > 0:
+                out.append(Stake(amount))
+        elif target < acc.stake:
+            out.append(Unstake(acc.stake - target))
+        return out
+
+    def restore(self) -> int:
+        """Load persisted blocks, proofs and queued entries (blocking; call before :meth:`run`)."""
+        n = self.store.load_into(self.ledger)
+        for key, entry in self.store.pending():
+            self._queue[key] = entry
+        if self._queue:
+            self._wakeup.set()
+        return n
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _kinds(entries: list[Entry]) -> str:
+    counts: dict[str, int] = {}
+    for e in entries:
+        counts[type(e).__name__] = counts.get(type(e).__name__, 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
