@@ -47,6 +47,7 @@ from .identity import Identity
 from .ledger_store import LedgerStore
 from .metrics import NodeMetrics
 from .net.base import Overlay
+from .net.filter import FilteredOverlay
 from .services.delegation import (
     PROTOCOL as DELEGATE_PROTOCOL,
     DelegationAttempt,
@@ -404,6 +405,15 @@ class Node:
                        "queued_entries": self.ledger_service.queued() if self.ledger_service else 0},
         }
 
+    def deny_peers(self, peers: list[str]) -> list[str]:
+        """Replace the deny-list (``PUT /admin/denied-peers``): refused peers are also marked
+        offline, so their in-flight work is re-dispatched. Returns the new list."""
+        if isinstance(self.overlay, FilteredOverlay):
+            self.overlay.deny(peers)
+            for p in peers:
+                self.peer_unreachable(p)
+        return sorted(peers)
+
     def ledger_summary(self) -> dict[str, Any]:
         """``GET /ledger``: network, block counts, supply, burns and the state hash."""
         return {**self.ledger.summary(), "me": self.ledger.account(self.peer_id).to_dict(),
@@ -489,6 +499,7 @@ async def open_node(
         if overlay is None:
             from .net.libp2p_overlay import open_libp2p_overlay
             overlay = await stack.enter_async_context(open_libp2p_overlay(identity, config.net))
+        overlay = FilteredOverlay(overlay, config.net.deny_peers)
         genesis = genesis or config.genesis()
         node = Node(config, identity, overlay, executor, genesis)
         db = Path(config.ledger.db or Path(config.node.data_dir) / "ledger.sqlite")
@@ -507,7 +518,8 @@ async def open_node(
             if config.api.enabled:
                 from .api.server import serve_api
                 host, port = await nursery.start(partial(serve_api, node, config.api.host, config.api.port,
-                                                         max_tokens_cap=config.api.max_tokens_cap))
+                                                         max_tokens_cap=config.api.max_tokens_cap,
+                                                         admin=config.api.admin))
                 node.api_url = config.api.public_url or f"http://{host}:{port}"
             await nursery.start(node.ledger_service.run)
             await nursery.start(run_status_service, node)

@@ -22,31 +22,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from . import ledger_pb2 as wwwserve_dot_v1_dot_ledger__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19wwwserve/v1/overlay.proto\x12\x0bwwwserve.v1\"\x9c\x02\n\nPeerStatus\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0f\n\x07peer_id\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x0e\n\x06models\x18\x05 \x03(\t\x12\x0f\n\x07running\x18\x06 \x01(\r\x12\x0e\n\x06queued\x18\x07 \x01(\r\x12\x10\n\x08\x63\x61pacity\x18\x08 \x01(\r\x12\x10\n\x08kv_usage\x18\t \x01(\x02\x12\x11\n\taccepting\x18\n \x01(\x08\x12\r\n\x05stake\x18\x0b \x01(\x03\x12\x19\n\x11\x64\x65legated_running\x18\x0c \x01(\r\x12\x15\n\rmax_delegated\x18\r \x01(\r\x12\r\n\x05\x61\x64\x64rs\x18\x0e \x03(\t\x12\x0f\n\x07\x61pi_url\x18\x0f \x01(\t\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xa3\x02\n\x0f\x44\x65legateRequest\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0e\n\x06prompt\x18\x04 \x01(\t\x12*\n\x08messages\x18\x05 \x03(\x0b\x32\x18.wwwserve.v1.ChatMessage\x12\x12\n\nmax_tokens\x18\x06 \x01(\r\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\r\n\x05top_p\x18\x08 \x01(\x02\x12\x0c\n\x04stop\x18\t \x03(\t\x12\x10\n\x08has_seed\x18\n \x01(\x08\x12\x0c\n\x04seed\x18\x0b \x01(\x03\x12\x14\n\x0c\x63ontinuation\x18\x0c \x01(\t\x12\r\n\x05route\x18\r \x03(\t\x12\x12\n\ntimeout_ms\x18\x0e \x01(\r\"\"\n\x10\x44\x65legateDecision\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\x08\"\xae\x01\n\x10\x44\x65legateResponse\x12#\n\x05offer\x18\x01 \x01(\x0b\x32\x12.wwwserve.v1.OfferH\x00\x12#\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x12.wwwserve.v1.ChunkH\x00\x12#\n\x05\x66inal\x18\x03 \x01(\x0b\x32\x12.wwwserve.v1.FinalH\x00\x12#\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.wwwserve.v1.ErrorH\x00\x42\x06\n\x04kind\"7\n\x05Offer\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04load\x18\x03 \x01(\x02\"\x15\n\x05\x43hunk\x12\x0c\n\x04text\x18\x01 \x01(\t\"^\n\x05\x46inal\x12\x15\n\rfinish_reason\x18\x01 \x01(\t\x12\x15\n\rprompt_tokens\x18\x02 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\r\x12\x0c\n\x04text\x18\x04 \x01(\t\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19wwwserve/v1/overlay.proto\x12\x0bwwwserve.v1\x1a\x18wwwserve/v1/ledger.proto\"\x9c\x02\n\nPeerStatus\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0f\n\x07peer_id\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x0e\n\x06models\x18\x05 \x03(\t\x12\x0f\n\x07running\x18\x06 \x01(\r\x12\x0e\n\x06queued\x18\x07 \x01(\r\x12\x10\n\x08\x63\x61pacity\x18\x08 \x01(\r\x12\x10\n\x08kv_usage\x18\t \x01(\x02\x12\x11\n\taccepting\x18\n \x01(\x08\x12\r\n\x05stake\x18\x0b \x01(\x03\x12\x19\n\x11\x64\x65legated_running\x18\x0c \x01(\r\x12\x15\n\rmax_delegated\x18\r \x01(\r\x12\r\n\x05\x61\x64\x64rs\x18\x0e \x03(\t\x12\x0f\n\x07\x61pi_url\x18\x0f \x01(\t\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xa3\x02\n\x0f\x44\x65legateRequest\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0e\n\x06prompt\x18\x04 \x01(\t\x12*\n\x08messages\x18\x05 \x03(\x0b\x32\x18.wwwserve.v1.ChatMessage\x12\x12\n\nmax_tokens\x18\x06 \x01(\r\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\r\n\x05top_p\x18\x08 \x01(\x02\x12\x0c\n\x04stop\x18\t \x03(\t\x12\x10\n\x08has_seed\x18\n \x01(\x08\x12\x0c\n\x04seed\x18\x0b \x01(\x03\x12\x14\n\x0c\x63ontinuation\x18\x0c \x01(\t\x12\r\n\x05route\x18\r \x03(\t\x12\x12\n\ntimeout_ms\x18\x0e \x01(\r\"G\n\x10\x44\x65legateDecision\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\x08\x12#\n\x06ticket\x18\x02 \x01(\x0b\x32\x13.wwwserve.v1.Ticket\"\xae\x01\n\x10\x44\x65legateResponse\x12#\n\x05offer\x18\x01 \x01(\x0b\x32\x12.wwwserve.v1.OfferH\x00\x12#\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x12.wwwserve.v1.ChunkH\x00\x12#\n\x05\x66inal\x18\x03 \x01(\x0b\x32\x12.wwwserve.v1.FinalH\x00\x12#\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.wwwserve.v1.ErrorH\x00\x42\x06\n\x04kind\"7\n\x05Offer\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04load\x18\x03 \x01(\x02\"\x15\n\x05\x43hunk\x12\x0c\n\x04text\x18\x01 \x01(\t\"^\n\x05\x46inal\x12\x15\n\rfinish_reason\x18\x01 \x01(\t\x12\x15\n\rprompt_tokens\x18\x02 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\r\x12\x0c\n\x04text\x18\x04 \x01(\t\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wwwserve.v1.overlay_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PEERSTATUS']._serialized_start=43
-  _globals['_PEERSTATUS']._serialized_end=327
-  _globals['_CHATMESSAGE']._serialized_start=329
-  _globals['_CHATMESSAGE']._serialized_end=373
-  _globals['_DELEGATEREQUEST']._serialized_start=376
-  _globals['_DELEGATEREQUEST']._serialized_end=667
-  _globals['_DELEGATEDECISION']._serialized_start=669
-  _globals['_DELEGATEDECISION']._serialized_end=703
-  _globals['_DELEGATERESPONSE']._serialized_start=706
-  _globals['_DELEGATERESPONSE']._serialized_end=880
-  _globals['_OFFER']._serialized_start=882
-  _globals['_OFFER']._serialized_end=937
-  _globals['_CHUNK']._serialized_start=939
-  _globals['_CHUNK']._serialized_end=960
-  _globals['_FINAL']._serialized_start=962
-  _globals['_FINAL']._serialized_end=1056
-  _globals['_ERROR']._serialized_start=1058
-  _globals['_ERROR']._serialized_end=1096
+  _globals['_PEERSTATUS']._serialized_start=69
+  _globals['_PEERSTATUS']._serialized_end=353
+  _globals['_CHATMESSAGE']._serialized_start=355
+  _globals['_CHATMESSAGE']._serialized_end=399
+  _globals['_DELEGATEREQUEST']._serialized_start=402
+  _globals['_DELEGATEREQUEST']._serialized_end=693
+  _globals['_DELEGATEDECISION']._serialized_start=695
+  _globals['_DELEGATEDECISION']._serialized_end=766
+  _globals['_DELEGATERESPONSE']._serialized_start=769
+  _globals['_DELEGATERESPONSE']._serialized_end=943
+  _globals['_OFFER']._serialized_start=945
+  _globals['_OFFER']._serialized_end=1000
+  _globals['_CHUNK']._serialized_start=1002
+  _globals['_CHUNK']._serialized_end=1023
+  _globals['_FINAL']._serialized_start=1025
+  _globals['_FINAL']._serialized_end=1119
+  _globals['_ERROR']._serialized_start=1121
+  _globals['_ERROR']._serialized_end=1159
 # @@protoc_insertion_point(module_scope)

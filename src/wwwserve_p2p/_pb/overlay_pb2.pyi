@@ -1,3 +1,4 @@
+from . import ledger_pb2 as _ledger_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -81,10 +82,12 @@ class DelegateRequest(_message.Message):
     def __init__(self, network_id: _Optional[str] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ..., prompt: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ..., has_seed: bool = ..., seed: _Optional[int] = ..., continuation: _Optional[str] = ..., route: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class DelegateDecision(_message.Message):
-    __slots__ = ("commit",)
+    __slots__ = ("commit", "ticket")
     COMMIT_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
     commit: bool
-    def __init__(self, commit: bool = ...) -> None: ...
+    ticket: _ledger_pb2.Ticket
+    def __init__(self, commit: bool = ..., ticket: _Optional[_Union[_ledger_pb2.Ticket, _Mapping]] = ...) -> None: ...
 
 class DelegateResponse(_message.Message):
     __slots__ = ("offer", "chunk", "final", "error")

@@ -76,13 +76,16 @@ class _BodyTooLarge(Exception):
 
 
 def create_app(node: ServingNode, *, max_body_bytes: int = 1_048_576,
-               max_tokens_cap: int = 4096, heartbeat_interval: float | None = 10.0) -> Starlette:
+               max_tokens_cap: int = 4096, heartbeat_interval: float | None = 10.0,
+               admin: bool = False) -> Starlette:
     """Build the ASGI app serving ``node``.
 
     - ``max_body_bytes``: larger request bodies get 413.
     - ``max_tokens_cap``: ``max_tokens`` of requests is capped at this.
     - ``heartbeat_interval``: seconds without output after which a stream writes an SSE
       comment ``: ping`` (None: never).
+    - ``admin``: serve ``PUT /admin/denied-peers`` (body ``{"peers": [PeerId, ...]}``; replaces
+      the deny-list, ``[]`` lifts every ban). Off by default: enable it only on a trusted address.
     """
 
     async def chat_completions(request: Request) -> Response:
@@ -150,6 +153,19 @@ def create_app(node: ServingNode, *, max_body_bytes: int = 1_048_576,
                 "invalid_request_error", None, "invalid_value"))
         return JSONResponse(node.ledger_blocks(q.get("author", ""), lo, hi, limit))
 
+    async def denied_peers(request: Request) -> Response:
+        try:
+            data = decode_json_body(await _read_body(request, max_body_bytes))
+            peers = data.get("peers") if isinstance(data, dict) else None
+            if not isinstance(peers, list) or not all(isinstance(p, str) and p for p in peers):
+                raise RequestValidationError("body must be {\"peers\": [PeerId, ...]}", "peers")
+        except RequestValidationError as exc:
+            return _error_response(*error_for_exception(exc))
+        except _BodyTooLarge:
+            return _error_response(413, error_body("body too large", "invalid_request_error", None,
+                                                   "request_too_large"))
+        return JSONResponse({"denied": node.deny_peers(peers)})
+
     routes = [
         Route("/v1/chat/completions", _guarded(chat_completions), methods=["POST"]),
         Route("/v1/completions", _guarded(completions), methods=["POST"]),
@@ -161,6 +177,8 @@ def create_app(node: ServingNode, *, max_body_bytes: int = 1_048_576,
         Route("/ledger/accounts", _guarded(ledger_accounts), methods=["GET"]),
         Route("/ledger/blocks", _guarded(ledger_blocks), methods=["GET"]),
     ]
+    if admin:
+        routes.append(Route("/admin/denied-peers", _guarded(denied_peers), methods=["PUT"]))
     return Starlette(
         routes=routes,
         middleware=[Middleware(_HttpMetricsMiddleware, node=node)],

@@ -50,7 +50,7 @@ async def serve_api(
     ``access_log``: False (default) for none, True for Hypercorn's access log on stdout, a
     file path, or a :class:`logging.Logger`. Hypercorn's error/info messages go to the
     ``hypercorn.error`` logger. ``app_kwargs`` go to :func:`~wwwserve_p2p.api.app.create_app`
-    (``max_body_bytes``, ``max_tokens_cap``, ``heartbeat_interval``).
+    (``max_body_bytes``, ``max_tokens_cap``, ``heartbeat_interval``, ``admin``).
     """
     app = create_app(node, **app_kwargs)
     config = Config()

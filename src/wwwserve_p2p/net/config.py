@@ -39,6 +39,7 @@ class Libp2pConfig:
     refresh. ``dht_refresh_interval``: periodic refresh (also run whenever the routing table
     is small). ``shutdown_timeout``: bound on a graceful close.
     ``libp2p_log_level``: level of py-libp2p's own loggers.
+    ``deny_peers``: PeerIds refused in both directions (see :mod:`wwwserve_p2p.net.filter`).
     """
 
     listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
@@ -61,6 +62,7 @@ class Libp2pConfig:
     dht_refresh_interval: float = 300.0
     shutdown_timeout: float = 5.0
     libp2p_log_level: str = "WARNING"
+    deny_peers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("listen", "bootstrap", "announce"):

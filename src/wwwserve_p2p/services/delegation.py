@@ -9,20 +9,26 @@ Exchange (each arrow one length-prefixed protobuf frame, see :mod:`wwwserve_p2p.
                        <-------------  Chunk* then Final | Error
 
 A requester probes ``k + probe_extra`` stake-selected candidates in parallel, commits to
-the first that accepts and sends ``commit=false`` to the rest. After the commit the
+the first that accepts and sends ``commit=false`` to the rest. The commit carries the
+requester's signed :class:`~wwwserve_p2p.core.ledger.Ticket`; the executor checks it (and
+that the requester is not in debt), serves, and after the final frame queues a
+:class:`~wwwserve_p2p.core.ledger.Claim` for its next block. A requester whose attempt fails
+or is cancelled voids the ticket instead, so it is never claimable. After the commit the
 requester keeps its side open; closing or resetting it cancels the remote generation. An
 accepted-but-uncommitted offer holds a delegated slot for at most ``commit_timeout``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import trio
 
+from ..core.ledger import Claim, Ticket
 from ..core.types import ErrorReply, GenerationChunk, GenerationRequest, Offer
 from ..errors import (
     ExecutorError,
@@ -32,6 +38,7 @@ from ..errors import (
     OverlayError,
     RemoteError,
     RequestTimeout,
+    StorageError,
     WwwServeError,
 )
 from ..net.base import Stream
@@ -75,7 +82,7 @@ async def serve_delegate_stream(node: "Node", stream: Stream) -> None:
         await _try_write(stream, ErrorReply("wrong_network", f"this node is on network {node.network_id}"))
         return
 
-    accepted, reason = node.decide_accept(request.model)
+    accepted, reason = node.decide_accept(request.model, stream.remote_peer)
     load = node.executor.load().load
     if not await _try_write(stream, Offer(accepted, reason, load)):
         return
@@ -84,25 +91,50 @@ async def serve_delegate_stream(node: "Node", stream: Stream) -> None:
         return
     node.delegated_running += 1  # the slot is held from the offer on
     try:
+        ticket: Ticket | None = None
         try:
             decision = await reader.read_frame(cfg.commit_timeout)
-            commit = decision is not None and codec.decode_decision(decision)
+            commit, ticket = codec.decode_decision(decision) if decision is not None else (False, None)
         except (MalformedMessage, RequestTimeout, OverlayError):
             commit = False
         if not commit:
             node.metrics.delegated.labels("withdrawn").inc()
             return
+        problem = node.check_ticket(ticket, stream.remote_peer, request)
+        if problem or ticket is None:
+            node.metrics.delegated.labels("bad_ticket").inc()
+            log.warning("refusing %s from %s: %s", request.request_id, stream.remote_peer, problem)
+            await _try_write(stream, ErrorReply("bad_ticket", problem))
+            return
         node.metrics.delegated.labels("accepted").inc()
         node.stats.accepted_for_others += 1
         log.info("executing %s for %s (model %s)", request.request_id, stream.remote_peer, request.model)
-        await _execute_for_peer(node, stream, reader, request)
+        served = await _execute_for_peer(node, stream, reader, request)
+        if served is not None:
+            _claim(node, ticket, *served)
     finally:
         node.delegated_running -= 1
         node.status_changed()
 
 
-async def _execute_for_peer(node: "Node", stream: Stream, reader: FrameReader, request: GenerationRequest) -> None:
+def _claim(node: "Node", ticket: Ticket, text: str, completion_tokens: int) -> None:
+    """Queue the claim for a request we served completely (price per DESIGN §4 / LedgerParams)."""
+    params = node.ledger.params
+    amount = min(ticket.price, params.price(completion_tokens))
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    node.metrics.ledger_earned.inc()
+    try:
+        node.ledger_service.submit(f"claim:{ticket.hash}", Claim(ticket, digest, amount))
+    except StorageError as exc:
+        log.error("claim for %s queued but not persisted: %s", ticket.request_id, exc)
+
+
+async def _execute_for_peer(node: "Node", stream: Stream, reader: FrameReader,
+                            request: GenerationRequest) -> tuple[str, int] | None:
+    """Run ``request`` and stream it back. Returns (full text, completion tokens) when the final
+    frame was written, None otherwise."""
     start = trio.current_time()
+    served: tuple[str, int] | None = None
     async with trio.open_nursery() as nursery:
 
         async def watch_requester() -> None:
@@ -117,11 +149,15 @@ async def _execute_for_peer(node: "Node", stream: Stream, reader: FrameReader, r
         nursery.start_soon(watch_requester)
         try:
             gen = node.executor.generate(request)
+            parts: list[str] = []
             try:
                 async for chunk in gen:
                     if chunk.is_final and chunk.usage:
                         node.metrics.tokens.inc(chunk.usage.completion_tokens)
                     await stream.write(frame(codec.encode_reply(chunk)))
+                    parts.append(chunk.text)
+                    if chunk.is_final:
+                        served = ("".join(parts), chunk.usage.completion_tokens if chunk.usage else len(parts))
             finally:
                 await gen.aclose()
         except OverlayError as exc:
@@ -130,6 +166,7 @@ async def _execute_for_peer(node: "Node", stream: Stream, reader: FrameReader, r
             await _try_write(stream, ErrorReply(_error_code(exc), str(exc)))
         nursery.cancel_scope.cancel()
     node.stats.record_served_for_peer(trio.current_time() - start)
+    return served
 
 
 async def _try_write(stream: Stream, reply) -> bool:
@@ -152,9 +189,10 @@ class _Probe:
 class DelegationAttempt:
     """A committed delegation: iterate :meth:`chunks`, then :meth:`aclose`."""
 
-    def __init__(self, node: "Node", probe: _Probe):
+    def __init__(self, node: "Node", probe: _Probe, ticket: Ticket):
         self.node = node
         self.peer_id = probe.peer_id
+        self.ticket = ticket
         self._probe = probe
 
     async def chunks(self) -> AsyncIterator[GenerationChunk]:
@@ -187,8 +225,10 @@ class DelegationAttempt:
             await self._probe.stream.close()
 
 
-async def probe_and_commit(node: "Node", request: GenerationRequest, candidates: list[str]) -> DelegationAttempt | None:
-    """Probe ``candidates`` in parallel; commit to the first that accepts.
+async def probe_and_commit(node: "Node", request: GenerationRequest, candidates: list[str],
+                           make_ticket: Callable[[str], Ticket]) -> DelegationAttempt | None:
+    """Probe ``candidates`` in parallel; commit to the first that accepts, sending it the ticket
+    ``make_ticket(peer_id)``.
 
     Returns None when none accepted within ``probe_timeout``. Refusals and failures of
     individual candidates are logged, never raised.
@@ -238,14 +278,15 @@ async def probe_and_commit(node: "Node", request: GenerationRequest, candidates:
         await _send_decision(p, False)
     if not winner:
         return None
-    if not await _send_decision(winner[0], True):
-        return None
-    return DelegationAttempt(node, winner[0])
+    ticket = make_ticket(winner[0].peer_id)
+    if not await _send_decision(winner[0], True, ticket):
+        return None  # never delivered: nothing to void
+    return DelegationAttempt(node, winner[0], ticket)
 
 
-async def _send_decision(p: _Probe, commit: bool) -> bool:
+async def _send_decision(p: _Probe, commit: bool, ticket: Ticket | None = None) -> bool:
     try:
-        await p.stream.write(frame(codec.encode_decision(commit)))
+        await p.stream.write(frame(codec.encode_decision(commit, ticket)))
         if not commit:
             await p.stream.close()
         return True

@@ -12,6 +12,7 @@ import math
 from google.protobuf.message import DecodeError
 
 from .._pb import overlay_pb2 as pb
+from ..core.ledger import Ticket
 from ..core.types import (
     ChatMessage,
     ErrorReply,
@@ -23,6 +24,7 @@ from ..core.types import (
     Usage,
 )
 from ..errors import MalformedMessage
+from .ledger_codec import decode_ticket, encode_ticket
 
 #: Bounds on decoded fields.
 MAX_MODELS = 64
@@ -40,7 +42,7 @@ def _parse(cls, data: bytes, what: str):
     msg = cls()
     try:
         msg.ParseFromString(data)
-    except (DecodeError, ValueError, RuntimeError) as exc:
+    except (DecodeError, ValueError, RuntimeError, TypeError) as exc:
         raise MalformedMessage(f"cannot decode {what}: {exc}") from None
     return msg
 
@@ -140,13 +142,27 @@ def decode_request(data: bytes) -> tuple[GenerationRequest, str, int]:
     return req, m.network_id, m.timeout_ms
 
 
-def encode_decision(commit: bool) -> bytes:
-    return pb.DelegateDecision(commit=commit).SerializeToString()
+def encode_decision(commit: bool, ticket: Ticket | None = None) -> bytes:
+    """Serialise the requester's go/no-go frame; with ``commit``, normally the signed
+    :class:`~wwwserve_p2p.core.ledger.Ticket` the executor will claim.
+
+    :raises MalformedMessage: the ticket cannot be encoded.
+    """
+    m = pb.DelegateDecision(commit=commit)
+    if ticket is not None:
+        m.ticket.ParseFromString(encode_ticket(ticket))
+    return m.SerializeToString()
 
 
-def decode_decision(data: bytes) -> bool:
-    """:raises MalformedMessage: undecodable."""
-    return _parse(pb.DelegateDecision, data, "DelegateDecision").commit
+def decode_decision(data: bytes) -> tuple[bool, Ticket | None]:
+    """Parse a decision frame: ``(commit, ticket)``; ``ticket`` is None when absent (older
+    peers). The ticket is checked for structure only (signature: ``Ticket.check``).
+
+    :raises MalformedMessage: undecodable, or a ticket field over its bound.
+    """
+    m = _parse(pb.DelegateDecision, data, "DelegateDecision")
+    ticket = decode_ticket(m.ticket.SerializeToString()) if m.HasField("ticket") else None
+    return m.commit, ticket
 
 
 # ---------------------------------------------------------------- delegate responses
