@@ -202,7 +202,7 @@ class Node:
             models=tuple(self.executor.models()), load=load, accepting=accepting,
             stake=self.ledger.account(self.peer_id).selectable_stake,
             delegated_running=self.delegated_running, max_delegated=pol.max_delegated,
-            addrs=tuple(self.overlay.addrs()), api_url=self.api_url)
+            addrs=tuple(self.overlay.addrs()), api_url=self.api_url, ledger_digest=self.ledger.heads_digest())
 
     def status_changed(self) -> None:
         """Ask the status service to publish soon (rate-limited by status.min_publish_gap)."""
@@ -222,6 +222,9 @@ class Node:
     # ------------------------------------------------------------ membership
     def handle_peer_events(self, events: list[PeerEvent], status: PeerStatus | None = None) -> None:
         """React to membership changes: log, dial newcomers, fail over from offline peers."""
+        if status is not None and status.ledger_digest and self.ledger_service is not None \
+                and status.ledger_digest != self.ledger.heads_digest():
+            self.ledger_service.request_pull(status.peer_id, cooldown=True)
         for ev in events:
             log.info("peer %s %s", ev.peer_id, ev.kind)
             if ev.kind in ("joined", "rejoined", "recovered") and self.ledger_service is not None:

@@ -203,6 +203,7 @@ async def test_memory_overlay_forgets_finished_streams(autojump_clock):
     async with open_swarm([echo(models=("front",)), echo()]) as swarm:
         for _ in range(5):
             await collect(swarm[0], req())
-        assert len(swarm[0].overlay._streams) == 0  # the requester's ends are dropped on close
-        # the executor's end is dropped when its handler task ends, just after the answer
-        await swarm.wait_until(lambda: len(swarm[1].overlay._streams) == 0, timeout=1)
+        # node.overlay is the deny-list filter; .inner is the in-memory overlay. Ledger sync
+        # streams come and go too, so wait for quiet rather than asserting at one instant.
+        await swarm.wait_until(lambda: len(swarm[0].overlay.inner._streams) == 0, timeout=1)
+        await swarm.wait_until(lambda: len(swarm[1].overlay.inner._streams) == 0, timeout=1)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PeerStatus(_message.Message):
-    __slots__ = ("network_id", "peer_id", "incarnation", "seq", "models", "running", "queued", "capacity", "kv_usage", "accepting", "stake", "delegated_running", "max_delegated", "addrs", "api_url")
+    __slots__ = ("network_id", "peer_id", "incarnation", "seq", "models", "running", "queued", "capacity", "kv_usage", "accepting", "stake", "delegated_running", "max_delegated", "addrs", "api_url", "ledger_digest")
     NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,7 @@ class PeerStatus(_message.Message):
     MAX_DELEGATED_FIELD_NUMBER: _ClassVar[int]
     ADDRS_FIELD_NUMBER: _ClassVar[int]
     API_URL_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_DIGEST_FIELD_NUMBER: _ClassVar[int]
     network_id: str
     peer_id: str
     incarnation: int
@@ -39,7 +40,8 @@ class PeerStatus(_message.Message):
     max_delegated: int
     addrs: _containers.RepeatedScalarFieldContainer[str]
     api_url: str
-    def __init__(self, network_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., incarnation: _Optional[int] = ..., seq: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., running: _Optional[int] = ..., queued: _Optional[int] = ..., capacity: _Optional[int] = ..., kv_usage: _Optional[float] = ..., accepting: bool = ..., stake: _Optional[int] = ..., delegated_running: _Optional[int] = ..., max_delegated: _Optional[int] = ..., addrs: _Optional[_Iterable[str]] = ..., api_url: _Optional[str] = ...) -> None: ...
+    ledger_digest: str
+    def __init__(self, network_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., incarnation: _Optional[int] = ..., seq: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., running: _Optional[int] = ..., queued: _Optional[int] = ..., capacity: _Optional[int] = ..., kv_usage: _Optional[float] = ..., accepting: bool = ..., stake: _Optional[int] = ..., delegated_running: _Optional[int] = ..., max_delegated: _Optional[int] = ..., addrs: _Optional[_Iterable[str]] = ..., api_url: _Optional[str] = ..., ledger_digest: _Optional[str] = ...) -> None: ...
 
 class ChatMessage(_message.Message):
     __slots__ = ("role", "content")

@@ -313,7 +313,11 @@ class DuelTicket:
 
     @property
     def hash(self) -> str:
-        return sha256_hex(canonical(self.body()))
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = sha256_hex(canonical(self.body()))
+            object.__setattr__(self, "_hash", h)
+        return h
 
     def signed(self, sign: Signer) -> "DuelTicket":
         return replace(self, signature=sign(DOMAIN_DUEL, canonical(self.body())))
@@ -715,6 +719,9 @@ class Ledger:
         # still an equivocation, whatever order the two arrive in
         self._refused: dict[tuple[str, int], BlockHeader] = {}
         self._seen_proofs: set[tuple[str, str]] = set()
+        self._version = 0          # bumped on every accepted block or proof (digest cache)
+        self._digest_key: tuple[int] | None = None
+        self._digest = ""
         self._reset_fold()
 
     # ------------------------------------------------------------ fold
@@ -799,13 +806,14 @@ class Ledger:
         _check_hex(block.prev_hash, "prev_hash")
         if len(block.entries) > self.params.max_block_entries:
             raise InvalidBlock(Reason.TOO_MANY_ENTRIES, f"{len(block.entries)} > {self.params.max_block_entries}")
-        for e in block.entries:
-            self._check_entry_static(block, e)
+        # cheap checks first: a forged or oversized block must not cost one verify per entry
         size = block.canonical_size()
         if size > self.params.max_block_bytes:
             raise InvalidBlock(Reason.OVERSIZED, f"{size} bytes > {self.params.max_block_bytes}")
         if not block.header.signature_valid():
             raise InvalidBlock(Reason.BAD_SIGNATURE, f"block {block.height} not signed by {block.author}")
+        for e in block.entries:
+            self._check_entry_static(block, e)
 
     def _check_entry_static(self, block: Block, e: Entry) -> None:
         author = block.author
@@ -920,6 +928,13 @@ class Ledger:
                 self.check_static(block)
         except InvalidBlock as exc:
             return AddResult("rejected", exc.reason)
+        if not isinstance(block.height, int) or block.height < 1:
+            return AddResult("rejected", Reason.MALFORMED)
+        # a proof is a self-contained fact: it counts whether or not the block carrying it is
+        # ever accepted, so replicas holding the same blocks agree
+        for e in block.entries:
+            if isinstance(e, EquivocationProof):
+                self.add_proof(e, checked=True)
         cut = self.cut_height(author)
         if cut is not None and block.height >= cut:
             return AddResult("rejected", Reason.EQUIVOCATED)
@@ -972,13 +987,10 @@ class Ledger:
         return AddResult("applied", applied=tuple(applied), have=ch.height)
 
     def _accept(self, ch: _Chain, block: Block) -> None:
+        self._version += 1
         self._extend(ch, block)
         for e in block.entries:
             self._apply_entry(block.author, e)
-        # proofs last: a proof may refold the whole state, which already includes this block
-        for e in block.entries:
-            if isinstance(e, EquivocationProof):
-                self.add_proof(e, checked=True)
 
     def _refuse(self, block: Block) -> None:
         if len(self._refused) < self.max_pending:
@@ -1011,6 +1023,7 @@ class Ledger:
         if cur is not None and cur.height <= h:
             return False
         self._proofs[author] = proof
+        self._version += 1
         ch = self._chains.get(author)
         pend = self._pending.get(author, {})
         for height in [x for x in pend if x >= h]:
@@ -1057,6 +1070,17 @@ class Ledger:
     def height(self, author: str) -> int:
         ch = self._chains.get(author)
         return ch.height if ch else 0
+
+    def heads_digest(self) -> str:
+        """SHA-256 (hex) of every chain head and proof held: replicas holding the same blocks have
+        the same digest (cheap to compare in status messages)."""
+        key = (self._version,)
+        if self._digest_key != key:
+            heads = sorted((a, h, t) for a, (h, t) in self.heads().items())
+            proofs = sorted((p.a.hash, p.b.hash) for p in self._proofs.values())
+            self._digest = sha256_hex(canonical({"heads": heads, "proofs": proofs}))
+            self._digest_key = key
+        return self._digest
 
     def heads(self) -> dict[str, tuple[int, str]]:
         """author -> (height, tip hash) of every non-empty accepted chain."""

@@ -134,6 +134,8 @@ class PeerStatus:
     ``seq`` increases with every announcement of one incarnation; a restarted node starts a
     new ``incarnation`` (larger) so its first status replaces the old entry. ``stake`` is in
     micro-credits. ``api_url`` is the peer's public HTTP API, if it advertises one.
+    ``ledger_digest`` summarises the peer's ledger replica (chain heads and proofs): a digest
+    that differs from ours means one of us misses blocks, so we compare heads and pull.
     """
 
     peer_id: str
@@ -147,6 +149,7 @@ class PeerStatus:
     max_delegated: int = 0
     addrs: tuple[str, ...] = ()
     api_url: str = ""
+    ledger_digest: str = ""
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -42,6 +43,8 @@ SYNC_PROTOCOL = "/wwwserve/ledger-sync/1"
 SYNC_BATCH = 64
 SYNC_MAX_BLOCKS = 4096
 SYNC_READ_TIMEOUT = 10.0
+#: Concurrent sync conversations (with different peers).
+SYNC_WORKERS = 3
 
 log = logging.getLogger("wwwserve_p2p.ledger")
 
@@ -69,6 +72,7 @@ class LedgerService:
         self._sync_rx: trio.MemoryReceiveChannel[str]
         self._sync_now, self._sync_rx = trio.open_memory_channel(256)
         self._pulling: set[str] = set()
+        self._last_pull: dict[str, float] = {}
         self.blocks_produced = 0
         self.rejected: dict[str, int] = {}
         self.storage_errors = 0
@@ -116,8 +120,8 @@ class LedgerService:
             self._forget(keys)
             return None
         block = self.ledger.next_block(me, _now_ms(), ok, self._sign)
-        try:
-            await self._blocking(self.store.add_blocks, [block])
+        try:  # the block and the removal of its entries from the pending table: one transaction
+            await self._blocking(partial(self.store.add_blocks, [block], drop_pending=keys))
         except StorageError as exc:
             self.storage_errors += 1
             log.error("cannot persist our block %d (entries stay queued): %s", block.height, exc)
@@ -125,7 +129,8 @@ class LedgerService:
         res = self.ledger.add_block(block, verified=True)
         if res.status != "applied":
             log.error("our own block %d was not applied: %s %s", block.height, res.status, res.reason)
-        self._forget(keys)  # sealed, or refused by the ledger (logged above)
+        for k in keys:  # sealed, or refused by the ledger (logged above)
+            self._queue.pop(k, None)
         self.blocks_produced += 1
         log.info("sealed block %d with %d entries (%s)", block.height, len(ok), _kinds(ok))
         await self._publish(block)
@@ -198,6 +203,8 @@ class LedgerService:
     async def accept_blocks(self, blocks: list[Block], *, verified: bool = False) -> list[AddResult]:
         """Offer blocks from peers (statically checked already if ``verified``): apply, persist what
         was applied, and report equivocations. Returns one result per block."""
+        # skip what we already hold before paying for signature checks
+        blocks = [b for b in blocks if not self._held(b)]
         if not verified and blocks:
             blocks = await self._blocking(self._check_batch, blocks)
         results = []
@@ -226,6 +233,10 @@ class LedgerService:
             self.node.ledger_changed()
         return results
 
+    def _held(self, b: Block) -> bool:
+        have = self.ledger.blocks(b.author, b.height, b.height)
+        return bool(have) and have[0].hash == b.hash
+
     def _check_batch(self, blocks: list[Block]) -> list[Block]:
         """Worker thread: drop blocks failing the static checks (signatures); read-only on the ledger."""
         out = []
@@ -239,14 +250,19 @@ class LedgerService:
         return out
 
     # ------------------------------------------------------------ sync: client
-    def request_pull(self, peer_id: str) -> None:
-        """Ask the sync loop to compare heads with ``peer_id`` soon (deduplicated)."""
-        if peer_id and peer_id not in self._pulling:
-            try:
-                self._sync_now.send_nowait(peer_id)
-                self._pulling.add(peer_id)
-            except trio.WouldBlock:
-                pass
+    def request_pull(self, peer_id: str, *, cooldown: bool = False) -> None:
+        """Ask the sync workers to compare heads with ``peer_id`` soon (deduplicated). With
+        ``cooldown`` (a status showed a different ledger digest), not if we synced with it less
+        than ``ledger.sync_interval`` ago: blocks still in flight on gossip also differ briefly."""
+        if not peer_id or peer_id in self._pulling:
+            return
+        if cooldown and trio.current_time() - self._last_pull.get(peer_id, -1e9) < self.node.config.ledger.sync_interval:
+            return
+        try:
+            self._sync_now.send_nowait(peer_id)
+            self._pulling.add(peer_id)
+        except trio.WouldBlock:
+            pass
 
     async def sync_with(self, peer_id: str) -> int:
         """Compare heads with ``peer_id`` and pull every block we miss. Returns blocks applied.
@@ -345,7 +361,8 @@ class LedgerService:
             nursery.start_soon(self._receive_loop, rx)
             nursery.start_soon(self._producer_loop)
             nursery.start_soon(self._sync_loop)
-            nursery.start_soon(self._sync_worker)
+            for _ in range(SYNC_WORKERS):
+                nursery.start_soon(self._sync_worker)
             nursery.start_soon(self._stake_loop)
             task_status.started()
 
@@ -377,6 +394,7 @@ class LedgerService:
     async def _sync_worker(self) -> None:
         async for peer_id in self._sync_rx:
             self._pulling.discard(peer_id)
+            self._last_pull[peer_id] = trio.current_time()
             try:
                 with trio.fail_after(60):
                     await self.sync_with(peer_id)

@@ -75,7 +75,7 @@ def encode_status(status: PeerStatus, network_id: str) -> bytes:
         queued=status.load.queued, capacity=status.load.capacity, kv_usage=status.load.kv_usage,
         accepting=status.accepting, stake=status.stake,
         delegated_running=status.delegated_running, max_delegated=status.max_delegated,
-        addrs=list(status.addrs), api_url=status.api_url)
+        addrs=list(status.addrs), api_url=status.api_url, ledger_digest=status.ledger_digest)
     return m.SerializeToString()
 
 
@@ -99,7 +99,8 @@ def decode_status(data: bytes, network_id: str) -> PeerStatus:
                           kv_usage=_finite(m.kv_usage, 0.0, 1.0, "kv_usage")),
         accepting=m.accepting, stake=m.stake, delegated_running=m.delegated_running,
         max_delegated=m.max_delegated, addrs=_check_list(m.addrs, MAX_ADDRS, MAX_ADDR, "addrs"),
-        api_url=_check_str(m.api_url, MAX_ADDR, "api_url"))
+        api_url=_check_str(m.api_url, MAX_ADDR, "api_url"),
+        ledger_digest=_check_str(m.ledger_digest, 64, "ledger_digest"))
 
 
 # ---------------------------------------------------------------- delegate request

@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""How fast is the credit ledger? Three measurements, each beside a baseline from the same run:
+
+1. **verify + apply** (one core, this process): blocks of delegation claims arrive as wire
+   bytes and are decoded, fully checked (block signature, every ticket's signature, chain
+   rules) and folded into the state. Baselines: the same blocks applied without checks
+   (``verified=True``, the fold alone), and bare Ed25519 verification (the floor: one
+   signature per claim). Target: >= 5,000 entries/s.
+2. **sync**: a node that holds ``--sync-entries`` claims (restored from its SQLite store) and
+   a fresh node, both real libp2p hosts on 127.0.0.1 in this process; the fresh node pulls
+   everything over ``/wwwserve/ledger-sync/1`` and persists it. Baseline: the same blocks
+   decoded, checked and applied locally (no network, no disk).
+3. **convergence after a partition heals**: ``--nodes`` real node processes (default 16) split
+   into two halves that refuse each other (``PUT /admin/denied-peers``); each half trades (an
+   entry node gets more requests than it can serve and offloads to its half), then the ban is
+   lifted and we time until every node reports the same ledger state hash. Repeated
+   ``--repeats`` times on the same network. Target: <= 3 s.
+
+Writes ``ledger_throughput.json``, ``.md`` (table) and ``.png`` to ``--out``.
+
+    python benchmarks/ledger_throughput.py            # full run (~3-4 min on 2 cores)
+    python benchmarks/ledger_throughput.py --quick    # ~1 min: smaller sizes, 6 nodes
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import trio
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from wwwserve_p2p.cli import setup_logging
+from wwwserve_p2p.config import ApiSection, LedgerSection, NetSection, NodeConfig, NodeSection, StatusSection
+from wwwserve_p2p.core.crypto import verify
+from wwwserve_p2p.core.ledger import Claim, Genesis, Ledger, Ticket, build_block
+from wwwserve_p2p.executors.echo import EchoExecutor
+from wwwserve_p2p.identity import Identity
+from wwwserve_p2p.ledger_store import LedgerStore
+from wwwserve_p2p.localnet import (NodeSpec, ledger_states, start_network, stop_network, wait_for_ledger,
+                                   wait_for_mesh, write_network_genesis)
+from wwwserve_p2p.node import open_node
+from wwwserve_p2p.wire import ledger_codec
+
+con = Console()
+ENTRIES_PER_BLOCK = 1000
+
+
+def ident(name: str) -> Identity:
+    return Identity(hashlib.sha256(f"ledger-bench-{name}".encode()).digest())
+
+
+def claim_blocks(genesis: Genesis, executor: Identity, requesters: list[Identity], n_entries: int,
+                 progress: Progress | None = None) -> list[bytes]:
+    """``executor``'s chain of blocks holding ``n_entries`` claims, as wire bytes."""
+    led = Ledger(genesis)
+    out = []
+    task = progress.add_task("signing test blocks", total=n_entries) if progress else None
+    for start in range(0, n_entries, ENTRIES_PER_BLOCK):
+        entries = []
+        for i in range(start, min(n_entries, start + ENTRIES_PER_BLOCK)):
+            r = requesters[i % len(requesters)]
+            t = Ticket(genesis.network_id, f"req-{i}", r.peer_id, executor.peer_id, 5000, 2**40).signed(r.sign)
+            entries.append(Claim(t, hashlib.sha256(str(i).encode()).hexdigest(), 1800))
+        blk = led.next_block(executor.peer_id, 1_000 + start, entries, executor.sign)
+        assert led.add_block(blk, verified=True).status == "applied"
+        out.append(ledger_codec.encode_block(blk))
+        if progress:
+            progress.update(task, advance=len(entries))
+    return out
+
+
+def genesis_for(ids: list[Identity]) -> Genesis:
+    return Genesis("ledger-bench", allocations=tuple((i.peer_id, 10**12) for i in ids))
+
+
+# ---------------------------------------------------------------------------- 1. verify + apply
+
+def bench_apply(wire: list[bytes], genesis: Genesis, verified: bool) -> float:
+    """Entries/s: decode every block from bytes and add it (with or without checks)."""
+    led = Ledger(genesis)
+    blocks = [ledger_codec.decode_block(b) for b in wire] if verified else None
+    t0 = time.perf_counter()
+    n = 0
+    for i, data in enumerate(wire):
+        blk = blocks[i] if blocks is not None else ledger_codec.decode_block(data)
+        res = led.add_block(blk, verified=verified)
+        assert res.status == "applied", res
+        n += len(blk.entries)
+    return n / (time.perf_counter() - t0)
+
+
+def bench_ed25519(signer: Identity, n: int) -> float:
+    payload = b"x" * 200
+    sig = signer.sign("bench", payload)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        assert verify(signer.peer_id, "bench", payload, sig)
+    return n / (time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------- 2. sync
+
+def node_config(data_dir: Path, i: int) -> NodeConfig:
+    return NodeConfig(node=NodeSection(data_dir=str(data_dir), network="ledger-bench", seed=i, log_level="WARNING"),
+                      net=NetSection(listen=("/ip4/127.0.0.1/tcp/0",)), status=StatusSection(interval=1.0),
+                      api=ApiSection(enabled=False),
+                      ledger=LedgerSection(sync_interval=3600.0, stake_interval=3600.0),
+                      executor={"kind": "echo", "models": ["m"]})
+
+
+async def bench_sync(wire: list[bytes], genesis: Genesis, a: Identity, b: Identity, tmp: Path) -> dict:
+    """Pre-load A's store, start A and B, time B pulling everything from A over the real protocol."""
+    (tmp / "a").mkdir()
+    with LedgerStore.open(tmp / "a" / "ledger.sqlite", genesis) as store:
+        store.add_blocks([ledger_codec.decode_block(x) for x in wire])
+    t_restore = time.perf_counter()
+    async with open_node(node_config(tmp / "a", 0), EchoExecutor(models=["m"]), identity=a, genesis=genesis) as na:
+        restore_s = time.perf_counter() - t_restore
+        async with open_node(node_config(tmp / "b", 1), EchoExecutor(models=["m"]), identity=b,
+                             genesis=genesis) as nb:
+            await nb.overlay.connect(na.overlay.addrs()[0])
+            t0 = time.perf_counter()
+            applied = await nb.ledger_service.sync_with(na.peer_id)
+            dt = time.perf_counter() - t0
+            assert nb.ledger.state_hash() == na.ledger.state_hash(), "replicas differ after sync"
+            stored = nb.ledger_service.store.count_blocks()
+    entries = sum(len(ledger_codec.decode_block(x).entries) for x in wire)
+    return {"entries": entries, "blocks": applied, "stored_blocks": stored, "seconds": dt,
+            "entries_per_s": entries / dt, "restore_s": restore_s}
+
+
+# ---------------------------------------------------------------------------- 3. heal convergence
+
+def heal_specs(n: int) -> list[NodeSpec]:
+    return [NodeSpec(f"h{i:02d}", {
+        "node": {"network": "ledger-heal", "log_level": "WARNING", "seed": i},
+        "status": {"interval": 1.0},
+        "ledger": {"block_interval": 0.5, "sync_interval": 1.0},
+        "api": {"admin": True},
+        "executor": {"kind": "echo", "models": ["m"], "capacity": 1, "delay_per_token": 0.02}}) for i in range(n)]
+
+
+def _put_deny(node, peers: list[str]) -> None:
+    httpx.put(node.api_url + "/admin/denied-peers", json={"peers": peers}, timeout=10).raise_for_status()
+
+
+def _chat(node, i: int) -> None:
+    httpx.post(node.api_url + "/v1/chat/completions", timeout=60, json={
+        "model": "m", "messages": [{"role": "user", "content": "a b c d e f g h"}], "max_tokens": 8,
+        "seed": i}).raise_for_status()
+
+
+def heal_round(nodes, pool: ThreadPoolExecutor, round_no: int) -> dict:
+    half = len(nodes) // 2
+    a, b = nodes[:half], nodes[half:]
+    ids_a, ids_b = [n.peer_id for n in a], [n.peer_id for n in b]
+    list(pool.map(lambda n: _put_deny(n, ids_b if n in a else ids_a), nodes))
+    t_split = time.monotonic()
+    # wait until each side has dropped the other from its peer table, then trade on both sides
+    while time.monotonic() - t_split < 30:
+        views = list(pool.map(lambda n: {p["peer_id"] for p in n.status()["peers"] if p["state"] == "alive"}, nodes))
+        if all(v <= set(ids_a) for v in views[:half]) and all(v <= set(ids_b) for v in views[half:]):
+            break
+        time.sleep(0.2)
+    reqs = [(a[0], round_no * 1000 + i) for i in range(12)] + [(b[0], round_no * 1000 + 500 + i) for i in range(12)]
+    list(pool.map(lambda x: _chat(*x), reqs))
+    wait_for_ledger(a, timeout=60)
+    wait_for_ledger(b, timeout=60)
+    split_states = ledger_states(nodes)
+    assert split_states[a[0].name] != split_states[b[0].name], "both halves should hold different states"
+    list(pool.map(lambda n: _put_deny(n, []), nodes))
+    t_heal = time.monotonic()
+    per_node: dict[str, float] = {}
+    final = ""
+    while time.monotonic() - t_heal < 60:
+        states = dict(zip([n.name for n in nodes], pool.map(
+            lambda n: httpx.get(n.api_url + "/ledger", timeout=5).json()["state_hash"], nodes)))
+        now = time.monotonic() - t_heal
+        values = set(states.values())
+        if len(values) == 1:
+            final = values.pop()
+            for n in nodes:
+                per_node.setdefault(n.name, now)
+            break
+        # remember when each node first reached a state that differs from both split states
+        for name, st in states.items():
+            if st not in split_states.values():
+                per_node.setdefault(name, now)
+        time.sleep(0.05)
+    if not final:
+        raise RuntimeError("no convergence within 60 s after heal")
+    return {"converged_s": max(per_node.values()), "per_node_s": per_node, "state": final}
+
+
+# ---------------------------------------------------------------------------- report
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def report(res: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ledger_throughput.json").write_text(json.dumps(res, indent=2))
+    s = res["summary"]
+    rows = [
+        ("verify + apply (claims, 1 core)", f"{s['apply_checked_eps']:,.0f} entries/s", ">= 5,000 entries/s",
+         f"fold only {s['apply_fold_eps']:,.0f}/s; bare Ed25519 verify {s['ed25519_vps']:,.0f}/s"),
+        (f"sync {s['sync_entries']:,} entries over /wwwserve/ledger-sync/1", f"{s['sync_s']:.2f} s "
+         f"({s['sync_eps']:,.0f} entries/s)", "-", f"local decode+check+apply {s['local_apply_s']:.2f} s; "
+                                                   f"restore from SQLite {s['restore_s']:.2f} s"),
+    ]
+    if "heal_s" in s:
+        rows.append((f"convergence after heal, {s['nodes']} processes", f"{s['heal_s']:.2f} s (median of "
+                     f"{len(res['heal_rounds'])})", "<= 3 s", f"rounds: {', '.join(f'{r:.2f}' for r in s['heal_rounds_s'])} s"))
+    md = ["| measurement | result | target | baseline / notes |", "|---|---|---|---|"]
+    md += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    md.append(f"\nHost: {os.cpu_count()} cores; median of {res['options']['repeats']} repeats.")
+    (out / "ledger_throughput.md").write_text("\n".join(md) + "\n")
+    t = Table(title="ledger throughput")
+    for col in ("measurement", "result", "target", "baseline / notes"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(*r)
+    con.print(t)
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    names = ["Ed25519 verify\n(floor)", "verify + apply", "fold only"]
+    vals = [s["ed25519_vps"], s["apply_checked_eps"], s["apply_fold_eps"]]
+    axes[0].bar(names, vals, color=["#999", "#1f77b4", "#aec7e8"])
+    axes[0].axhline(5000, color="red", ls="--", label="target 5,000/s")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("per second (one core)")
+    axes[0].set_title("entries verified and applied")
+    axes[0].legend()
+    if res.get("heal_rounds"):
+        for i, r in enumerate(res["heal_rounds"]):
+            xs = sorted(r["per_node_s"].values())
+            axes[1].step(xs, [(k + 1) / len(xs) for k in range(len(xs))], where="post", label=f"round {i + 1}")
+        axes[1].axvline(3.0, color="red", ls="--", label="target 3 s")
+        axes[1].set_xlabel("seconds after the partition healed")
+        axes[1].set_ylabel("fraction of nodes converged")
+        axes[1].set_title(f"convergence, {s['nodes']} processes")
+        axes[1].legend()
+    else:
+        axes[1].axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "ledger_throughput.png", dpi=110)
+    con.print(f"wrote {out}/ledger_throughput.json, .md, .png")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--apply-entries", type=int, default=20_000, help="claims for the verify+apply run (default %(default)s)")
+    p.add_argument("--sync-entries", type=int, default=100_000, help="claims to sync (default %(default)s)")
+    p.add_argument("--nodes", type=int, default=16, help="processes for the heal measurement (default %(default)s; 0 skips)")
+    p.add_argument("--repeats", type=int, default=3, help="repeats of each measurement (default %(default)s)")
+    p.add_argument("--quick", action="store_true", help="small run for CI: 4k/10k entries, 6 nodes, 1 repeat")
+    p.add_argument("--out", default="results/bench", help="output directory (default %(default)s)")
+    args = p.parse_args(argv)
+    setup_logging("WARNING")
+    if args.quick:
+        args.apply_entries, args.sync_entries, args.nodes, args.repeats = 4000, 10_000, 6, 1
+    if args.nodes and (args.nodes < 4 or args.nodes % 2):
+        p.error("--nodes must be 0 or an even number >= 4")
+    executor, requesters = ident("executor"), [ident(f"req{i}") for i in range(8)]
+    genesis = genesis_for([executor, *requesters])
+    res: dict = {"options": vars(args), "host_cores": os.cpu_count()}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=con) as progress:
+        wire = claim_blocks(genesis, executor, requesters, max(args.apply_entries, args.sync_entries), progress)
+        apply_wire = wire[: max(1, args.apply_entries // ENTRIES_PER_BLOCK)]
+        task = progress.add_task("verify + apply", total=args.repeats)
+        checked, fold, ed = [], [], []
+        for _ in range(args.repeats):
+            checked.append(bench_apply(apply_wire, genesis, verified=False))
+            fold.append(bench_apply(apply_wire, genesis, verified=True))
+            ed.append(bench_ed25519(executor, 5000))
+            progress.update(task, advance=1)
+        task = progress.add_task("sync over libp2p", total=args.repeats)
+        syncs, local = [], []
+        sync_wire = wire[: max(1, args.sync_entries // ENTRIES_PER_BLOCK)]
+        for r in range(args.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                syncs.append(trio.run(bench_sync, sync_wire, genesis, executor, ident(f"fresh{r}"), Path(tmp)))
+            t0 = time.perf_counter()
+            led = Ledger(genesis)
+            for data in sync_wire:
+                led.add_block(ledger_codec.decode_block(data))
+            local.append(time.perf_counter() - t0)
+            progress.update(task, advance=1)
+        heal: list[dict] = []
+        if args.nodes:
+            with tempfile.TemporaryDirectory() as tmp:
+                specs = heal_specs(args.nodes)
+                write_network_genesis(specs, Path(tmp), "ledger-heal", credits=100)
+                task = progress.add_task(f"starting {args.nodes} node processes", total=None)
+                nodes = start_network(specs, Path(tmp), ready_timeout=240)
+                try:
+                    wait_for_mesh(nodes, timeout=180)
+                    wait_for_ledger(nodes, timeout=120)
+                    progress.update(task, total=1, completed=1)
+                    task = progress.add_task("partition, trade, heal", total=args.repeats)
+                    with ThreadPoolExecutor(max(16, args.nodes)) as pool:
+                        for r in range(args.repeats):
+                            heal.append(heal_round(nodes, pool, r))
+                            progress.update(task, advance=1)
+                finally:
+                    stop_network(nodes)
+    res["apply_checked_eps"], res["apply_fold_eps"], res["ed25519_vps"] = checked, fold, ed
+    res["sync"] = syncs
+    res["local_apply_s"] = local
+    res["heal_rounds"] = heal
+    res["summary"] = {
+        "apply_checked_eps": median(checked), "apply_fold_eps": median(fold), "ed25519_vps": median(ed),
+        "sync_entries": syncs[0]["entries"], "sync_s": median([x["seconds"] for x in syncs]),
+        "sync_eps": median([x["entries_per_s"] for x in syncs]), "local_apply_s": median(local),
+        "restore_s": median([x["restore_s"] for x in syncs]),
+    }
+    if heal:
+        res["summary"].update(nodes=args.nodes, heal_s=median([h["converged_s"] for h in heal]),
+                              heal_rounds_s=[h["converged_s"] for h in heal])
+    report(res, Path(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
