@@ -412,9 +412,13 @@ class Node:
         """Replace the deny-list (``PUT /admin/denied-peers``): refused peers are also marked
         offline, so their in-flight work is re-dispatched. Returns the new list."""
         if isinstance(self.overlay, FilteredOverlay):
+            lifted = self.overlay.denied - set(peers)
             self.overlay.deny(peers)
             for p in peers:
                 self.peer_unreachable(p)
+            if self.ledger_service is not None:
+                for p in sorted(lifted):  # a healed partition: compare ledgers at once
+                    self.ledger_service.request_pull(p)
         return sorted(peers)
 
     def ledger_summary(self) -> dict[str, Any]:

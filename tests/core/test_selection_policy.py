@@ -75,3 +75,23 @@ def test_percentile_interpolates_like_numpy():
     assert percentile([3.0, 1.0, 2.0, 4.0], 50) == 2.5
     assert percentile([1.0, 2.0], 100) == 2.0 and percentile([5.0], 99) == 5.0
     assert percentile([], 50) != percentile([], 50)  # NaN
+
+
+def test_stake_target_fixed_and_paper_auto_policy():
+    from wwwserve_p2p.core.policy import stake_target
+    from wwwserve_p2p.core.types import LoadSnapshot
+
+    fixed = OffloadPolicy(stake=3_000_000)
+    assert stake_target(fixed, LoadSnapshot(running=4, capacity=4), 0, 1.0) == 3_000_000
+    assert stake_target(OffloadPolicy(participate=False), LoadSnapshot(capacity=4), 5, 1.0) == 0
+    auto = OffloadPolicy(stake=4_000_000, stake_policy="auto")  # unit = 1 credit, 0..4 units
+    idle, busy, half = LoadSnapshot(capacity=4), LoadSnapshot(running=4, capacity=4), LoadSnapshot(running=2, capacity=4)
+    # moves at most 2 units per second toward round(4 x idle fraction) units
+    assert stake_target(auto, idle, 0, 1.0) == 2_000_000
+    assert stake_target(auto, idle, 2_000_000, 1.0) == 4_000_000
+    assert stake_target(auto, idle, 0, 0.5) == 1_000_000
+    assert stake_target(auto, busy, 4_000_000, 1.0) == 2_000_000
+    assert stake_target(auto, busy, 2_000_000, 5.0) == 0
+    assert stake_target(auto, half, 0, 10.0) == 2_000_000
+    with pytest.raises(ValueError, match="stake_policy"):
+        OffloadPolicy(stake_policy="greedy")

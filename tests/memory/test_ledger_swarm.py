@@ -208,3 +208,22 @@ async def test_equivocation_is_detected_cut_and_stake_burned(autojump_clock):
             assert liar.peer_id not in [p for p, w in
                                         {c.peer_id: n.ledger.account(c.peer_id).selectable_stake
                                          for c in n.peers.candidates("echo", trio.current_time())}.items() if w]
+
+
+async def test_auto_stake_follows_idle_capacity(autojump_clock):
+    # the paper's policy: 0..4 units of stake/4 following idle capacity, at most 2 units per second
+    cfg = config(stake=4 * CREDIT, stake_policy="auto")
+    async with open_swarm([echo(capacity=4, delay=1.0), echo()], config=cfg, genesis=genesis_for(2)) as swarm:
+        node = swarm[0]
+        await swarm.wait_until(lambda: node.ledger.account(node.peer_id).stake == 4 * CREDIT, timeout=30)
+        # keep all four slots busy: the stake drains toward 0 while the node has no idle capacity
+        cfg_local = dataclasses.replace(node.config, policy=dataclasses.replace(node.config.policy, target_load=10.0))
+        node.config = cfg_local
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(collect, node, req())
+            await swarm.wait_until(lambda: node.ledger.account(node.peer_id).stake == 0, timeout=9)
+            nursery.cancel_scope.cancel()
+        acc = node.ledger.account(node.peer_id)
+        assert acc.unbonding == 4 * CREDIT  # unstaked credit waits out the unbonding delay
+        await swarm.wait_until(lambda: node.ledger.account(node.peer_id).stake == 4 * CREDIT, timeout=30)

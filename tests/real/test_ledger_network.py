@@ -132,3 +132,50 @@ def test_partition_both_sides_trade_then_heal_and_converge(net):
     assert paid_a == earned_a > 0 and paid_b == earned_b > 0
     assert sum(a["balance"] + a["stake"] + a["unbonding"] for a in after.values()) == N * 100_000_000
     print(f"converged {healed:.2f}s after the partition healed")
+
+
+def test_sigkilled_node_restarts_with_its_blocks_and_catches_up(net, tmp_path_factory):
+    """SIGKILL a node while it serves and writes blocks; restarted on the same data dir it holds
+    every block it acknowledged (its chain on peers is never longer) and converges."""
+    from wwwserve_p2p.localnet import start_node
+
+    wait_for_ledger(net, timeout=30)
+    victim = net[3]
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(chat, net[0], 900 + i) for i in range(12)]
+        time.sleep(0.8)  # mid-traffic: claims and voids are being sealed
+        victim.kill()
+        for f in futures:
+            f.result()  # every user request still gets exactly one answer (failover)
+    others = [n for n in net if n is not victim]
+    wait_for_ledger(others, timeout=30)
+    seen_by_peers = accounts(net[0])[victim.peer_id]["height"]
+    workdir = victim.config_path.parent.parent
+    restarted = start_node(victim.spec, workdir, bootstrap=[net[0].multiaddr], ready_timeout=60)
+    net[3] = restarted  # the module fixture stops it at the end
+    mine = httpx.get(restarted.api_url + "/ledger", timeout=10).json()
+    assert mine["me"]["height"] >= seen_by_peers  # nothing it published was lost
+    wait_for_mesh(net, timeout=60)
+    wait_for_ledger(net, timeout=60)
+    blocks = httpx.get(restarted.api_url + "/ledger/blocks", params={"author": restarted.peer_id}, timeout=10).json()
+    chain = blocks["blocks"]
+    assert [b["height"] for b in chain] == list(range(1, len(chain) + 1))
+    assert all(b["prev_hash"] == a["hash"] for a, b in zip(chain, chain[1:]))
+
+
+def test_wwwserve_ledger_cli_prints_the_accounts(net):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "wwwserve_p2p.cli", "ledger", "--url", net[0].api_url, "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    import json
+    data = json.loads(out.stdout)
+    assert {a["peer_id"] for a in data["accounts"]} >= {n.peer_id for n in net}
+    table = subprocess.run([sys.executable, "-m", "wwwserve_p2p.cli", "ledger", "--url", net[0].api_url],
+                           capture_output=True, text=True, timeout=60, env={"COLUMNS": "200", **__import__("os").environ})
+    assert table.returncode == 0 and "accounts seen by" in table.stdout and "state" in table.stdout
+    bad = subprocess.run([sys.executable, "-m", "wwwserve_p2p.cli", "ledger", "--url", "http://127.0.0.1:9"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "cannot read the ledger" in bad.stderr

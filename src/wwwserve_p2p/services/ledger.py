@@ -42,9 +42,9 @@ SYNC_PROTOCOL = "/wwwserve/ledger-sync/1"
 #: Blocks per sync response frame, and the most blocks one range request returns.
 SYNC_BATCH = 64
 SYNC_MAX_BLOCKS = 4096
-SYNC_READ_TIMEOUT = 10.0
+SYNC_READ_TIMEOUT = 5.0
 #: Concurrent sync conversations (with different peers).
-SYNC_WORKERS = 3
+SYNC_WORKERS = 4
 
 log = logging.getLogger("wwwserve_p2p.ledger")
 
