@@ -103,13 +103,14 @@ def _spawn(spec: NodeSpec, workdir: Path, bootstrap: list[str], python: str) -> 
     data_dir = workdir / spec.name
     data_dir.mkdir(parents=True, exist_ok=True)
     ident = Identity.load_or_create(data_dir)
-    p2p_port, api_port = free_port(), free_port()
+    # port 0: the node binds free ports itself and reports them in its ready line (no race
+    # between picking a port here and binding it there)
     cfg = {k: dict(v) for k, v in spec.config.items()}
     cfg.setdefault("node", {})["data_dir"] = str(data_dir)
-    cfg.setdefault("net", {}).setdefault("listen", [f"/ip4/127.0.0.1/tcp/{p2p_port}"])
+    cfg.setdefault("net", {}).setdefault("listen", ["/ip4/127.0.0.1/tcp/0"])
     if bootstrap and "bootstrap" not in cfg["net"]:
         cfg["net"]["bootstrap"] = bootstrap
-    cfg.setdefault("api", {}).update({"host": "127.0.0.1", "port": api_port})
+    cfg.setdefault("api", {}).update({"host": "127.0.0.1", "port": 0})
     config_path = data_dir / "node.toml"
     config_path.write_text(tomli_w.dumps(cfg))
     log_path = data_dir / "node.log"
@@ -118,9 +119,7 @@ def _spawn(spec: NodeSpec, workdir: Path, bootstrap: list[str], python: str) -> 
     proc = subprocess.Popen([python, "-m", "wwwserve_p2p.cli", "node", "--config", str(config_path)],
                             stdout=subprocess.PIPE, stderr=log, text=True, env=env, start_new_session=True)
     log.close()
-    listen = cfg["net"]["listen"][0]
-    return NodeProcess(spec.name, spec, proc, ident.peer_id, f"{listen}/p2p/{ident.peer_id}",
-                       f"http://127.0.0.1:{api_port}", log_path, config_path)
+    return NodeProcess(spec.name, spec, proc, ident.peer_id, "", "", log_path, config_path)
 
 
 def _wait_ready(nodes: list[NodeProcess], timeout: float) -> None:
@@ -136,11 +135,14 @@ def _wait_ready(nodes: list[NodeProcess], timeout: float) -> None:
                 except ValueError:
                     continue
                 if msg.get("event") == "ready":
+                    n.multiaddr = next((a for a in msg.get("addrs", []) if "/ip4/127.0.0.1/" in a),
+                                       (msg.get("addrs") or [""])[0])
+                    n.api_url = msg.get("api_url", "")
                     n.ready = msg
                     return
         errors.append(f"{n.name} exited with code {n.proc.wait()}:\n{n.log_tail()}")
 
-    threads = [threading.Thread(target=read, args=(n,), daemon=True) for n in nodes]
+    threads = [threading.Thread(target=read, args=(n,), daemon=True) for n in nodes if not n.ready]
     for t in threads:
         t.start()
     deadline = time.monotonic() + timeout
@@ -177,6 +179,7 @@ def start_network(specs: list[NodeSpec], workdir: Path, python: str = sys.execut
     try:
         first = _spawn(specs[0], workdir, [], python)
         nodes.append(first)
+        _wait_ready([first], ready_timeout)  # its ports are known once it is up
         for spec in specs[1:]:
             nodes.append(_spawn(spec, workdir, [first.multiaddr], python))
         _wait_ready(nodes, ready_timeout)
