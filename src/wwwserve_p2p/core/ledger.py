@@ -235,13 +235,46 @@ class Genesis:
 
 # ---------------------------------------------------------------------------- signed objects
 
+class _Signed:
+    """Shared behaviour of signed records: ``body()`` (canonical dict without the signature)
+    is signed under ``DOMAIN`` by ``signer`` (the field named by ``SIGNER_FIELD``)."""
+
+    DOMAIN = ""
+    SIGNER_FIELD = ""
+    signature: bytes
+
+    def body(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_canonical(self) -> dict[str, Any]:
+        return {**self.body(), "sig": self.signature.hex()}
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 (hex) of the canonical body (cached)."""
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = sha256_hex(canonical(self.body()))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def signed(self, sign: Signer):
+        """A copy signed with ``sign`` (the signer's ``Identity.sign``)."""
+        return replace(self, signature=sign(self.DOMAIN, canonical(self.body())))
+
+    def signature_ok(self) -> bool:
+        return verify(getattr(self, self.SIGNER_FIELD), self.DOMAIN, canonical(self.body()), self.signature)
+
 @dataclass(frozen=True)
-class Ticket:
+class Ticket(_Signed):
     """A requester's signed promise to pay ``executor`` up to ``price`` for ``request_id``.
 
     ``request_id`` names one delegation attempt (unique per requester). ``expires_ms``: the
     claim must be in a block whose ``time_ms`` is not later. Signed by ``requester``.
     """
+
+    DOMAIN = DOMAIN_TICKET
+    SIGNER_FIELD = "requester"
 
     network: str
     request_id: str
@@ -256,20 +289,6 @@ class Ticket:
                 "requester": self.requester, "executor": self.executor, "price": self.price,
                 "expires_ms": self.expires_ms}
 
-    def to_canonical(self) -> dict[str, Any]:
-        return {**self.body(), "sig": self.signature.hex()}
-
-    @property
-    def hash(self) -> str:
-        h = self.__dict__.get("_hash")
-        if h is None:
-            h = sha256_hex(canonical(self.body()))
-            object.__setattr__(self, "_hash", h)
-        return h
-
-    def signed(self, sign: Signer) -> "Ticket":
-        return replace(self, signature=sign(DOMAIN_TICKET, canonical(self.body())))
-
     def check(self, network_id: str) -> None:
         """:raises InvalidBlock: malformed, other network, or bad signature."""
         if self.network != network_id:
@@ -281,17 +300,20 @@ class Ticket:
             raise InvalidBlock(Reason.MALFORMED, "ticket request_id must be 1..200 characters")
         if not isinstance(self.expires_ms, int) or self.expires_ms < 0:
             raise InvalidBlock(Reason.MALFORMED, "ticket expires_ms must be >= 0")
-        if not verify(self.requester, DOMAIN_TICKET, canonical(self.body()), self.signature):
+        if not self.signature_ok():
             raise InvalidBlock(Reason.TICKET_SIGNATURE, f"ticket {self.request_id} not signed by its requester")
 
 
 @dataclass(frozen=True)
-class DuelTicket:
+class DuelTicket(_Signed):
     """A requester's signed duel: ``executors`` (A, B) answer the same request, ``judges`` vote.
 
     ``executor_bond``: what the losing executor forfeits to the winner; ``judge_bond``: the base
     of judge penalties. Signed by ``requester``.
     """
+
+    DOMAIN = DOMAIN_DUEL
+    SIGNER_FIELD = "requester"
 
     network: str
     duel_id: str
@@ -308,20 +330,6 @@ class DuelTicket:
                 "executors": list(self.executors), "judges": list(self.judges),
                 "executor_bond": self.executor_bond, "judge_bond": self.judge_bond, "expires_ms": self.expires_ms}
 
-    def to_canonical(self) -> dict[str, Any]:
-        return {**self.body(), "sig": self.signature.hex()}
-
-    @property
-    def hash(self) -> str:
-        h = self.__dict__.get("_hash")
-        if h is None:
-            h = sha256_hex(canonical(self.body()))
-            object.__setattr__(self, "_hash", h)
-        return h
-
-    def signed(self, sign: Signer) -> "DuelTicket":
-        return replace(self, signature=sign(DOMAIN_DUEL, canonical(self.body())))
-
     def check(self, network_id: str) -> None:
         """:raises InvalidBlock: malformed, other network, or bad signature."""
         if self.network != network_id:
@@ -335,13 +343,16 @@ class DuelTicket:
             raise InvalidBlock(Reason.MALFORMED, "judges must be distinct and exclude requester and executors")
         _check_amount(self.executor_bond, "executor_bond")
         _check_amount(self.judge_bond, "judge_bond")
-        if not verify(self.requester, DOMAIN_DUEL, canonical(self.body()), self.signature):
+        if not self.signature_ok():
             raise InvalidBlock(Reason.DUEL_SIGNATURE, f"duel {self.duel_id} not signed by its requester")
 
 
 @dataclass(frozen=True)
-class Receipt:
+class Receipt(_Signed):
     """An executor's signed consent to a duel: it answered ``duel_hash`` with ``response_digest``."""
+
+    DOMAIN = DOMAIN_RECEIPT
+    SIGNER_FIELD = "executor"
 
     executor: str
     duel_hash: str
@@ -352,23 +363,20 @@ class Receipt:
         return {"t": "receipt", "executor": self.executor, "duel_hash": self.duel_hash,
                 "response_digest": self.response_digest}
 
-    def to_canonical(self) -> dict[str, Any]:
-        return {**self.body(), "sig": self.signature.hex()}
-
-    def signed(self, sign: Signer) -> "Receipt":
-        return replace(self, signature=sign(DOMAIN_RECEIPT, canonical(self.body())))
-
     def valid(self) -> bool:
-        return verify(self.executor, DOMAIN_RECEIPT, canonical(self.body()), self.signature)
+        return self.signature_ok()
 
 
 VOTE_CHOICES = ("A", "B", "abstain")
 
 
 @dataclass(frozen=True)
-class Vote:
+class Vote(_Signed):
     """A judge's signed vote on ``duel_hash``: ``"A"``, ``"B"`` or ``"abstain"`` (an acceptance
     without a verdict also counts as abstain: it is the judge's consent to the penalties)."""
+
+    DOMAIN = DOMAIN_VOTE
+    SIGNER_FIELD = "judge"
 
     judge: str
     duel_hash: str
@@ -378,14 +386,8 @@ class Vote:
     def body(self) -> dict[str, Any]:
         return {"t": "vote", "judge": self.judge, "duel_hash": self.duel_hash, "choice": self.choice}
 
-    def to_canonical(self) -> dict[str, Any]:
-        return {**self.body(), "sig": self.signature.hex()}
-
-    def signed(self, sign: Signer) -> "Vote":
-        return replace(self, signature=sign(DOMAIN_VOTE, canonical(self.body())))
-
     def valid(self) -> bool:
-        return self.choice in VOTE_CHOICES and verify(self.judge, DOMAIN_VOTE, canonical(self.body()), self.signature)
+        return self.choice in VOTE_CHOICES and self.signature_ok()
 
 
 # ---------------------------------------------------------------------------- entries
@@ -1072,13 +1074,13 @@ class Ledger:
         return ch.height if ch else 0
 
     def heads_digest(self) -> str:
-        """SHA-256 (hex) of every chain head and proof held: replicas holding the same blocks have
-        the same digest (cheap to compare in status messages)."""
+        """SHA-256 (hex) of every chain head and equivocation cut: replicas holding the same blocks
+        have the same digest (cheap to compare in status messages)."""
         key = (self._version,)
         if self._digest_key != key:
             heads = sorted((a, h, t) for a, (h, t) in self.heads().items())
-            proofs = sorted((p.a.hash, p.b.hash) for p in self._proofs.values())
-            self._digest = sha256_hex(canonical({"heads": heads, "proofs": proofs}))
+            cuts = sorted((a, p.height) for a, p in self._proofs.items())  # not which pair proved it
+            self._digest = sha256_hex(canonical({"heads": heads, "cuts": cuts}))
             self._digest_key = key
         return self._digest
 
