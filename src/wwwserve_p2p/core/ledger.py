@@ -270,7 +270,9 @@ class Ticket(_Signed):
     """A requester's signed promise to pay ``executor`` up to ``price`` for ``request_id``.
 
     ``request_id`` names one delegation attempt (unique per requester). ``expires_ms``: the
-    claim must be in a block whose ``time_ms`` is not later. Signed by ``requester``.
+    claim must be in a block whose ``time_ms`` is not later. Signed by ``requester``. A ticket
+    (by :attr:`hash`) is claimable once: DESIGN §4's "one claim per request_id", keyed by the
+    signed ticket so that a requester re-using a request_id for two executors pays both.
     """
 
     DOMAIN = DOMAIN_TICKET
@@ -844,6 +846,8 @@ class Ledger:
             e.duel.check(self.network_id)
             if e.duel.requester != author:
                 raise InvalidBlock(Reason.NOT_DUEL_REQUESTER, "only the duel's requester settles it")
+            if block.time_ms > e.duel.expires_ms:
+                raise InvalidBlock(Reason.TICKET_EXPIRED, f"duel {e.duel.duel_id} expired before settlement")
             dh = e.duel.hash
             if {r.executor for r in e.receipts} != set(e.duel.executors) or len(e.receipts) != 2:
                 raise InvalidBlock(Reason.RECEIPT_INVALID, "a verdict needs one receipt from each executor")
