@@ -20,4 +20,14 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e ".[hf,dev]"
+
+# Optional: the js-libp2p baseline of benchmarks/gossip_latency.py (Node.js >= 20, exact versions
+# from its lockfile; ~2-10 s). Never fails the setup: the benchmark skips js and says how to fix it.
+JS=benchmarks/js_gossip
+if command -v npm >/dev/null 2>&1 && node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null; then
+  if ! [ "$JS/node_modules/.package-lock.json" -nt "$JS/package-lock.json" ]; then
+    timeout 60 npm ci --prefix "$JS" --no-audit --no-fund --loglevel=error >/dev/null 2>&1 \
+      || echo "setup: js-libp2p baseline not installed (optional; later: npm ci --prefix $JS)" >&2
+  fi
+fi
 echo "setup: ok ($(.venv/bin/python -c 'import torch, libp2p, transformers; print("torch", torch.__version__, "| transformers", transformers.__version__)'))"

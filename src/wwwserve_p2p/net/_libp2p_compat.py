@@ -10,6 +10,7 @@ import contextvars
 import hashlib
 import logging
 import os
+import time
 import types
 from collections.abc import Callable
 from typing import Any
@@ -175,6 +176,32 @@ def remove_dial_delay(swarm: Any) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
+# Per-message work: our address list
+# --------------------------------------------------------------------------------------------
+
+
+def cache_addrs(host: Any, ttl: float = 1.0) -> None:
+    """Memoise ``host.get_addrs()`` for ``ttl`` seconds (per set of listeners).
+
+    py-libp2p rebuilds the host's address list (listener addresses, observed addresses, the
+    address factory, ``/p2p/`` suffixes: ~50 us) each time it attaches our signed peer
+    record to a pubsub RPC, i.e. for every message it publishes or forwards.
+    """
+    original = host.get_addrs
+    network = host.get_network()
+    cache: list[Any] = [None, -1.0, None]  # key, expiry, addrs
+
+    def get_addrs() -> list[Any]:
+        key = tuple(network.listeners)
+        now = time.monotonic()
+        if cache[0] != key or now >= cache[1]:
+            cache[0], cache[1], cache[2] = key, now + ttl, original()
+        return list(cache[2])
+
+    host.get_addrs = get_addrs
+
+
+# --------------------------------------------------------------------------------------------
 # Pubsub
 # --------------------------------------------------------------------------------------------
 
@@ -265,8 +292,12 @@ class OverlayPubsub(Pubsub):
         self._deliver = deliver
         self._on_bad_message = on_bad_message
         self.peer_queues = _QueueSizingDict(outbound_queue_size, on_queue_drop)
+        #: Messages received from neighbours on our topics, duplicates included.
+        self.inbound_messages = 0
 
     async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        if msg_forwarder != self.my_id:
+            self.inbound_messages += 1
         token = _FORWARDER.set(msg_forwarder)
         try:
             await super().push_msg(msg_forwarder, msg)

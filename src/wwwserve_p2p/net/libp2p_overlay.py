@@ -27,6 +27,11 @@ What this module changes in py-libp2p's defaults, and why (DESIGN §3, §8):
   validator's freshness check after the seen-cache TTL), our own publishes never delivered
   back to us, the equivocation check keeps digests instead of up to ~1000 full messages,
   and an exception while processing one inbound message no longer escapes into the service.
+- Per-message cost (measured with benchmarks/gossip_latency.py): py-libp2p rebuilds our
+  address list (~40 us) for every pubsub RPC it sends, to attach our signed peer record; here
+  the list is memoised for 1 s. PeerIds are base58-encoded once (~7 us each in py-libp2p),
+  and the :class:`GossipMessage` a topic validator saw is the object delivered to the
+  subscriber (so a service can keep what it decoded instead of decoding twice).
 - Kademlia: server mode, strict record validation; provider lookups are done here (the
   library's ``find_providers`` returns only the local cache once it holds any entry, which
   includes ourselves, and may return duplicates); ``connect`` adds the peer to the routing
@@ -65,6 +70,7 @@ from ._libp2p_compat import (
     ConnectionLogger,
     OverlayGossipSub,
     OverlayPubsub,
+    cache_addrs,
     configure_libp2p_logging,
     remove_dial_delay,
 )
@@ -197,6 +203,7 @@ class Libp2pOverlay(Overlay):
             announce_addrs=announce,
             addrs_factory=None if announce else _expand_wildcards,
         )
+        cache_addrs(self._host)
         self._swarm = self._host.get_network()
         self._swarm.retry_config = RetryConfig(max_retries=config.dial_retries, initial_delay=0.05, max_delay=1.0)
         if not remove_dial_delay(self._swarm):
@@ -242,6 +249,8 @@ class Libp2pOverlay(Overlay):
         self._rejected: Counter[str] = Counter()
         self._warned: set[str] = set()
         self._failing: set[Any] = set()
+        self._peer_ids: dict[bytes, str] = {}  # PeerId bytes -> base58, bounded by _b58
+        self._validated: dict[tuple[bytes, bytes], GossipMessage] = {}  # (from, seqno) -> validator's view
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -473,13 +482,27 @@ class Libp2pOverlay(Overlay):
             else:
                 self._rejected[reason] += 1
                 if log.isEnabledFor(logging.DEBUG):
-                    log.debug("rejected gossip on %s from %s: %s", topic, _b58(msg.from_id), reason)
+                    log.debug("rejected gossip on %s from %s: %s", topic, self._b58(msg.from_id), reason)
             return False
 
         return validate
 
+    def _b58(self, peer_id_bytes: bytes) -> str:
+        """Base58 text of a PeerId (memoised: ~12 us each in py-libp2p)."""
+        text = self._peer_ids.get(peer_id_bytes)
+        if text is None:
+            if len(self._peer_ids) >= 4096:
+                self._peer_ids.clear()
+            text = self._peer_ids[peer_id_bytes] = _b58(peer_id_bytes)
+        return text
+
     def _check_message(self, topic: str, forwarder: Any, msg: Any) -> str | None:
-        """None if ``msg`` is acceptable on ``topic``, else the reason (a statistics key)."""
+        """None if ``msg`` is acceptable on ``topic``, else the reason (a statistics key).
+
+        The :class:`GossipMessage` shown to the topic validator is kept (under the message's
+        author and seqno) and is the very object :meth:`_deliver` hands to the subscriber,
+        so a service may keep what its validator derived from it (e.g. the decoded status).
+        """
         if len(msg.topicIDs) != 1:
             return "malformed"
         if len(msg.data) > self._config.gossip_max_bytes:
@@ -490,17 +513,28 @@ class Libp2pOverlay(Overlay):
         sub = self._subs.get(topic)
         if sub is None or sub.validator is None:
             return None
+        return self._run_validator(sub, topic, forwarder, msg)
+
+    def _run_validator(self, sub: _Subscription, topic: str, forwarder: Any, msg: Any) -> str | None:
+        assert sub.validator is not None
         try:
-            source = _b58(msg.from_id)
-            gm = GossipMessage(topic, bytes(msg.data), source, forwarder.to_base58())
+            source = self._b58(msg.from_id)
+            received_from = forwarder.to_base58() if forwarder is not None else source
+            gm = GossipMessage(topic, msg.data, source, received_from)
             ok = sub.validator(gm)
         except Exception as exc:
             self._warn_once(f"validator:{topic}", "gossip validator for %s raised %r; message rejected", topic, exc)
             return "validator_error"
-        return None if ok else "validator"
+        if not ok:
+            return "validator"
+        if len(self._validated) >= 1024:  # validated but never delivered (dropped later): forget
+            self._validated.clear()
+        self._validated[(msg.from_id, msg.seqno)] = gm
+        return None
 
     def _deliver(self, msg: Any, forwarder: Any) -> None:
         """Called by py-libp2p (synchronously) for each new valid message on our topics."""
+        validated = self._validated.pop((msg.from_id, msg.seqno), None)
         if msg.from_id == self._my_id_bytes:
             return  # our own publish: never delivered back
         for topic in msg.topicIDs:
@@ -508,9 +542,13 @@ class Libp2pOverlay(Overlay):
             if sub is None:
                 continue
             try:
-                source = _b58(msg.from_id)
-                received_from = forwarder.to_base58() if forwarder is not None else source
-                sub.send.send_nowait(GossipMessage(topic, bytes(msg.data), source, received_from))
+                if validated is not None and validated.topic == topic:
+                    gm = validated
+                else:
+                    source = self._b58(msg.from_id)
+                    received_from = forwarder.to_base58() if forwarder is not None else source
+                    gm = GossipMessage(topic, msg.data, source, received_from)
+                sub.send.send_nowait(gm)
                 self._stats["gossip_delivered"] += 1
             except trio.WouldBlock:
                 self._stats["gossip_dropped_subscriber_full"] += 1
@@ -754,7 +792,8 @@ class Libp2pOverlay(Overlay):
     def statistics(self) -> dict[str, Any]:
         """A snapshot: ``connected_peers`` (count), ``mesh`` ({topic: mesh size}),
         ``topic_peers`` ({topic: peers known to subscribe}), ``routing_table`` (size),
-        ``gossip_published`` / ``gossip_delivered`` (counts), ``gossip_rejected``
+        ``gossip_published`` / ``gossip_delivered`` (counts), ``gossip_received`` (messages
+        received from neighbours on our topics, duplicates included), ``gossip_rejected``
         ({reason: count}; reasons: oversize, rate_limited, validator, validator_error,
         malformed), ``gossip_dropped`` ({subscriber_full, outbound_queue}), ``streams_inbound``
         / ``streams_outbound``, ``dials`` / ``dial_failures``."""
@@ -771,6 +810,7 @@ class Libp2pOverlay(Overlay):
             "topic_peers": topic_peers,
             "routing_table": rt,
             "gossip_published": self._stats["gossip_published"],
+            "gossip_received": self._pubsub.inbound_messages,
             "gossip_delivered": self._stats["gossip_delivered"],
             "gossip_rejected": dict(self._rejected),
             "gossip_dropped": {
