@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 
-from google.protobuf.message import DecodeError
-
 from .._pb import overlay_pb2 as pb
 from ..core.ledger import Ticket
 from ..core.types import (
@@ -24,7 +22,7 @@ from ..core.types import (
     Usage,
 )
 from ..errors import MalformedMessage
-from .ledger_codec import decode_ticket, encode_ticket
+from .ledger_codec import _parse, decode_ticket, encode_ticket
 
 #: Bounds on decoded fields.
 MAX_MODELS = 64
@@ -36,15 +34,6 @@ MAX_TEXT = 512 * 1024
 MAX_STOP = 8
 MAX_ROUTE = 32
 MAX_TOKENS = 1 << 20
-
-
-def _parse(cls, data: bytes, what: str):
-    msg = cls()
-    try:
-        msg.ParseFromString(data)
-    except (DecodeError, ValueError, RuntimeError, TypeError) as exc:
-        raise MalformedMessage(f"cannot decode {what}: {exc}") from None
-    return msg
 
 
 def _check_str(value: str, limit: int, what: str) -> str:

@@ -19,6 +19,7 @@ int64: encoding a value outside [-2^63, 2^63) raises :class:`MalformedMessage`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from google.protobuf.message import DecodeError
 
 from .._pb import ledger_pb2 as pb
@@ -112,6 +113,7 @@ class SyncResponse:
 # ---------------------------------------------------------------- helpers
 
 def _parse(cls, data: bytes, what: str):
+    """Parse ``data`` as protobuf ``cls``. :raises MalformedMessage: not bytes, or undecodable."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise MalformedMessage(f"{what} must be bytes, got {type(data).__name__}")
     msg = cls()
