@@ -33,6 +33,7 @@ from ..errors import InvalidBlock, MalformedMessage, OverlayError, RequestTimeou
 from ..net.base import GossipMessage, Stream
 from ..wire import ledger_codec as lc
 from ..wire.framing import FrameReader, frame
+from ._validated import Validated
 
 if TYPE_CHECKING:
     from ..ledger_store import LedgerStore
@@ -67,7 +68,7 @@ class LedgerService:
         self.topic = ledger_topic(ledger.network_id)
         self._queue: "OrderedDict[str, Entry]" = OrderedDict()
         self._wakeup = trio.Event()
-        self._decoded: "OrderedDict[bytes, Block | EquivocationProof]" = OrderedDict()
+        self._decoded: Validated[Block | EquivocationProof] = Validated(256)
         self._sync_now: trio.MemorySendChannel[str]
         self._sync_rx: trio.MemoryReceiveChannel[str]
         self._sync_now, self._sync_rx = trio.open_memory_channel(256)
@@ -167,13 +168,11 @@ class LedgerService:
             self.rejected[reason] = self.rejected.get(reason, 0) + 1
             log.debug("rejected ledger gossip from %s: %s", msg.source, exc)
             return False
-        self._decoded[msg.data] = item
-        while len(self._decoded) > 256:
-            self._decoded.popitem(last=False)
+        self._decoded.put(msg, item)
         return True
 
     async def _on_gossip(self, msg: GossipMessage) -> None:
-        item = self._decoded.pop(msg.data, None) or lc.decode_gossip(msg.data)
+        item = self._decoded.take(msg, lc.decode_gossip)
         if isinstance(item, EquivocationProof):
             await self.accept_proof(item)
             return

@@ -12,7 +12,6 @@ interval): O(N) per node, however often loads change.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import trio
@@ -21,6 +20,7 @@ from ..core.types import PeerStatus
 from ..errors import MalformedMessage, OverlayError
 from ..net.base import GossipMessage
 from ..wire import codec
+from ._validated import Validated
 
 if TYPE_CHECKING:
     from ..node import Node
@@ -37,26 +37,14 @@ def status_topic(network_id: str) -> str:
     return f"/wwwserve/{network_id}/status"
 
 
-class DecodedStatuses:
-    """Statuses the validator decoded, handed to the receive loop so a message is decoded
-    once. Keyed by the delivered :class:`GossipMessage` (the libp2p overlay passes the same
-    object to the validator and to the subscription); bounded, oldest dropped first."""
+class DecodedStatuses(Validated[PeerStatus]):
+    """Statuses the validator decoded, handed to the receive loop (see :class:`Validated`)."""
 
-    def __init__(self, max_entries: int = 1024):
-        self._max = max_entries
-        self._entries: OrderedDict[GossipMessage, PeerStatus] = OrderedDict()
-
-    def put(self, msg: GossipMessage, status: PeerStatus) -> None:
-        self._entries[msg] = status
-        if len(self._entries) > self._max:
-            self._entries.popitem(last=False)
-
-    def take(self, msg: GossipMessage, network_id: str) -> PeerStatus:
+    def take(self, msg: GossipMessage, network_id: str) -> PeerStatus:  # type: ignore[override]
         """The status in ``msg``: the validator's decoding if kept, else decoded now.
 
         :raises MalformedMessage: ``msg`` does not decode."""
-        status = self._entries.pop(msg, None)
-        return status if status is not None else codec.decode_status(msg.data, network_id)
+        return super().take(msg, lambda data: codec.decode_status(data, network_id))
 
 
 class PublishBudget:
