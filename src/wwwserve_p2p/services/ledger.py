@@ -114,13 +114,14 @@ class LedgerService:
         keys = list(self._queue)[: self.ledger.params.max_block_entries]
         entries = [self._queue[k] for k in keys]
         me = self.node.peer_id
-        ok, bad = self.ledger.validate_own(me, _now_ms(), entries)
+        now = _now_ms()  # one time for the checks and the block (expiry, maturity)
+        ok, bad = self.ledger.validate_own(me, now, entries)
         for e, reason in bad:
             log.warning("dropping our own %s entry: %s", type(e).__name__, reason)
         if not ok:
             self._forget(keys)
             return None
-        block = self.ledger.next_block(me, _now_ms(), ok, self._sign)
+        block = self.ledger.next_block(me, now, ok, self._sign)
         try:  # the block and the removal of its entries from the pending table: one transaction
             await self._blocking(partial(self.store.add_blocks, [block], drop_pending=keys))
         except StorageError as exc:
