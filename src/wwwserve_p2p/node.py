@@ -29,7 +29,7 @@ from .config import NodeConfig
 from .core.ledger import Genesis, Ledger, Ticket, Void
 from .core.peers import PeerEvent, PeerState, PeerTable
 from .core.policy import Route, decide_accept, decide_route
-from .core.selection import select_candidates
+from .core.selection import order_candidates
 from .core.stats import percentile
 from .core.types import GenerationRequest, ModelCard, PeerStatus, RoutedChunk, Usage
 from .errors import (
@@ -369,7 +369,9 @@ class Node:
                 return None
             if route is Route.OFFLOAD:
                 stakes = {c.peer_id: self.ledger.account(c.peer_id).selectable_stake for c in cands}
-                order = select_candidates(stakes, 1 + pol.probe_extra, self.rng.getrandbits(64), pol.exploration_share)
+                loads = {c.peer_id: c.load.load for c in cands}
+                order = order_candidates(pol.selection, stakes, loads, 1 + pol.probe_extra,
+                                         self.rng.getrandbits(64), pol.exploration_share)
                 attempt = await probe_and_commit(self, req, order, partial(self.make_ticket, request=req, attempt=attempt_no))
                 if attempt is not None:
                     log.info("request %s offloaded to %s", req.request_id, attempt.peer_id)

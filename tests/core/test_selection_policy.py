@@ -95,3 +95,34 @@ def test_stake_target_fixed_and_paper_auto_policy():
     assert stake_target(auto, half, 0, 10.0) == 2_000_000
     with pytest.raises(ValueError, match="stake_policy"):
         OffloadPolicy(stake_policy="greedy")
+
+
+# ------------------------------------------------------------ baseline strategies (issue 5)
+from wwwserve_p2p.core.selection import order_candidates  # noqa: E402
+
+
+def test_random_strategy_ignores_stake():
+    stakes = {"a": 1_000_000, "b": 0, "c": 0, "d": 0}
+    firsts = [order_candidates("random", stakes, {}, 1, seed)[0] for seed in range(400)]
+    for p in stakes:
+        assert 60 <= firsts.count(p) <= 140, (p, firsts.count(p))
+
+
+def test_p2c_puts_the_less_loaded_of_two_first():
+    stakes = {p: 1 for p in "abcdef"}
+    loads = {"a": 0.9, "b": 0.1, "c": 0.5, "d": 0.7, "e": 0.3, "f": 0.2}
+    for seed in range(50):
+        order = order_candidates("p2c", stakes, loads, 3, seed)
+        assert len(order) == 3 and len(set(order)) == 3
+        assert loads[order[0]] <= loads[order[1]]
+    firsts = [order_candidates("p2c", stakes, loads, 1, s)[0] for s in range(300)]
+    assert firsts.count("a") == 0  # the most loaded never wins a pair
+
+
+def test_stake_strategy_is_select_candidates_and_unknown_is_refused():
+    stakes = {"a": 5, "b": 1, "c": 0}
+    assert order_candidates("stake", stakes, {}, 3, 7) == select_candidates(stakes, 3, 7)
+    with pytest.raises(ValueError):
+        order_candidates("nope", stakes, {}, 1, 0)
+    with pytest.raises(ValueError):
+        OffloadPolicy(selection="nope")

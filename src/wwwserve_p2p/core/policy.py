@@ -26,7 +26,10 @@ class Route(str, Enum):
 @dataclass(frozen=True, slots=True)
 class OffloadPolicy:
     """Provider policy. Frequencies are probabilities in [0, 1]; ``target_load`` is a load
-    level (1.0 = executor full); ``stake`` is in micro-credits; counts are requests."""
+    level (1.0 = executor full); ``stake`` is in micro-credits; counts are requests;
+    ``selection``: how executors are chosen among eligible peers (``stake`` = WWW.Serve's
+    stake-weighted sampling; ``random`` and ``p2c`` = evaluation baselines, see
+    :func:`wwwserve_p2p.core.selection.order_candidates`)."""
 
     target_load: float = 0.5
     offload_frequency: float = 1.0
@@ -38,6 +41,7 @@ class OffloadPolicy:
     exploration_share: float = 0.1
     stake: int = 1_000_000
     stake_policy: str = "fixed"
+    selection: str = "stake"
 
     def __post_init__(self) -> None:
         for name in ("offload_frequency", "queue_frequency", "accept_frequency", "exploration_share"):
@@ -48,6 +52,8 @@ class OffloadPolicy:
             raise ValueError("policy.target_load must be >= 0")
         if self.max_delegated < 0 or self.probe_extra < 0 or self.stake < 0:
             raise ValueError("policy.max_delegated, probe_extra and stake must be >= 0")
+        if self.selection not in ("stake", "random", "p2c"):
+            raise ValueError(f"policy.selection must be 'stake', 'random' or 'p2c', got {self.selection!r}")
         if self.stake_policy not in ("fixed", "auto"):
             raise ValueError(f"policy.stake_policy must be 'fixed' or 'auto', got {self.stake_policy!r}")
 

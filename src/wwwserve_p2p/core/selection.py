@@ -67,6 +67,45 @@ def select_candidates(
     return out
 
 
+#: Executor-selection strategies (``policy.selection``): ``stake`` is WWW.Serve's; the others are
+#: the evaluation baselines of DESIGN §5.
+STRATEGIES = ("stake", "random", "p2c")
+
+
+def order_candidates(
+    strategy: str,
+    stakes: Mapping[str, int],
+    loads: Mapping[str, float],
+    n: int,
+    seed: int | bytes | str,
+    exploration_share: float = 0.1,
+) -> list[str]:
+    """Up to ``n`` candidates to probe, in priority order, under ``strategy``.
+
+    - ``stake``: :func:`select_candidates` (stake-weighted, with the newcomer exploration share).
+    - ``random``: uniform order over all eligible candidates, stake ignored.
+    - ``p2c``: power of two choices (Mitzenmacher, "The power of two choices in randomized load
+      balancing", IEEE TPDS 12(10), 2001): two uniformly chosen candidates, the one with the
+      lower gossiped load first; further slots (probing extras) in uniform order.
+
+    ``stakes``: PeerId -> selectable stake (micro-credits) of every eligible candidate;
+    ``loads``: PeerId -> gossiped load (missing = 0.0).
+
+    :raises ValueError: unknown strategy, ``n < 0``, bad ``exploration_share``.
+    """
+    if strategy == "stake":
+        return select_candidates(stakes, n, seed, exploration_share)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown selection strategy {strategy!r}; expected one of {STRATEGIES}")
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    shuffled = sorted(stakes, key=lambda p: uniform(seed, strategy, p))
+    if strategy == "p2c" and len(shuffled) >= 2:
+        two = sorted(shuffled[:2], key=lambda p: (loads.get(p, 0.0), shuffled.index(p)))
+        shuffled = two + shuffled[2:]
+    return shuffled[:n]
+
+
 def least_loaded(loads: Sequence[tuple[str, float]]) -> str | None:
     """The PeerId with the smallest load (ties: smallest PeerId), or None if empty."""
     return min(loads, key=lambda t: (t[1], t[0]))[0] if loads else None
