@@ -11,6 +11,7 @@ A config file has one table per section (all optional)::
     [executor]    kind = "echo" | "hf" | "openai", plus that executor's options
     [api]         enabled, host, port, public_url, admin
     [ledger]      genesis, block_interval, sync_interval, ticket_ttl, stake_interval, db
+    [duel]        duel_rate, judges_k, executor_bond, judge_bond, judge_fee, max_bond, judge, ...
 
 Any key can be overridden with ``section.key=value`` strings (``--set`` on the CLI); values
 are parsed as TOML values (``4``, ``0.5``, ``true``, ``["a", "b"]``) and fall back to a
@@ -145,6 +146,62 @@ class LedgerSection:
                 raise ConfigError(f"ledger.{name} must be > 0")
 
 
+JUDGE_METHODS = ("auto", "likelihood", "llm", "none")
+
+
+@dataclass(frozen=True)
+class DuelSection:
+    """Duels and judging (DESIGN §6).
+
+    As a requester: ``duel_rate`` is the probability that an offloaded request is sent to two
+    stake-selected executors (the first to accept streams to the user, the other still
+    completes and is paid); ``judges_k`` judges are chosen by stake among peers that judge,
+    never the requester or a duelist. ``executor_bond``: what the losing executor forfeits to
+    the winner; ``judge_bond``: base of the judge penalties (minority 20 %, abstain 5 % by
+    default, genesis parameters); ``judge_fee``: paid to each judge that votes (micro-credits).
+    ``probe_grace``: after the first executor accepts, how long to wait for a second;
+    ``answer_timeout``: how long the second duelist and the receipts may take after the
+    first answer; ``judge_timeout``: a judge that does not vote within it counts as abstaining
+    (and is not paid). ``duel_ttl``: how long a duel ticket may be settled.
+
+    As an executor or judge: ``max_bond``: the largest bond we accept to risk; ``judge``: our
+    judging method: ``likelihood`` (mean token log-probability under our own model),
+    ``llm`` (LLM-as-judge prompt to our executor), ``none`` (we do not judge), or ``auto``
+    (likelihood when the executor can score answers, else none); ``judge_margin``: the
+    likelihood judge abstains within this many nats/token; ``max_judging``: concurrent
+    judgements. Amounts in micro-credits, times in seconds."""
+
+    duel_rate: float = 0.0
+    judges_k: int = 3
+    executor_bond: int = 20_000
+    judge_bond: int = 10_000
+    judge_fee: int = 1_000
+    probe_grace: float = 0.5
+    answer_timeout: float = 180.0
+    judge_timeout: float = 60.0
+    duel_ttl: float = 3600.0
+    max_bond: int = 1_000_000
+    judge: str = "auto"
+    judge_margin: float = 0.05
+    max_judging: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.duel_rate <= 1.0:
+            raise ConfigError(f"duel.duel_rate must be in [0, 1], got {self.duel_rate}")
+        if self.judges_k < 1 or self.max_judging < 1:
+            raise ConfigError("duel.judges_k and duel.max_judging must be >= 1")
+        for name in ("executor_bond", "judge_bond", "judge_fee", "max_bond"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"duel.{name} must be >= 0")
+        for name in ("probe_grace", "answer_timeout", "judge_timeout", "duel_ttl"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"duel.{name} must be > 0")
+        if self.judge not in JUDGE_METHODS:
+            raise ConfigError(f"duel.judge must be one of {', '.join(JUDGE_METHODS)}, got {self.judge!r}")
+        if self.judge_margin < 0:
+            raise ConfigError("duel.judge_margin must be >= 0")
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     """A whole node's configuration."""
@@ -157,6 +214,7 @@ class NodeConfig:
     executor: dict[str, Any] = field(default_factory=lambda: {"kind": "echo"})
     api: ApiSection = field(default_factory=ApiSection)
     ledger: LedgerSection = field(default_factory=LedgerSection)
+    duel: DuelSection = field(default_factory=DuelSection)
 
     def genesis(self) -> Genesis:
         """The network's genesis: read from ``ledger.genesis``, or the dev genesis of ``node.network``.
@@ -182,7 +240,8 @@ class NodeConfig:
 
 
 _SECTIONS = {"node": NodeSection, "net": NetSection, "status": StatusSection, "policy": OffloadPolicy,
-             "delegation": DelegationSection, "api": ApiSection, "ledger": LedgerSection}
+             "delegation": DelegationSection, "api": ApiSection, "ledger": LedgerSection,
+             "duel": DuelSection}
 
 
 def load_genesis(path: str | Path) -> Genesis:

@@ -68,6 +68,22 @@ class NodeMetrics:
         self.ledger_voided = Counter("wwwserve_ledger_voids_total",
                                      "Tickets this node voided after a failed or cancelled attempt", registry=r)
 
+        # duels
+        self.duels = Counter("wwwserve_duels_total",
+                             "Duels this node ran as requester, by outcome (settled, abandoned, skipped)",
+                             ["outcome"], registry=r)
+        self.judged = Counter("wwwserve_judgements_total",
+                              "Judge requests this node answered, by result (A, B, abstain, refused)",
+                              ["result"], registry=r)
+        self.duels_settled = Gauge("wwwserve_ledger_duels_settled", "Settled duels in this node's view",
+                                   registry=r)
+        self.duel_results = Gauge("wwwserve_ledger_duel_results",
+                                  "Settled duels per executor in this node's view (result: won, lost, tied)",
+                                  ["peer_id", "result"], registry=r)
+        self.win_rate = Gauge("wwwserve_ledger_duel_win_rate",
+                              "Duel win rate per executor, ties counting half, in this node's view",
+                              ["peer_id"], registry=r)
+
     def update_ledger(self, ledger: "Ledger", me: str) -> None:
         """Refresh the ledger gauges from ``ledger`` (our replica) for our PeerId ``me``."""
         acc = ledger.account(me)
@@ -82,3 +98,10 @@ class NodeMetrics:
         accounts = ledger.accounts()
         self.ledger_accounts.set(len(accounts))
         self.ledger_debtors.set(sum(1 for a in accounts.values() if a.in_debt))
+        self.duels_settled.set(s["duels_settled"])
+        for a in accounts.values():
+            if a.duels:
+                self.duel_results.labels(a.peer_id, "won").set(a.duels_won)
+                self.duel_results.labels(a.peer_id, "lost").set(a.duels_lost)
+                self.duel_results.labels(a.peer_id, "tied").set(a.duels_tied)
+                self.win_rate.labels(a.peer_id).set(a.win_rate)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -26,10 +26,10 @@ from typing import Any
 import trio
 
 from .config import NodeConfig
-from .core.ledger import Genesis, Ledger, Ticket, Void
+from .core.ledger import DuelTicket, Genesis, Ledger, Ticket, Void
 from .core.peers import PeerEvent, PeerState, PeerTable
 from .core.policy import Route, decide_accept, decide_route
-from .core.selection import order_candidates
+from .core.selection import order_candidates, select_candidates
 from .core.stats import percentile
 from .core.types import GenerationRequest, ModelCard, PeerStatus, RoutedChunk, Usage
 from .errors import (
@@ -56,13 +56,14 @@ from .services.delegation import (
     serve_delegate_stream,
 )
 from .services.discovery import run_discovery_service
+from .services.duel import JUDGE_PROTOCOL, DuelRun, run_duel, serve_judge_stream, side_of
 from .services.ledger import LedgerService
 from .services.status import run_status_service
 
 log = logging.getLogger("wwwserve_p2p.node")
 
 #: Remote error codes after which another executor may succeed.
-_RETRYABLE_CODES = {"executor_error", "overloaded", "eof"}
+_RETRYABLE_CODES = {"executor_error", "overloaded", "eof", "bad_ticket"}
 
 
 @dataclass
@@ -124,6 +125,11 @@ class Node:
         self.ledger_service: LedgerService | None = None
         self._fallback_ledger = Ledger(self.genesis)
         self._tickets_seen: dict[str, None] = {}
+        #: our judging method (:class:`wwwserve_p2p.judging.Judge`), None if we do not judge
+        self.judge: Any = None
+        self.judging_slots = trio.Semaphore(config.duel.max_judging)
+        #: duels we ran as requester: started, settled, abandoned
+        self.duel_stats: Counter[str] = Counter()
 
     # ------------------------------------------------------------ identity / status
     @property
@@ -157,8 +163,9 @@ class Node:
         return Ticket(self.network_id, f"{request.request_id}/{attempt}/{self.incarnation}", self.peer_id,
                       executor, params.price(request.max_tokens), expires).signed(self.identity.sign)
 
-    def check_ticket(self, ticket: Ticket | None, requester: str, request: GenerationRequest) -> str:
-        """Why we refuse ``ticket`` from ``requester`` for ``request`` ("" if acceptable)."""
+    def check_ticket(self, ticket: Ticket | None, requester: str, min_price: int) -> str:
+        """Why we refuse ``ticket`` from ``requester`` promising at least ``min_price``
+        micro-credits ("" if acceptable; the ticket is then remembered as used)."""
         if ticket is None:
             return "a ticket is required (upgrade the requester)"
         try:
@@ -169,8 +176,8 @@ class Node:
             return "the ticket names another requester"
         if ticket.executor != self.peer_id:
             return "the ticket names another executor"
-        if ticket.price < self.ledger.params.price(request.max_tokens):
-            return f"ticket price {ticket.price} below {self.ledger.params.price(request.max_tokens)}"
+        if ticket.price < min_price:
+            return f"ticket price {ticket.price} below {min_price}"
         if ticket.expires_ms < time.time_ns() // 1_000_000 + 60_000:
             return "the ticket expires too soon"
         if ticket.hash in self._tickets_seen or self.ledger.is_claimed(ticket.hash) \
@@ -180,6 +187,62 @@ class Node:
         while len(self._tickets_seen) > 100_000:
             self._tickets_seen.pop(next(iter(self._tickets_seen)))
         return ""
+
+    # ------------------------------------------------------------ duels (DESIGN §6)
+    def check_duel(self, duel: DuelTicket, requester: str) -> str:
+        """Why we, as an executor, refuse to answer in ``duel`` ("" if we accept the risk)."""
+        try:
+            duel.check(self.network_id)
+        except InvalidBlock as exc:
+            return f"invalid duel ticket: {exc}"
+        if duel.requester != requester:
+            return "the duel ticket names another requester"
+        if self.peer_id not in duel.executors:
+            return "the duel ticket does not name us as an executor"
+        if duel.executor_bond > self.config.duel.max_bond:
+            return f"duel bond {duel.executor_bond} above our duel.max_bond {self.config.duel.max_bond}"
+        if duel.expires_ms < time.time_ns() // 1_000_000 + 60_000:
+            return "the duel ticket expires too soon"
+        return ""
+
+    def choose_judges(self, exclude: set[str]) -> list[str]:
+        """Up to ``duel.judges_k`` judges, stake-weighted among alive peers that judge and are
+        not in debt, never one of ``exclude`` (the requester and the duelists)."""
+        now = trio.current_time()
+        eligible = [e.status.peer_id for e in self.peers
+                    if e.status.judges and e.status.peer_id not in exclude and e.state is PeerState.ALIVE
+                    and self.peers.state_at(e, now) is PeerState.ALIVE and not self.in_debt(e.status.peer_id)]
+        stakes = {p: self.ledger.account(p).selectable_stake for p in eligible}
+        return select_candidates(stakes, self.config.duel.judges_k, self.rng.getrandbits(64),
+                                 self.config.policy.exploration_share)
+
+    def make_duel(self, request: GenerationRequest, a: str, b: str) -> DuelTicket | None:
+        """Our signed duel ticket for ``request`` answered by ``a`` (streams to the user) and
+        ``b``, with judges chosen now; None (no duel) when no judge is available."""
+        judges = self.choose_judges({self.peer_id, a, b})
+        if not judges:
+            self.metrics.duels.labels("skipped").inc()
+            log.info("no judge available: %s goes to %s alone", request.request_id, a)
+            return None
+        cfg = self.config.duel
+        expires = time.time_ns() // 1_000_000 + int(cfg.duel_ttl * 1000)
+        self.duel_stats["started"] += 1
+        return DuelTicket(self.network_id, f"{request.request_id}/duel/{self.incarnation}", self.peer_id, (a, b),
+                          tuple(judges), cfg.executor_bond, cfg.judge_bond, expires).signed(self.identity.sign)
+
+    def make_fee_ticket(self, judge: str, duel: DuelTicket) -> Ticket:
+        """Our signed ticket paying ``judge`` its ``duel.judge_fee`` for voting on ``duel``."""
+        return Ticket(self.network_id, f"{duel.duel_id}/judge", self.peer_id, judge, self.config.duel.judge_fee,
+                      duel.expires_ms).signed(self.identity.sign)
+
+    async def decide_vote(self, req: Any) -> str:
+        """Our vote on a duel (``"A"``, ``"B"`` or ``"abstain"``): our judge method sees the prompt
+        and the two answers in the order the requester drew for us, never who wrote them.
+
+        :raises WwwServeError: the judge method failed.
+        """
+        judgement = await self.judge.judge(req.prompt, req.first, req.second)
+        return side_of(req, judgement.choice)
 
     def void_ticket(self, ticket: Ticket, why: str) -> None:
         """Withdraw the ticket of a failed or cancelled attempt (never claimable afterwards)."""
@@ -202,7 +265,8 @@ class Node:
             models=tuple(self.executor.models()), load=load, accepting=accepting,
             stake=self.ledger.account(self.peer_id).selectable_stake,
             delegated_running=self.delegated_running, max_delegated=pol.max_delegated,
-            addrs=tuple(self.overlay.addrs()), api_url=self.api_url, ledger_digest=self.ledger.heads_digest())
+            addrs=tuple(self.overlay.addrs()), api_url=self.api_url, ledger_digest=self.ledger.heads_digest(),
+            judges=self.judge is not None)
 
     def status_changed(self) -> None:
         """Ask the status service to publish soon (rate-limited by status.min_publish_gap)."""
@@ -285,8 +349,12 @@ class Node:
                         self.stats.offloaded += 1
                     else:
                         self.stats.served_local += 1
+                duel_run: DuelRun | None = None
                 if remote:
                     self._inflight.setdefault(remote.peer_id, set()).add(remote)
+                    if remote.partner is not None and remote.duel is not None and self._nursery is not None:
+                        duel_run = DuelRun(remote.duel, req, remote, remote.partner)
+                        self._nursery.start_soon(run_duel, self, duel_run)
                 finished = False
                 prev_route = req.route
                 try:
@@ -304,6 +372,8 @@ class Node:
                                 # bookkeeping before the yield: a consumer may close us right after it
                                 finished = ok = True
                                 self._record_success(first_route, t0)
+                                if duel_run is not None:
+                                    duel_run.a_finished(delivered + chunk.text)
                                 yield RoutedChunk(chunk, executor_id)
                                 return
                             yield RoutedChunk(chunk, executor_id)
@@ -327,8 +397,11 @@ class Node:
                         self._inflight.get(remote.peer_id, set()).discard(remote)
                         if not finished:
                             self.void_ticket(remote.ticket, "attempt failed or cancelled")
-                        with trio.CancelScope(shield=True):
-                            await remote.aclose(abort=not finished)
+                        if duel_run is not None and not finished:
+                            duel_run.a_finished(None)
+                        if duel_run is None or not finished:  # a finished duelist's receipt is still to come
+                            with trio.CancelScope(shield=True):
+                                await remote.aclose(abort=not finished)
             raise NoExecutorAvailable(f"{request.request_id}: all {self.config.delegation.max_attempts} "
                                       f"attempts failed; last error: {last_exc}")
         finally:
@@ -372,7 +445,11 @@ class Node:
                 loads = {c.peer_id: c.load.load for c in cands}
                 order = order_candidates(pol.selection, stakes, loads, 1 + pol.probe_extra,
                                          self.rng.getrandbits(64), pol.exploration_share)
-                attempt = await probe_and_commit(self, req, order, partial(self.make_ticket, request=req, attempt=attempt_no))
+                duel = None
+                if attempt_no == 0 and len(order) >= 2 and self.rng.random() < self.config.duel.duel_rate:
+                    duel = partial(self.make_duel, req)
+                attempt = await probe_and_commit(self, req, order,
+                                                 partial(self.make_ticket, request=req, attempt=attempt_no), duel)
                 if attempt is not None:
                     log.info("request %s offloaded to %s", req.request_id, attempt.peer_id)
                     return attempt
@@ -406,8 +483,25 @@ class Node:
             "connected_peers": len(self.overlay.connected_peers()),
             "peers": sorted(peers, key=lambda p: p["peer_id"]),
             "stats": self.stats.summary(),
+            "duels": self.duel_summary(),
             "ledger": {**self.ledger.account(self.peer_id).to_dict(), **self.ledger.summary(),
                        "queued_entries": self.ledger_service.queued() if self.ledger_service else 0},
+        }
+
+    def duel_summary(self) -> dict[str, Any]:
+        """Duels we ran as requester, and every executor's settled duels and win rate in our
+        ledger view (``win_rate``: ties count half)."""
+        accounts = self.ledger.accounts().values()
+        return {
+            "duel_rate": self.config.duel.duel_rate, "judge": getattr(self.judge, "name", None),
+            "as_requester": {k: self.duel_stats.get(k, 0) for k in ("started", "settled", "abandoned")},
+            "settled_in_ledger": self.ledger.duels_settled,
+            "executors": [{"peer_id": a.peer_id, "duels": a.duels, "won": a.duels_won, "lost": a.duels_lost,
+                           "tied": a.duels_tied, "win_rate": a.to_dict()["win_rate"]}
+                          for a in accounts if a.duels],
+            "judges": [{"peer_id": a.peer_id, "majority": a.judge_majority, "minority": a.judge_minority,
+                        "abstained": a.judge_abstained}
+                       for a in accounts if a.judge_majority or a.judge_minority or a.judge_abstained],
         }
 
     def deny_peers(self, peers: list[str]) -> list[str]:
@@ -473,6 +567,21 @@ async def _gauge_loop(node: Node) -> None:
         await trio.sleep(0.5)
 
 
+def _make_judge(config: NodeConfig, executor: Executor) -> Any:
+    """Our judging method from ``duel.judge`` (``auto``: likelihood if the executor can score).
+
+    :raises ConfigError: a method the executor cannot support.
+    """
+    method = config.duel.judge
+    if method == "auto":
+        method = "likelihood" if callable(getattr(executor, "score", None)) else "none"
+    if method == "none":
+        return None
+    from .judging import create_judge
+    return create_judge(method, executor, margin=config.duel.judge_margin) if method == "likelihood" \
+        else create_judge(method, executor)
+
+
 @asynccontextmanager
 async def open_node(
     config: NodeConfig,
@@ -522,6 +631,8 @@ async def open_node(
                  genesis.network_id, restored, node.ledger.account(node.peer_id).balance,
                  node.ledger.account(node.peer_id).stake)
         overlay.set_stream_handler(DELEGATE_PROTOCOL, partial(serve_delegate_stream, node))
+        overlay.set_stream_handler(JUDGE_PROTOCOL, partial(serve_judge_stream, node))
+        node.judge = _make_judge(config, executor)
         async with trio.open_nursery() as nursery:
             node._nursery = nursery
             if config.api.enabled:

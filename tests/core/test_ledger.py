@@ -858,3 +858,21 @@ def test_verdict_after_the_duel_expired_is_rejected():
     assert_rejected(Ledger(G), Writer(0).peek([Verdict(d, receipts(d), votes)], time_ms=501), Reason.TICKET_EXPIRED)
     led = Ledger(G)
     assert led.add_block(Writer(0).block([Verdict(d, receipts(d), votes)], time_ms=500)).status == "applied"
+
+
+def test_duel_outcomes_and_win_rates_in_accounts():
+    # two settled duels between P[1] (A) and P[2] (B): one won by A, one tie
+    d1, d2 = duel(did="w1"), duel(did="w2")
+    ledger = Ledger(G)
+    blk_ = Writer(0).block([Verdict(d1, receipts(d1), (vote(d1, 3, "A"), vote(d1, 4, "A"), vote(d1, 5, "B"))),
+                            Verdict(d2, receipts(d2), (vote(d2, 3, "A"), vote(d2, 4, "B"), vote(d2, 5, "abstain")))])
+    assert ledger.add_block(blk_).status == "applied"
+    a, b = ledger.account(P[1]), ledger.account(P[2])
+    assert (a.duels_won, a.duels_lost, a.duels_tied, a.win_rate) == (1, 0, 1, 0.75)
+    assert (b.duels_won, b.duels_lost, b.duels_tied, b.win_rate) == (0, 1, 1, 0.25)
+    j3, j5 = ledger.account(P[3]), ledger.account(P[5])
+    assert (j3.judge_majority, j3.judge_minority, j3.judge_abstained) == (1, 0, 0)
+    assert (j5.judge_majority, j5.judge_minority, j5.judge_abstained) == (0, 1, 1)
+    assert ledger.summary()["duels_settled"] == 2
+    assert ledger.account(P[6]).win_rate is None
+    assert a.to_dict()["win_rate"] == 0.75

@@ -100,9 +100,9 @@ async def test_a_void_beats_a_lying_executors_claim(autojump_clock):
         executor = swarm[1]
         real_check = executor.check_ticket
 
-        def spy(ticket, requester, request):
+        def spy(ticket, requester, min_price):
             seen.append(ticket)
-            return real_check(ticket, requester, request)
+            return real_check(ticket, requester, min_price)
 
         executor.check_ticket = spy
         async with aclosing(swarm[0].generate(req())) as gen:

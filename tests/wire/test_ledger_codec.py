@@ -112,11 +112,11 @@ def test_ticket_gossip_and_proof_round_trip():
 
 def test_decision_carries_optional_ticket_and_reads_old_frames():
     t = ticket()
-    assert codec.decode_decision(codec.encode_decision(True, t)) == (True, t)
-    assert codec.decode_decision(codec.encode_decision(False)) == (False, None)
-    assert codec.decode_decision(codec.encode_decision(True)) == (True, None)
+    assert codec.decode_decision(codec.encode_decision(True, t)) == (True, t, None)
+    assert codec.decode_decision(codec.encode_decision(False)) == (False, None, None)
+    assert codec.decode_decision(codec.encode_decision(True)) == (True, None, None)
     old = overlay_pb2.DelegateDecision(commit=True).SerializeToString()
-    assert codec.decode_decision(old) == (True, None)
+    assert codec.decode_decision(old) == (True, None, None)
     bad = overlay_pb2.DelegateDecision(commit=True, ticket=ledger_pb2.Ticket(request_id="x" * (lc.MAX_STR + 1)))
     with pytest.raises(MalformedMessage, match="longer than"):
         codec.decode_decision(bad.SerializeToString())
@@ -304,3 +304,35 @@ def test_decoding_is_much_cheaper_than_verifying():
     per_entry = (time.perf_counter() - t0) / 20_000
     assert out == blocks
     assert per_entry < 45e-6, f"decoding takes {per_entry * 1e6:.1f} us per claim"
+
+
+# ---------------------------------------------------------------- duel frames (DESIGN §6)
+
+def test_duel_decision_receipt_and_judge_messages_round_trip():
+    v = verdict()
+    d, (ra, rb), vote = v.duel, v.receipts, v.votes[0]
+    t = ticket()
+    assert codec.decode_decision(codec.encode_decision(True, t, d)) == (True, t, d)
+    got = codec.decode_reply(codec.encode_reply(ra))
+    assert got == ra and got.valid()
+    jr = codec.JudgeRequest(d, "the prompt", "first answer", "second answer", rb, ra, ticket(1, J1))
+    assert codec.decode_judge_request(codec.encode_judge_request(jr)) == jr
+    no_fee = codec.JudgeRequest(d, "p", "", "", ra, rb)
+    assert codec.decode_judge_request(codec.encode_judge_request(no_fee)) == no_fee
+    assert codec.decode_judge_response(codec.encode_judge_response(vote)) == vote
+    err = codec.ErrorReply("refused", "not a judge")
+    assert codec.decode_judge_response(codec.encode_judge_response(err)) == err
+
+
+def test_judge_messages_reject_garbage_and_missing_parts():
+    with pytest.raises(MalformedMessage):
+        codec.decode_judge_request(b"\xff\x00garbage")
+    with pytest.raises(MalformedMessage, match="without duel"):
+        codec.decode_judge_request(overlay_pb2.JudgeRequest(prompt="p").SerializeToString())
+    with pytest.raises(MalformedMessage, match="empty JudgeResponse"):
+        codec.decode_judge_response(b"")
+    big = overlay_pb2.JudgeRequest(prompt="p" * (codec.MAX_TEXT + 1))
+    big.duel.executors.extend(["a", "b"])
+    big.first_receipt.executor = big.second_receipt.executor = "a"
+    with pytest.raises(MalformedMessage, match="prompt"):
+        codec.decode_judge_request(big.SerializeToString())

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PeerStatus(_message.Message):
-    __slots__ = ("network_id", "peer_id", "incarnation", "seq", "models", "running", "queued", "capacity", "kv_usage", "accepting", "stake", "delegated_running", "max_delegated", "addrs", "api_url", "ledger_digest")
+    __slots__ = ("network_id", "peer_id", "incarnation", "seq", "models", "running", "queued", "capacity", "kv_usage", "accepting", "stake", "delegated_running", "max_delegated", "addrs", "api_url", "ledger_digest", "judges")
     NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class PeerStatus(_message.Message):
     ADDRS_FIELD_NUMBER: _ClassVar[int]
     API_URL_FIELD_NUMBER: _ClassVar[int]
     LEDGER_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    JUDGES_FIELD_NUMBER: _ClassVar[int]
     network_id: str
     peer_id: str
     incarnation: int
@@ -41,7 +42,8 @@ class PeerStatus(_message.Message):
     addrs: _containers.RepeatedScalarFieldContainer[str]
     api_url: str
     ledger_digest: str
-    def __init__(self, network_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., incarnation: _Optional[int] = ..., seq: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., running: _Optional[int] = ..., queued: _Optional[int] = ..., capacity: _Optional[int] = ..., kv_usage: _Optional[float] = ..., accepting: bool = ..., stake: _Optional[int] = ..., delegated_running: _Optional[int] = ..., max_delegated: _Optional[int] = ..., addrs: _Optional[_Iterable[str]] = ..., api_url: _Optional[str] = ..., ledger_digest: _Optional[str] = ...) -> None: ...
+    judges: bool
+    def __init__(self, network_id: _Optional[str] = ..., peer_id: _Optional[str] = ..., incarnation: _Optional[int] = ..., seq: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., running: _Optional[int] = ..., queued: _Optional[int] = ..., capacity: _Optional[int] = ..., kv_usage: _Optional[float] = ..., accepting: bool = ..., stake: _Optional[int] = ..., delegated_running: _Optional[int] = ..., max_delegated: _Optional[int] = ..., addrs: _Optional[_Iterable[str]] = ..., api_url: _Optional[str] = ..., ledger_digest: _Optional[str] = ..., judges: bool = ...) -> None: ...
 
 class ChatMessage(_message.Message):
     __slots__ = ("role", "content")
@@ -84,24 +86,28 @@ class DelegateRequest(_message.Message):
     def __init__(self, network_id: _Optional[str] = ..., request_id: _Optional[str] = ..., model: _Optional[str] = ..., prompt: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ..., has_seed: bool = ..., seed: _Optional[int] = ..., continuation: _Optional[str] = ..., route: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class DelegateDecision(_message.Message):
-    __slots__ = ("commit", "ticket")
+    __slots__ = ("commit", "ticket", "duel")
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     TICKET_FIELD_NUMBER: _ClassVar[int]
+    DUEL_FIELD_NUMBER: _ClassVar[int]
     commit: bool
     ticket: _ledger_pb2.Ticket
-    def __init__(self, commit: bool = ..., ticket: _Optional[_Union[_ledger_pb2.Ticket, _Mapping]] = ...) -> None: ...
+    duel: _ledger_pb2.DuelTicket
+    def __init__(self, commit: bool = ..., ticket: _Optional[_Union[_ledger_pb2.Ticket, _Mapping]] = ..., duel: _Optional[_Union[_ledger_pb2.DuelTicket, _Mapping]] = ...) -> None: ...
 
 class DelegateResponse(_message.Message):
-    __slots__ = ("offer", "chunk", "final", "error")
+    __slots__ = ("offer", "chunk", "final", "error", "receipt")
     OFFER_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
     offer: Offer
     chunk: Chunk
     final: Final
     error: Error
-    def __init__(self, offer: _Optional[_Union[Offer, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., final: _Optional[_Union[Final, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    receipt: _ledger_pb2.Receipt
+    def __init__(self, offer: _Optional[_Union[Offer, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., final: _Optional[_Union[Final, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., receipt: _Optional[_Union[_ledger_pb2.Receipt, _Mapping]] = ...) -> None: ...
 
 class Offer(_message.Message):
     __slots__ = ("accepted", "reason", "load")
@@ -138,3 +144,29 @@ class Error(_message.Message):
     code: str
     message: str
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class JudgeRequest(_message.Message):
+    __slots__ = ("duel", "prompt", "first", "second", "first_receipt", "second_receipt", "fee")
+    DUEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    SECOND_FIELD_NUMBER: _ClassVar[int]
+    FIRST_RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    SECOND_RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    FEE_FIELD_NUMBER: _ClassVar[int]
+    duel: _ledger_pb2.DuelTicket
+    prompt: str
+    first: str
+    second: str
+    first_receipt: _ledger_pb2.Receipt
+    second_receipt: _ledger_pb2.Receipt
+    fee: _ledger_pb2.Ticket
+    def __init__(self, duel: _Optional[_Union[_ledger_pb2.DuelTicket, _Mapping]] = ..., prompt: _Optional[str] = ..., first: _Optional[str] = ..., second: _Optional[str] = ..., first_receipt: _Optional[_Union[_ledger_pb2.Receipt, _Mapping]] = ..., second_receipt: _Optional[_Union[_ledger_pb2.Receipt, _Mapping]] = ..., fee: _Optional[_Union[_ledger_pb2.Ticket, _Mapping]] = ...) -> None: ...
+
+class JudgeResponse(_message.Message):
+    __slots__ = ("vote", "error")
+    VOTE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    vote: _ledger_pb2.Vote
+    error: Error
+    def __init__(self, vote: _Optional[_Union[_ledger_pb2.Vote, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...

@@ -584,6 +584,23 @@ def build_block(network: str, author: str, height: int, prev_hash: str, time_ms:
 
 # ---------------------------------------------------------------------------- duel settlement
 
+def tally_duel(duel: DuelTicket, votes: Iterable[Vote]) -> tuple[str, dict[str, str]]:
+    """Outcome of a duel: (``"A"``, ``"B"`` or ``"tie"``, the counted votes judge -> choice).
+
+    Counts each listed judge's first valid vote on this duel (unlisted, repeated, badly signed
+    or other-duel votes are ignored); more A than B votes: A wins, more B: B, equal: tie.
+    """
+    dh = duel.hash
+    judges = set(duel.judges)
+    chosen: dict[str, str] = {}
+    for v in votes:
+        if v.judge in judges and v.duel_hash == dh and v.judge not in chosen and v.valid():
+            chosen[v.judge] = v.choice
+    a = sum(1 for c in chosen.values() if c == "A")
+    b = sum(1 for c in chosen.values() if c == "B")
+    return ("A" if a > b else "B" if b > a else "tie"), chosen
+
+
 def settle_duel(duel: DuelTicket, votes: Iterable[Vote], params: LedgerParams) -> dict[str, tuple[int, int]]:
     """Credit movements of a settled duel: PeerId -> (balance delta, stake delta).
 
@@ -595,17 +612,9 @@ def settle_duel(duel: DuelTicket, votes: Iterable[Vote], params: LedgerParams) -
     split equally among the majority judges (the remainder to the first by PeerId).
     Source: DESIGN §6 after the paper's judge incentives. Sums to zero.
     """
-    dh = duel.hash
-    judges = set(duel.judges)
-    chosen: dict[str, str] = {}
-    for v in votes:
-        if v.judge in judges and v.duel_hash == dh and v.judge not in chosen and v.valid():
-            chosen[v.judge] = v.choice
-    a = sum(1 for c in chosen.values() if c == "A")
-    b = sum(1 for c in chosen.values() if c == "B")
-    if a == b:
+    win_side, chosen = tally_duel(duel, votes)
+    if win_side == "tie":
         return {}
-    win_side = "A" if a > b else "B"
     winner, loser = duel.executors if win_side == "A" else duel.executors[::-1]
     out: dict[str, list[int]] = {}
 
@@ -637,7 +646,10 @@ def settle_duel(duel: DuelTicket, votes: Iterable[Vote], params: LedgerParams) -
 class Account:
     """One account in a node's view. Amounts in micro-credits; ``height``: the author's last
     block counted; ``in_debt``: balance below ``-overdraft``; ``burned``: stake and unbonding
-    destroyed after an equivocation; ``earned``/``spent``: paid claims as executor/requester."""
+    destroyed after an equivocation; ``earned``/``spent``: paid claims as executor/requester;
+    ``duels_*``: settled duels as an executor; ``judge_*``: counted votes as a judge, by whether
+    they sided with the outcome (a vote in a tied duel counts as neither majority nor minority
+    unless it abstained)."""
 
     peer_id: str
     balance: int
@@ -649,6 +661,23 @@ class Account:
     burned: int
     earned: int = 0
     spent: int = 0
+    duels_won: int = 0
+    duels_lost: int = 0
+    duels_tied: int = 0
+    judge_majority: int = 0
+    judge_minority: int = 0
+    judge_abstained: int = 0
+
+    @property
+    def duels(self) -> int:
+        """Settled duels this peer answered in."""
+        return self.duels_won + self.duels_lost + self.duels_tied
+
+    @property
+    def win_rate(self) -> float | None:
+        """(won + tied / 2) / duels, ties counting half as in pairwise-comparison win rates;
+        None before the first settled duel."""
+        return None if not self.duels else (self.duels_won + 0.5 * self.duels_tied) / self.duels
 
     @property
     def selectable_stake(self) -> int:
@@ -659,7 +688,11 @@ class Account:
         return {"peer_id": self.peer_id, "balance": self.balance, "stake": self.stake,
                 "unbonding": self.unbonding, "height": self.height, "in_debt": self.in_debt,
                 "equivocated": self.equivocated, "burned": self.burned, "earned": self.earned,
-                "spent": self.spent}
+                "spent": self.spent, "duels": self.duels, "duels_won": self.duels_won,
+                "duels_lost": self.duels_lost, "duels_tied": self.duels_tied,
+                "win_rate": None if self.win_rate is None else round(self.win_rate, 4),
+                "judge_majority": self.judge_majority, "judge_minority": self.judge_minority,
+                "judge_abstained": self.judge_abstained}
 
 
 @dataclass
@@ -737,6 +770,9 @@ class Ledger:
         self._earned: dict[str, int] = {}   # paid claims, by executor
         self._spent: dict[str, int] = {}    # paid claims, by requester
         self._voids: set[str] = set()
+        # PeerId -> [won, lost, tied, judge majority, judge minority, judge abstained]
+        self._duel_stats: dict[str, list[int]] = {}
+        self.duels_settled = 0
         self.entries_applied = 0
 
     def _add(self, d: dict[str, int], peer: str, delta: int) -> None:
@@ -775,7 +811,28 @@ class Ledger:
                     self._add(bal, peer, dbal)
                 if dstake:
                     self._add(self._stake, peer, dstake)
+            self._count_duel(e)
         self.entries_applied += 1
+
+    def _count_duel(self, e: Verdict) -> None:
+        side, chosen = tally_duel(e.duel, e.votes)
+        a, b = e.duel.executors
+        self.duels_settled += 1
+
+        def bump(peer: str, i: int) -> None:
+            self._duel_stats.setdefault(peer, [0] * 6)[i] += 1
+
+        if side == "tie":
+            bump(a, 2)
+            bump(b, 2)
+        else:
+            bump(a if side == "A" else b, 0)
+            bump(b if side == "A" else a, 1)
+        for judge, choice in chosen.items():
+            if choice == "abstain":
+                bump(judge, 5)
+            elif side != "tie":
+                bump(judge, 3 if choice == side else 4)
 
     def _pay(self, requester: str, executor: str, amount: int) -> None:
         self._add(self._balance, requester, -amount)
@@ -1127,11 +1184,13 @@ class Ledger:
             burned = max(0, stake) + max(0, unb)
             stake, unb = min(0, stake), min(0, unb)
         return Account(peer_id, bal, stake, unb, self.height(peer_id), bal < -self.params.overdraft, eq, burned,
-                       self._earned.get(peer_id, 0), self._spent.get(peer_id, 0))
+                       self._earned.get(peer_id, 0), self._spent.get(peer_id, 0),
+                       *self._duel_stats.get(peer_id, (0,) * 6))
 
     def accounts(self) -> dict[str, Account]:
         """Every account that appears anywhere (genesis, chains, counterparties), by PeerId."""
-        peers = set(self._balance) | set(self._stake) | set(self._unbonding) | set(self._chains) | set(self._proofs)
+        peers = set(self._balance) | set(self._stake) | set(self._unbonding) | set(self._chains) \
+            | set(self._proofs) | set(self._duel_stats)
         return {p: self.account(p) for p in sorted(peers)}
 
     def total_supply(self) -> int:
@@ -1154,7 +1213,8 @@ class Ledger:
         out: dict[str, Any] = {
             "network_id": self.network_id, "network": self.genesis.network, "authors": len(self.heads()),
             "blocks": sum(c.height for c in self._chains.values()), "entries": self.entries_applied,
-            "pending": self._n_pending, "equivocators": sorted(self._proofs), "genesis_supply": self.genesis.supply}
+            "pending": self._n_pending, "equivocators": sorted(self._proofs), "genesis_supply": self.genesis.supply,
+            "duels_settled": self.duels_settled}
         if accounts:
             out.update(supply=self.total_supply(), burned=self.burned(), state_hash=self.state_hash())
         return out

@@ -136,6 +136,7 @@ class PeerStatus:
     micro-credits. ``api_url`` is the peer's public HTTP API, if it advertises one.
     ``ledger_digest`` summarises the peer's ledger replica (chain heads and proofs): a digest
     that differs from ours means one of us misses blocks, so we compare heads and pull.
+    ``judges``: the peer answers ``/wwwserve/judge/1`` (it has a judging method).
     """
 
     peer_id: str
@@ -150,6 +151,7 @@ class PeerStatus:
     addrs: tuple[str, ...] = ()
     api_url: str = ""
     ledger_digest: str = ""
+    judges: bool = False
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 

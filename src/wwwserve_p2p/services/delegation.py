@@ -9,7 +9,11 @@ Exchange (each arrow one length-prefixed protobuf frame, see :mod:`wwwserve_p2p.
                        <-------------  Chunk* then Final | Error
 
 A requester probes ``k + probe_extra`` stake-selected candidates in parallel, commits to
-the first that accepts and sends ``commit=false`` to the rest. The commit carries the
+the first that accepts and sends ``commit=false`` to the rest. In a duel (DESIGN §6) it
+commits to the first two, both commits carrying the signed
+:class:`~wwwserve_p2p.core.ledger.DuelTicket`, and each executor sends its signed
+:class:`~wwwserve_p2p.core.ledger.Receipt` (``sha256`` of its answer) in one more frame after
+the final one (see :mod:`wwwserve_p2p.services.duel`). The commit carries the
 requester's signed :class:`~wwwserve_p2p.core.ledger.Ticket`; the executor checks it (and
 that the requester is not in debt), serves, and after the final frame queues a
 :class:`~wwwserve_p2p.core.ledger.Claim` for its next block. A requester whose attempt fails
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..core.ledger import Claim, Ticket
+from ..core.ledger import Claim, DuelTicket, Receipt, Ticket
 from ..core.types import ErrorReply, GenerationChunk, GenerationRequest, Offer
 from ..errors import (
     ExecutorError,
@@ -92,15 +96,18 @@ async def serve_delegate_stream(node: "Node", stream: Stream) -> None:
     node.delegated_running += 1  # the slot is held from the offer on
     try:
         ticket: Ticket | None = None
+        duel: DuelTicket | None = None
         try:
             decision = await reader.read_frame(cfg.commit_timeout)
-            commit, ticket = codec.decode_decision(decision) if decision is not None else (False, None)
+            commit, ticket, duel = codec.decode_decision(decision) if decision is not None else (False, None, None)
         except (MalformedMessage, RequestTimeout, OverlayError):
             commit = False
         if not commit:
             node.metrics.delegated.labels("withdrawn").inc()
             return
-        problem = node.check_ticket(ticket, stream.remote_peer, request)
+        problem = node.check_ticket(ticket, stream.remote_peer, node.ledger.params.price(request.max_tokens))
+        if not problem and duel is not None:
+            problem = node.check_duel(duel, stream.remote_peer)
         if problem or ticket is None:
             node.metrics.delegated.labels("bad_ticket").inc()
             log.warning("refusing %s from %s: %s", request.request_id, stream.remote_peer, problem)
@@ -112,6 +119,9 @@ async def serve_delegate_stream(node: "Node", stream: Stream) -> None:
         served = await _execute_for_peer(node, stream, reader, request)
         if served is not None:
             _claim(node, ticket, *served)
+            if duel is not None:  # our consent to the duel: the bond is at risk from here on
+                receipt = Receipt(node.peer_id, duel.hash, _digest(served[0])).signed(node.identity.sign)
+                await _try_write(stream, receipt)
     finally:
         node.delegated_running -= 1
         node.status_changed()
@@ -119,12 +129,19 @@ async def serve_delegate_stream(node: "Node", stream: Stream) -> None:
 
 def _claim(node: "Node", ticket: Ticket, text: str, completion_tokens: int) -> None:
     """Queue the claim for a request we served completely (price per DESIGN §4 / LedgerParams)."""
-    params = node.ledger.params
-    amount = min(ticket.price, params.price(completion_tokens))
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    claim_ticket(node, ticket, min(ticket.price, node.ledger.params.price(completion_tokens)), _digest(text))
+
+
+def _digest(text: str) -> str:
+    """SHA-256 (hex) of an answer's UTF-8 text: what claims and duel receipts commit to."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def claim_ticket(node: "Node", ticket: Ticket, amount: int, response_digest: str) -> None:
+    """Queue a :class:`Claim` of ``amount`` micro-credits on ``ticket`` for our next block."""
     node.metrics.ledger_earned.inc()
     try:
-        node.ledger_service.submit(f"claim:{ticket.hash}", Claim(ticket, digest, amount))
+        node.ledger_service.submit(f"claim:{ticket.hash}", Claim(ticket, response_digest, amount))
     except StorageError as exc:
         log.error("claim for %s queued but not persisted: %s", ticket.request_id, exc)
 
@@ -187,13 +204,34 @@ class _Probe:
 
 
 class DelegationAttempt:
-    """A committed delegation: iterate :meth:`chunks`, then :meth:`aclose`."""
+    """A committed delegation: iterate :meth:`chunks`, then :meth:`aclose`.
 
-    def __init__(self, node: "Node", probe: _Probe, ticket: Ticket):
+    In a duel, ``duel`` is the signed duel ticket and ``partner`` (on the attempt that streams
+    to the user) the other duelist's attempt; after the final chunk, :meth:`receipt` reads the
+    executor's signed receipt."""
+
+    def __init__(self, node: "Node", probe: _Probe, ticket: Ticket, duel: DuelTicket | None = None):
         self.node = node
         self.peer_id = probe.peer_id
         self.ticket = ticket
+        self.duel = duel
+        self.partner: DelegationAttempt | None = None
         self._probe = probe
+
+    async def receipt(self, timeout: float) -> Receipt:
+        """The executor's duel receipt, the frame after the final chunk.
+
+        :raises RemoteError, MalformedMessage, RequestTimeout, OverlayError: no receipt came.
+        """
+        data = await self._probe.reader.read_frame(timeout)
+        if data is None:
+            raise MalformedMessage("executor closed the stream without a duel receipt")
+        reply = codec.decode_reply(data)
+        if isinstance(reply, ErrorReply):
+            raise RemoteError(reply.code, reply.message)
+        if not isinstance(reply, Receipt):
+            raise MalformedMessage(f"expected a duel receipt, got {type(reply).__name__}")
+        return reply
 
     async def chunks(self) -> AsyncIterator[GenerationChunk]:
         """Stream the executor's chunks; the last has ``finish_reason`` set.
@@ -211,8 +249,8 @@ class DelegationAttempt:
             reply = codec.decode_reply(data)
             if isinstance(reply, ErrorReply):
                 raise RemoteError(reply.code, reply.message)
-            if isinstance(reply, Offer):
-                raise MalformedMessage("unexpected second offer")
+            if not isinstance(reply, GenerationChunk):
+                raise MalformedMessage(f"unexpected {type(reply).__name__} before the final chunk")
             yield reply
             if reply.is_final:
                 return
@@ -226,14 +264,21 @@ class DelegationAttempt:
 
 
 async def probe_and_commit(node: "Node", request: GenerationRequest, candidates: list[str],
-                           make_ticket: Callable[[str], Ticket]) -> DelegationAttempt | None:
+                           make_ticket: Callable[[str], Ticket],
+                           make_duel: Callable[[str, str], DuelTicket | None] | None = None,
+                           ) -> DelegationAttempt | None:
     """Probe ``candidates`` in parallel; commit to the first that accepts, sending it the ticket
     ``make_ticket(peer_id)``.
+
+    With ``make_duel``, wait up to ``duel.probe_grace`` after the first acceptance for a second;
+    if one comes and ``make_duel(first, second)`` returns a duel ticket, commit to both with it:
+    the first is returned, the second is its ``partner``.
 
     Returns None when none accepted within ``probe_timeout``. Refusals and failures of
     individual candidates are logged, never raised.
     """
     cfg = node.config.delegation
+    want = 2 if make_duel is not None else 1
     payload = frame(codec.encode_request(request, node.network_id, int(cfg.first_token_timeout * 1000)))
     winner: list[_Probe] = []
     losers: list[_Probe] = []
@@ -260,9 +305,13 @@ async def probe_and_commit(node: "Node", request: GenerationRequest, candidates:
             raise
         if isinstance(reply, Offer) and reply.accepted:
             p = _Probe(peer_id, stream, reader)
-            if not winner:
+            if len(winner) < want:
                 winner.append(p)
-                cancel_scope.cancel()
+                if len(winner) == want:
+                    cancel_scope.cancel()
+                else:  # a duel: give a second executor a short grace to accept
+                    cancel_scope.deadline = min(cancel_scope.deadline,
+                                                trio.current_time() + node.config.duel.probe_grace)
             else:
                 losers.append(p)
             return
@@ -274,19 +323,30 @@ async def probe_and_commit(node: "Node", request: GenerationRequest, candidates:
         async with trio.open_nursery() as nursery:
             for pid in candidates:
                 nursery.start_soon(probe, pid, nursery.cancel_scope)
+    duel = make_duel(winner[0].peer_id, winner[1].peer_id) if len(winner) == 2 and make_duel else None
+    if len(winner) == 2 and duel is None:
+        losers.append(winner.pop())
     for p in losers:
         await _send_decision(p, False)
     if not winner:
         return None
     ticket = make_ticket(winner[0].peer_id)
-    if not await _send_decision(winner[0], True, ticket):
+    if not await _send_decision(winner[0], True, ticket, duel):
+        if len(winner) == 2:
+            await _send_decision(winner[1], False)
         return None  # never delivered: nothing to void
-    return DelegationAttempt(node, winner[0], ticket)
+    attempt = DelegationAttempt(node, winner[0], ticket, duel)
+    if duel is not None:
+        partner_ticket = make_ticket(winner[1].peer_id)
+        if await _send_decision(winner[1], True, partner_ticket, duel):
+            attempt.partner = DelegationAttempt(node, winner[1], partner_ticket, duel)
+    return attempt
 
 
-async def _send_decision(p: _Probe, commit: bool, ticket: Ticket | None = None) -> bool:
+async def _send_decision(p: _Probe, commit: bool, ticket: Ticket | None = None,
+                         duel: DuelTicket | None = None) -> bool:
     try:
-        await p.stream.write(frame(codec.encode_decision(commit, ticket)))
+        await p.stream.write(frame(codec.encode_decision(commit, ticket, duel)))
         if not commit:
             await p.stream.close()
         return True

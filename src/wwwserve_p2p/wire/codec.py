@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 
 from .._pb import overlay_pb2 as pb
-from ..core.ledger import Ticket
+from dataclasses import dataclass
+
+from ..core.ledger import DuelTicket, Receipt, Ticket, Vote
 from ..core.types import (
     ChatMessage,
     ErrorReply,
@@ -22,7 +24,19 @@ from ..core.types import (
     Usage,
 )
 from ..errors import MalformedMessage
-from .ledger_codec import _parse, decode_ticket, encode_ticket
+from .ledger_codec import (
+    _duel,
+    _parse,
+    _put_duel,
+    _put_receipt,
+    _put_ticket,
+    _put_vote,
+    _receipt,
+    _ticket,
+    _vote,
+    decode_ticket,
+    encode_ticket,
+)
 
 #: Bounds on decoded fields.
 MAX_MODELS = 64
@@ -64,7 +78,8 @@ def encode_status(status: PeerStatus, network_id: str) -> bytes:
         queued=status.load.queued, capacity=status.load.capacity, kv_usage=status.load.kv_usage,
         accepting=status.accepting, stake=status.stake,
         delegated_running=status.delegated_running, max_delegated=status.max_delegated,
-        addrs=list(status.addrs), api_url=status.api_url, ledger_digest=status.ledger_digest)
+        addrs=list(status.addrs), api_url=status.api_url, ledger_digest=status.ledger_digest,
+        judges=status.judges)
     return m.SerializeToString()
 
 
@@ -89,7 +104,7 @@ def decode_status(data: bytes, network_id: str) -> PeerStatus:
         accepting=m.accepting, stake=m.stake, delegated_running=m.delegated_running,
         max_delegated=m.max_delegated, addrs=_check_list(m.addrs, MAX_ADDRS, MAX_ADDR, "addrs"),
         api_url=_check_str(m.api_url, MAX_ADDR, "api_url"),
-        ledger_digest=_check_str(m.ledger_digest, 64, "ledger_digest"))
+        ledger_digest=_check_str(m.ledger_digest, 64, "ledger_digest"), judges=m.judges)
 
 
 # ---------------------------------------------------------------- delegate request
@@ -132,38 +147,45 @@ def decode_request(data: bytes) -> tuple[GenerationRequest, str, int]:
     return req, m.network_id, m.timeout_ms
 
 
-def encode_decision(commit: bool, ticket: Ticket | None = None) -> bytes:
+def encode_decision(commit: bool, ticket: Ticket | None = None, duel: DuelTicket | None = None) -> bytes:
     """Serialise the requester's go/no-go frame; with ``commit``, normally the signed
-    :class:`~wwwserve_p2p.core.ledger.Ticket` the executor will claim.
+    :class:`~wwwserve_p2p.core.ledger.Ticket` the executor will claim, and in a duel the
+    signed :class:`~wwwserve_p2p.core.ledger.DuelTicket`.
 
     :raises MalformedMessage: the ticket cannot be encoded.
     """
     m = pb.DelegateDecision(commit=commit)
     if ticket is not None:
         m.ticket.ParseFromString(encode_ticket(ticket))
+    if duel is not None:
+        _put_duel(m.duel, duel)
     return m.SerializeToString()
 
 
-def decode_decision(data: bytes) -> tuple[bool, Ticket | None]:
-    """Parse a decision frame: ``(commit, ticket)``; ``ticket`` is None when absent (older
-    peers). The ticket is checked for structure only (signature: ``Ticket.check``).
+def decode_decision(data: bytes) -> tuple[bool, Ticket | None, DuelTicket | None]:
+    """Parse a decision frame: ``(commit, ticket, duel)``; ``ticket``/``duel`` are None when
+    absent. Both are checked for structure only (signatures: their ``check`` methods).
 
-    :raises MalformedMessage: undecodable, or a ticket field over its bound.
+    :raises MalformedMessage: undecodable, or a field over its bound.
     """
     m = _parse(pb.DelegateDecision, data, "DelegateDecision")
     ticket = decode_ticket(m.ticket.SerializeToString()) if m.HasField("ticket") else None
-    return m.commit, ticket
+    duel = _duel(m.duel) if m.HasField("duel") else None
+    return m.commit, ticket, duel
 
 
 # ---------------------------------------------------------------- delegate responses
 
-DelegateReply = Offer | GenerationChunk | ErrorReply
+DelegateReply = Offer | GenerationChunk | ErrorReply | Receipt
 
 
 def encode_reply(reply: DelegateReply) -> bytes:
     """Serialise an executor->requester frame: an Offer, a chunk (final if it has a
-    finish_reason) or an ErrorReply."""
-    if isinstance(reply, Offer):
+    finish_reason), an ErrorReply, or (after the final chunk of a duel) a signed Receipt."""
+    if isinstance(reply, Receipt):
+        m = pb.DelegateResponse()
+        _put_receipt(m.receipt, reply)
+    elif isinstance(reply, Offer):
         m = pb.DelegateResponse(offer=pb.Offer(accepted=reply.accepted, reason=reply.reason, load=reply.load))
     elif isinstance(reply, ErrorReply):
         m = pb.DelegateResponse(error=pb.Error(code=reply.code, message=reply.message))
@@ -195,4 +217,65 @@ def decode_reply(data: bytes) -> DelegateReply:
     if kind == "error":
         return ErrorReply(_check_str(m.error.code, MAX_NAME, "code"),
                           _check_str(m.error.message, 4096, "message"))
+    if kind == "receipt":
+        return _receipt(m.receipt)
     raise MalformedMessage("empty DelegateResponse")
+
+
+# ---------------------------------------------------------------- judge protocol
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """A duel's requester asking one judge (``/wwwserve/judge/1``): ``first``/``second`` are the
+    two answers in the order this judge sees them, each with its executor's signed receipt;
+    ``fee`` is the judge's ticket, claimable once it voted."""
+
+    duel: DuelTicket
+    prompt: str
+    first: str
+    second: str
+    first_receipt: Receipt
+    second_receipt: Receipt
+    fee: Ticket | None = None
+
+
+def encode_judge_request(r: JudgeRequest) -> bytes:
+    m = pb.JudgeRequest(prompt=r.prompt, first=r.first, second=r.second)
+    _put_duel(m.duel, r.duel)
+    _put_receipt(m.first_receipt, r.first_receipt)
+    _put_receipt(m.second_receipt, r.second_receipt)
+    if r.fee is not None:
+        _put_ticket(m.fee, r.fee)
+    return m.SerializeToString()
+
+
+def decode_judge_request(data: bytes) -> JudgeRequest:
+    """:raises MalformedMessage: undecodable, a missing duel ticket or receipt, a field over its bound."""
+    m = _parse(pb.JudgeRequest, data, "JudgeRequest")
+    for f in ("duel", "first_receipt", "second_receipt"):
+        if not m.HasField(f):
+            raise MalformedMessage(f"JudgeRequest without {f}")
+    return JudgeRequest(_duel(m.duel), _check_str(m.prompt, MAX_TEXT, "prompt"),
+                        _check_str(m.first, MAX_TEXT, "first answer"), _check_str(m.second, MAX_TEXT, "second answer"),
+                        _receipt(m.first_receipt), _receipt(m.second_receipt),
+                        _ticket(m.fee, "judge fee") if m.HasField("fee") else None)
+
+
+def encode_judge_response(reply: Vote | ErrorReply) -> bytes:
+    m = pb.JudgeResponse()
+    if isinstance(reply, Vote):
+        _put_vote(m.vote, reply)
+    else:
+        m.error.code, m.error.message = reply.code, reply.message
+    return m.SerializeToString()
+
+
+def decode_judge_response(data: bytes) -> Vote | ErrorReply:
+    """:raises MalformedMessage: undecodable or empty."""
+    m = _parse(pb.JudgeResponse, data, "JudgeResponse")
+    kind = m.WhichOneof("kind")
+    if kind == "vote":
+        return _vote(m.vote)
+    if kind == "error":
+        return ErrorReply(_check_str(m.error.code, MAX_NAME, "code"), _check_str(m.error.message, 4096, "message"))
+    raise MalformedMessage("empty JudgeResponse")

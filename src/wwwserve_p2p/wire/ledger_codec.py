@@ -174,6 +174,20 @@ def _put_duel(m, d: DuelTicket) -> None:
     m.signature = d.signature
 
 
+def _put_receipt(m, r: Receipt) -> None:
+    m.executor = r.executor
+    m.duel_hash = r.duel_hash
+    m.response_digest = r.response_digest
+    m.signature = r.signature
+
+
+def _put_vote(m, v: Vote) -> None:
+    m.judge = v.judge
+    m.duel_hash = v.duel_hash
+    m.choice = v.choice
+    m.signature = v.signature
+
+
 def _put_header(m, h: BlockHeader) -> None:
     m.network = h.network
     m.author = h.author
@@ -213,17 +227,9 @@ def _put_entry(m, e: Entry) -> None:
         v = m.verdict
         _put_duel(v.duel, e.duel)
         for r in e.receipts:
-            rm = v.receipts.add()
-            rm.executor = r.executor
-            rm.duel_hash = r.duel_hash
-            rm.response_digest = r.response_digest
-            rm.signature = r.signature
+            _put_receipt(v.receipts.add(), r)
         for x in e.votes:
-            vm = v.votes.add()
-            vm.judge = x.judge
-            vm.duel_hash = x.duel_hash
-            vm.choice = x.choice
-            vm.signature = x.signature
+            _put_vote(v.votes.add(), x)
     elif t is EquivocationProof:
         _put_proof(m.equivocation, e)
     else:
@@ -293,13 +299,17 @@ def _verdict(m) -> Verdict:
         raise MalformedMessage(f"verdict has more than {MAX_RECEIPTS} receipts")
     if len(m.votes) > MAX_VOTES:
         raise MalformedMessage(f"verdict has more than {MAX_VOTES} votes")
-    receipts = tuple(Receipt(_s(r.executor, "receipt executor"), _s(r.duel_hash, "receipt duel_hash"),
-                             _s(r.response_digest, "receipt response_digest"), _sig(r.signature, "receipt"))
-                     for r in m.receipts)
-    votes = tuple(Vote(_s(v.judge, "vote judge"), _s(v.duel_hash, "vote duel_hash"), _s(v.choice, "vote choice"),
-                       _sig(v.signature, "vote"))
-                  for v in m.votes)
-    return Verdict(_duel(m.duel), receipts, votes)
+    return Verdict(_duel(m.duel), tuple(_receipt(r) for r in m.receipts), tuple(_vote(v) for v in m.votes))
+
+
+def _receipt(r) -> Receipt:
+    return Receipt(_s(r.executor, "receipt executor"), _s(r.duel_hash, "receipt duel_hash"),
+                   _s(r.response_digest, "receipt response_digest"), _sig(r.signature, "receipt"))
+
+
+def _vote(v) -> Vote:
+    return Vote(_s(v.judge, "vote judge"), _s(v.duel_hash, "vote duel_hash"), _s(v.choice, "vote choice"),
+                _sig(v.signature, "vote"))
 
 
 def _claim(c) -> Claim:

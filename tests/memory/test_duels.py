@@ -1,0 +1,253 @@
+"""Duels and judges inside real nodes on the in-memory overlay (MockClock), DESIGN §6.
+
+A requester ("front" model only) offloads to two executors; judges (that serve nothing the
+requester asks for) vote over ``/wwwserve/judge/1``; the Verdict settles on every replica.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+from contextlib import aclosing
+from dataclasses import dataclass
+
+import trio
+
+from wwwserve_p2p.config import DuelSection, LedgerSection, NodeConfig
+from wwwserve_p2p.core.ledger import Genesis, LedgerParams, Verdict
+from wwwserve_p2p.core.policy import OffloadPolicy
+from wwwserve_p2p.core.types import GenerationRequest
+from wwwserve_p2p.executors.echo import EchoExecutor
+from wwwserve_p2p.testing.swarm import open_swarm, swarm_identity
+
+_ids = itertools.count()
+PROMPT = "one two three four five six seven eight nine ten"
+CREDIT = 1_000_000
+BOND = 20_000
+JBOND = 10_000
+
+
+class RandomWords(EchoExecutor):
+    """A random responder: as many words as the echo answer, drawn at random."""
+
+    WORDS = ("thou", "art", "gone", "yet", "the", "sea", "xq", "zz", "blorp", "nay", "king", "of")
+
+    def __init__(self, seed: int = 0, **kw):
+        super().__init__(**kw)
+        self._rng = random.Random(seed)
+
+    def answer_tokens(self, request):
+        n = len(super().answer_tokens(request))
+        return [(" " if i else "") + self._rng.choice(self.WORDS) for i in range(n)]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    choice: str
+    detail: str = ""
+
+
+class OverlapJudge:
+    """Prefers the answer sharing more words with the prompt (the echo task's quality)."""
+
+    name = "overlap"
+
+    async def judge(self, prompt: str, first: str, second: str) -> Judgement:
+        words = set(prompt.split())
+
+        def score(t: str) -> float:
+            ws = t.split()
+            return sum(w in words for w in ws) / max(1, len(ws))
+        a, b = score(first), score(second)
+        return Judgement("abstain" if a == b else "first" if a > b else "second")
+
+
+class FirstJudge:
+    """Position-biased: always prefers the answer shown first."""
+
+    name = "first"
+
+    async def judge(self, prompt: str, first: str, second: str) -> Judgement:
+        return Judgement("first")
+
+
+def req(model="echo"):
+    return GenerationRequest(f"D{next(_ids)}", model, prompt=PROMPT, max_tokens=64, temperature=0.0)
+
+
+def genesis_for(n: int) -> Genesis:
+    allocs = tuple((swarm_identity(0, i).peer_id, 100 * CREDIT) for i in range(n))
+    return Genesis("duel-test", LedgerParams(), allocs)
+
+
+def config(**duel) -> NodeConfig:
+    d = dict(duel_rate=1.0, executor_bond=BOND, judge_bond=JBOND, judge_fee=1_000, judge="none")
+    d.update(duel)
+    return NodeConfig(policy=OffloadPolicy(), ledger=LedgerSection(block_interval=0.5, sync_interval=1.0),
+                      duel=DuelSection(**d))
+
+
+async def collect(node, request):
+    text = []
+    async with aclosing(node.generate(request)) as gen:
+        async for rc in gen:
+            text.append(rc.chunk.text)
+    return "".join(text)
+
+
+def front():
+    return EchoExecutor(models=("front",))
+
+
+async def duel_swarm(executors, judges, n_requests: int, **duel):
+    """Run ``n_requests`` from node 0 with duels on; nodes 1, 2 are the executors, the rest
+    judges using ``judges[i]``. Yields the swarm after every replica agrees."""
+    nodes = [front(), *executors, *(front() for _ in judges)]
+    swarm_cm = open_swarm(nodes, config=config(**duel), genesis=genesis_for(len(nodes)))
+    swarm = await swarm_cm.__aenter__()
+    for node, judge in zip(swarm.nodes[3:], judges):
+        if callable(judge) and not hasattr(judge, "judge"):
+            node.judge = FirstJudge()       # placeholder: this node votes via the override
+            node.decide_vote = judge
+        else:
+            node.judge = judge
+        node.status_changed()
+    await swarm.wait_until(lambda: len(swarm[0].choose_judges({swarm[0].peer_id})) == len(judges), timeout=30)
+    origin = swarm[0]
+    answers = [await collect(origin, req()) for _ in range(n_requests)]
+    await swarm.wait_until(lambda: origin.duel_stats["settled"] + origin.duel_stats["abandoned"] >= n_requests,
+                           timeout=120)
+    await swarm.wait_until(lambda: swarm.ledgers_agree() and origin.ledger.duels_settled >= n_requests, timeout=60)
+    return swarm_cm, swarm, answers
+
+
+def total(ledger, peer):
+    a = ledger.account(peer)
+    return a.balance + a.stake + a.unbonding
+
+
+async def test_random_responder_loses_duels_and_credit(autojump_clock):
+    swarm_cm, swarm, answers = await duel_swarm(
+        [EchoExecutor(), RandomWords(seed=1)], [OverlapJudge() for _ in range(3)], 8)
+    try:
+        origin, good, bad = swarm[0], swarm[1], swarm[2]
+        assert len(answers) == 8  # every user got one answer
+        led = origin.ledger
+        g, b = led.account(good.peer_id), led.account(bad.peer_id)
+        assert (g.duels_won, g.duels_lost) == (8, 0) and (b.duels_won, b.duels_lost) == (0, 8)
+        assert b.win_rate == 0.0 and g.win_rate == 1.0
+        # both were paid for serving, but the random responder forfeited its bond 8 times
+        assert b.earned > 0 and g.earned == b.earned
+        assert total(led, bad.peer_id) < 100 * CREDIT < total(led, good.peer_id)
+        assert total(led, good.peer_id) - total(led, bad.peer_id) == 2 * 8 * BOND
+        # judges were paid their fee and all three agreed every time
+        for j in swarm.nodes[3:]:
+            assert led.account(j.peer_id).judge_majority == 8
+        assert led.total_supply() == genesis_for(6).supply
+        st = origin.status()["duels"]
+        assert st["as_requester"]["settled"] == 8 and st["settled_in_ledger"] == 8
+        assert {e["peer_id"]: e["win_rate"] for e in st["executors"]} == {good.peer_id: 1.0, bad.peer_id: 0.0}
+        verdicts = [e for blk in led.blocks(origin.peer_id, 1, 10_000) for e in blk.entries if isinstance(e, Verdict)]
+        assert len(verdicts) == 8
+        for v in verdicts:  # a duelist never judges its own duel, nor does the requester
+            assert not set(v.duel.judges) & {*v.duel.executors, v.duel.requester}
+    finally:
+        await swarm_cm.__aexit__(None, None, None)
+
+
+async def test_always_a_judge_ends_in_the_minority_and_pays(autojump_clock):
+    async def always_a(req):
+        return "A"
+
+    swarm_cm, swarm, _ = await duel_swarm(
+        [EchoExecutor(), RandomWords(seed=2)], [OverlapJudge(), OverlapJudge(), always_a], 12)
+    try:
+        led = swarm[0].ledger
+        honest = [led.account(n.peer_id) for n in swarm.nodes[3:5]]
+        liar_node = swarm.nodes[5]
+        liar = led.account(liar_node.peer_id)
+        # the good executor was A in some duels and B in others: the liar sided with it only as A
+        assert 0 < liar.judge_minority < 12 and liar.judge_majority + liar.judge_minority == 12
+        assert all(h.judge_majority == 12 and h.judge_minority == 0 for h in honest)
+        penalty = JBOND * LedgerParams().minority_penalty_pct // 100
+        # its fees (one per vote) minus the penalties, which went to the honest majority
+        assert liar.earned == 12 * 1_000
+        assert total(led, liar_node.peer_id) == 100 * CREDIT + liar.earned - liar.judge_minority * penalty
+        assert all(total(led, n.peer_id) > total(led, liar_node.peer_id) for n in swarm.nodes[3:5])
+    finally:
+        await swarm_cm.__aexit__(None, None, None)
+
+
+async def test_position_biased_judges_do_not_favour_one_executor(autojump_clock):
+    """Three judges that always prefer the answer shown first: each judge sees a random order,
+    so their votes split between the two executors instead of always picking one."""
+    swarm_cm, swarm, _ = await duel_swarm(
+        [EchoExecutor(), EchoExecutor()], [FirstJudge() for _ in range(3)], 16)
+    try:
+        led = swarm[0].ledger
+        a, b = led.account(swarm[1].peer_id), led.account(swarm[2].peer_id)
+        assert a.duels + b.duels == 32 and a.duels == b.duels == 16
+        assert 3 <= a.duels_won <= 13 and 3 <= b.duels_won <= 13, (a.duels_won, b.duels_won)
+    finally:
+        await swarm_cm.__aexit__(None, None, None)
+
+
+async def test_duel_is_skipped_without_judges_and_executor_refuses_high_bonds(autojump_clock):
+    # no node judges: the request is served by one executor and no duel starts
+    nodes = [front(), EchoExecutor(), EchoExecutor()]
+    async with open_swarm(nodes, config=config(), genesis=genesis_for(3)) as swarm:
+        await swarm.wait_until(swarm.all_know_each_other, timeout=30)
+        assert await collect(swarm[0], req()) == PROMPT
+        assert swarm[0].duel_stats["started"] == 0
+        assert swarm[0].metrics.duels.labels("skipped")._value.get() == 1
+    # executors that accept bonds up to 1_000 refuse a duel of bond 20_000; the user is answered
+    cfg = config()
+    strict = dataclasses.replace(cfg, duel=dataclasses.replace(cfg.duel, max_bond=1_000))
+    async with open_swarm([front(), EchoExecutor(), EchoExecutor(), front()], config=strict,
+                          genesis=genesis_for(4)) as swarm:
+        swarm[0].config = cfg  # the requester itself offers the usual bond
+        swarm[3].judge = OverlapJudge()
+        swarm[3].status_changed()
+        await swarm.wait_until(lambda: swarm[0].choose_judges({swarm[0].peer_id}) == [swarm[3].peer_id], timeout=30)
+        with trio.fail_after(120):
+            assert await collect(swarm[0], req()) == PROMPT
+        await swarm.wait_until(lambda: swarm[0].duel_stats["abandoned"] == 1, timeout=60)
+        assert swarm[0].duel_stats["settled"] == 0
+
+
+async def test_judge_refuses_bad_requests(autojump_clock):
+    """A judge checks the duel before judging: a duelist named as its own judge, another
+    requester, answers that do not match the receipts, a judge not named."""
+    from wwwserve_p2p.core.ledger import DuelTicket, Receipt
+    from wwwserve_p2p.services.duel import answer_digest, check_judge_request
+    from wwwserve_p2p.wire.codec import JudgeRequest
+
+    async with open_swarm([front(), EchoExecutor(), EchoExecutor(), front()], config=config(),
+                          genesis=genesis_for(4)) as swarm:
+        req_node, a, b, judge = swarm.nodes
+        judge.judge = a.judge = OverlapJudge()  # the duelist could judge other duels
+        ids = [swarm_identity(0, i) for i in range(4)]
+        net = judge.network_id
+
+        def duel(judges, signer=0, requester=0):
+            return DuelTicket(net, f"x{next(_ids)}", ids[requester].peer_id, (a.peer_id, b.peer_id),
+                              tuple(judges), BOND, JBOND, 2 * 10**12).signed(ids[signer].sign)
+
+        def request(d, first="one two", second="xq zz", tamper=False):
+            ra = Receipt(a.peer_id, d.hash, answer_digest(first)).signed(ids[1].sign)
+            rb = Receipt(b.peer_id, d.hash, answer_digest(second)).signed(ids[2].sign)
+            return JudgeRequest(d, PROMPT, first + ("!" if tamper else ""), second, ra, rb)
+
+        ok = duel([judge.peer_id])
+        assert check_judge_request(judge, request(ok), req_node.peer_id) == ""
+        # a duelist named as judge of its own duel: the ticket itself is invalid
+        own = dataclasses.replace(duel([a.peer_id]), signature=b"")
+        own = own.signed(ids[0].sign)
+        assert "judges must be distinct and exclude" in check_judge_request(a, request(own), req_node.peer_id)
+        assert "another requester" in check_judge_request(judge, request(ok), b.peer_id)
+        assert "does not match" in check_judge_request(judge, request(ok, tamper=True), req_node.peer_id)
+        assert "not a judge of this duel" in check_judge_request(a, request(ok), req_node.peer_id)
+        assert "does not judge" in check_judge_request(b, request(ok), req_node.peer_id)  # b has no method
+        forged = duel([judge.peer_id], signer=3)
+        assert "invalid duel ticket" in check_judge_request(judge, request(forged), req_node.peer_id)
