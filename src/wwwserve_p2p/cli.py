@@ -177,15 +177,20 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     con.print(f"network [bold]{summary['network']}[/bold] ({summary['network_id']})  state {summary['state_hash'][:16]}  "
               f"blocks {summary['blocks']} from {summary['authors']} authors, pending {summary['pending']}  "
               f"supply {summary['supply'] / 1e6:,.6f} of {summary['genesis_supply'] / 1e6:,.6f} credits, "
-              f"burned {summary['burned'] / 1e6:,.6f}")
+              f"burned {summary['burned'] / 1e6:,.6f}  duels settled {summary.get('duels_settled', 0)}")
     t = Table(title=f"accounts seen by {summary['me']['peer_id'][-12:]} (credits)")
-    for col in ("peer", "balance", "stake", "unbonding", "debt", "height", "flags"):
+    for col in ("peer", "balance", "stake", "unbonding", "debt", "height", "duels W/L/T", "win rate",
+                "judge maj/min/abs", "flags"):
         t.add_column(col, justify="right" if col not in ("peer", "flags") else "left")
     for a in accounts["accounts"]:
         flags = ", ".join(f for f, on in (("me", a["peer_id"] == summary["me"]["peer_id"]),
                                           ("in debt", a["in_debt"]), ("equivocated", a["equivocated"])) if on)
         t.add_row(a["peer_id"][-12:], f"{a['balance'] / 1e6:,.6f}", f"{a['stake'] / 1e6:,.6f}",
-                  f"{a['unbonding'] / 1e6:,.6f}", f"{a['debt'] / 1e6:,.6f}", str(a["height"]), flags)
+                  f"{a['unbonding'] / 1e6:,.6f}", f"{a['debt'] / 1e6:,.6f}", str(a["height"]),
+                  f"{a['duels_won']}/{a['duels_lost']}/{a['duels_tied']}" if a["duels"] else "",
+                  "" if a["win_rate"] is None else f"{a['win_rate']:.2f}",
+                  f"{a['judge_majority']}/{a['judge_minority']}/{a['judge_abstained']}"
+                  if a["judge_majority"] + a["judge_minority"] + a["judge_abstained"] else "", flags)
     con.print(t)
     return 0
 

@@ -148,6 +148,11 @@ async def test_random_responder_loses_duels_and_credit(autojump_clock):
         st = origin.status()["duels"]
         assert st["as_requester"]["settled"] == 8 and st["settled_in_ledger"] == 8
         assert {e["peer_id"]: e["win_rate"] for e in st["executors"]} == {good.peer_id: 1.0, bad.peer_id: 0.0}
+        from prometheus_client import generate_latest
+        origin.ledger_changed()
+        text = generate_latest(origin.metrics.registry).decode()
+        assert f'wwwserve_ledger_duel_win_rate{{peer_id="{bad.peer_id}"}} 0.0' in text
+        assert 'wwwserve_duels_total{outcome="settled"} 8.0' in text
         verdicts = [e for blk in led.blocks(origin.peer_id, 1, 10_000) for e in blk.entries if isinstance(e, Verdict)]
         assert len(verdicts) == 8
         for v in verdicts:  # a duelist never judges its own duel, nor does the requester
