@@ -88,3 +88,46 @@ def test_errors(tmp_path, small_corpus):
         training.train_model(small_corpus, tmp_path / "x", "tiny", steps=0)
     with pytest.raises(ConfigError, match="corpus"):
         training.ensure_models(tmp_path)
+
+
+def test_three_capacities_are_defined_weakest_first():
+    assert training.CAPACITIES == ("nano", "tiny", "small")
+    params = [s.n_layer * s.n_embd ** 2 for s in map(training.SIZES.__getitem__,
+                                                     training.CAPACITIES)]
+    assert params == sorted(params) and len(set(params)) == 3
+    # the existing recipes (and so the caches of data/models/{tiny,small}) are unchanged
+    assert training.SIZES["tiny"] == training.ModelSize(2, 128, 4, steps=400, lr=3e-3)
+    assert training.SIZES["small"] == training.ModelSize(4, 192, 6, steps=650, lr=2e-3)
+
+
+def test_ensure_models_trains_all_capacities(data_dir, count_training):
+    dirs = training.ensure_models(data_dir, sizes=training.CAPACITIES, steps=2, progress=False)
+    assert list(dirs) == list(training.CAPACITIES) == count_training
+    assert training.model_info(dirs["nano"])["arch"]["n_layer"] == 1
+
+
+def test_held_out_ids_are_the_validation_split(tiny_model_dir, small_corpus):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True)
+    ids = tok(small_corpus.read_text(encoding="utf-8"))["input_ids"]
+    held = training.held_out_ids(tok, small_corpus)
+    assert held == ids[-(len(ids) // 20):] and len(held) > 129
+    with pytest.raises(ConfigError, match="corpus"):
+        training.held_out_ids(tok, small_corpus.parent / "missing.txt")
+
+
+def test_evaluate_model_ranks_more_training_higher(tmp_path, tiny_model_dir, small_corpus):
+    import math
+
+    barely = training.train_model(small_corpus, tmp_path / "barely", "tiny", steps=3, seed=0,
+                                  progress=False, tokenizer_dir=tiny_model_dir)
+    good = training.evaluate_model(tiny_model_dir, small_corpus, max_tokens=1500)
+    bad = training.evaluate_model(barely, small_corpus, max_tokens=1500)
+    assert good.tokens == bad.tokens == 1499
+    assert bad.mean_logprob < good.mean_logprob < 0
+    assert math.isclose(good.perplexity, math.exp(-good.mean_logprob))
+    q = training.evaluate_model(tiny_model_dir, small_corpus, max_tokens=1500, quantize="int8")
+    assert q.quantize == "int8" and abs(q.mean_logprob - good.mean_logprob) < 0.02
+    with pytest.raises(ConfigError, match="max_tokens"):
+        training.evaluate_model(tiny_model_dir, small_corpus, max_tokens=1)

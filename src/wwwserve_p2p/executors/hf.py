@@ -4,16 +4,21 @@ Decoding is our own loop with a KV cache. Every step (prefill + first token, the
 per step) runs on a worker thread through ``trio.to_thread.run_sync``; the event loop only
 does string bookkeeping. Closing the generator or cancelling its consumer therefore stops
 generation after at most the step in progress (one forward pass) and frees the slot.
+
+It can also *score* a text (:meth:`HFExecutor.score`: mean token log-probability of an
+answer given a prompt; the likelihood judge of duels) and serve an int8 weight-quantized
+copy of its model (``quantize="int8"``; :func:`quantize_int8_`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import trio
 
@@ -22,6 +27,173 @@ from ..core.types import (FINISH_LENGTH, FINISH_STOP, GenerationChunk, Generatio
 from ..errors import ConfigError, ExecutorError, ModelNotFound
 from .base import Executor
 from .echo import SlotGate
+
+
+#: Values of HFExecutor's ``quantize`` option.
+QUANTIZE_MODES: tuple[str, ...] = ("none", "int8")
+
+
+def _int8_modules():
+    """The torch modules of the int8 path (defined lazily: torch is imported on first use)."""
+    global _INT8
+    if _INT8 is not None:
+        return _INT8
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Int8Linear(nn.Module):
+        """``y = x @ (q * scale[:, None]).T + bias``: a linear layer with int8 weights.
+
+        ``qweight``: int8 ``[out_features, in_features]`` in [-127, 127]; ``scale``: float32
+        ``[out_features]`` (per output channel); ``bias``: float ``[out_features]`` or None.
+        The weight is dequantized to the activation dtype on every forward (weight-only
+        quantization: activations and accumulation stay in floating point).
+        """
+
+        def __init__(self, qweight, scale, bias):
+            super().__init__()
+            self.in_features = int(qweight.shape[1])
+            self.out_features = int(qweight.shape[0])
+            self.register_buffer("qweight", qweight)
+            self.register_buffer("scale", scale)
+            self.bias = None if bias is None else nn.Parameter(bias.detach().clone(),
+                                                               requires_grad=False)
+
+        def dequantized(self, dtype=torch.float32):
+            """The float weight ``[out_features, in_features]`` this layer computes with."""
+            return self.qweight.to(dtype) * self.scale.to(dtype)[:, None]
+
+        def forward(self, x):
+            return F.linear(x, self.dequantized(x.dtype), self.bias)
+
+        def extra_repr(self) -> str:
+            return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+
+    class Int8Embedding(nn.Module):
+        """An embedding table stored as int8 rows with one float32 scale per row."""
+
+        def __init__(self, qweight, scale, padding_idx=None):
+            super().__init__()
+            self.num_embeddings, self.embedding_dim = (int(d) for d in qweight.shape)
+            self.padding_idx = padding_idx
+            self.register_buffer("qweight", qweight)
+            self.register_buffer("scale", scale)
+
+        def dequantized(self, dtype=torch.float32):
+            return self.qweight.to(dtype) * self.scale.to(dtype)[:, None]
+
+        def forward(self, ids):
+            return F.embedding(ids, self.qweight).to(torch.float32) * self.scale[ids][..., None]
+
+        def extra_repr(self) -> str:
+            return f"{self.num_embeddings}, {self.embedding_dim}, int8"
+
+    _INT8 = (Int8Linear, Int8Embedding)
+    return _INT8
+
+
+_INT8: Any = None
+
+
+def quantize_rows_int8(weight: Any) -> tuple[Any, Any]:
+    """Symmetric per-row int8 quantization of a 2-D float tensor ``[rows, cols]``.
+
+    ``scale[r] = max(|weight[r]|) / 127`` (1.0 for an all-zero row) and
+    ``q[r] = round(weight[r] / scale[r])`` clamped to [-127, 127], so ``q * scale`` is within
+    ``scale / 2`` of ``weight`` elementwise and each row takes at most 255 distinct values.
+
+    :returns: ``(q, scale)``: int8 ``[rows, cols]`` and float32 ``[rows]``.
+    """
+    import torch
+
+    w = weight.detach().to(torch.float32)
+    amax = w.abs().amax(dim=1)
+    scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
+    q = torch.clamp(torch.round(w / scale[:, None]), -127, 127).to(torch.int8)
+    return q, scale
+
+
+def quantize_int8_(model: Any) -> dict[str, int]:
+    """Quantize ``model`` in place to int8 weights (weight-only, per output channel).
+
+    What is quantized: the weight of every ``torch.nn.Linear`` and every transformers
+    ``Conv1D`` (GPT-2's attention ``c_attn``/``c_proj`` and MLP ``c_fc``/``c_proj``; a
+    ``Conv1D`` weight ``[in, out]`` is transposed to ``[out, in]``), each replaced by an
+    ``Int8Linear`` with one scale per output feature (:func:`quantize_rows_int8`); this
+    includes the LM head. When the LM head's weight is tied to the input embedding (GPT-2's
+    ``wte``), the embedding is replaced by an ``Int8Embedding`` that shares the LM head's int8
+    table and scales (one scale per token row), so the tied matrix is stored once, in int8.
+    What stays in floating point: biases, LayerNorms, position embeddings (GPT-2's ``wpe``),
+    an untied input embedding, and all activations (weights are dequantized per forward).
+
+    Note ``torch.ao.quantization.quantize_dynamic`` alone would catch only GPT-2's LM head:
+    the transformer blocks use ``Conv1D``, not ``nn.Linear``.
+
+    :returns: counts: ``modules`` (layers replaced), ``int8_params`` (weights now stored as
+        int8), ``float_params`` (parameters left in floating point).
+    """
+    from torch import nn
+    from transformers.pytorch_utils import Conv1D
+
+    Int8Linear, Int8Embedding = _int8_modules()
+    out_emb = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    in_emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    tied = (isinstance(out_emb, nn.Linear) and isinstance(in_emb, nn.Embedding)
+            and out_emb.weight is in_emb.weight)
+    targets = [(name, mod) for name, mod in model.named_modules()
+               if isinstance(mod, (nn.Linear, Conv1D))]
+    shared = None
+    n_int8 = 0
+    for name, mod in targets:
+        weight = mod.weight.t() if isinstance(mod, Conv1D) else mod.weight
+        q, scale = quantize_rows_int8(weight)
+        if mod is out_emb and tied:
+            shared = (q, scale)
+        new = Int8Linear(q.to(weight.device), scale.to(weight.device), mod.bias)
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, new)
+        n_int8 += q.numel()
+    if shared is not None:
+        model.set_input_embeddings(Int8Embedding(shared[0], shared[1], in_emb.padding_idx))
+    float_params = sum(p.numel() for p in model.parameters())
+    return {"modules": len(targets), "int8_params": n_int8, "float_params": float_params}
+
+
+def _trained_block(model_dir: Path) -> int | None:
+    """The training sequence length recorded by training.py's marker file, if any."""
+    import json
+
+    try:
+        meta = json.loads((Path(model_dir) / "wwwserve_training.json").read_text())
+        block = int(meta["arch"]["block"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return block if block >= 2 else None
+
+
+def window_plan(n_ids: int, first: int, context: int) -> list[tuple[int, int, int]]:
+    """How :meth:`HFExecutor.sum_logprob` covers target positions ``first .. n_ids - 1``.
+
+    Each triple ``(start, t0, end)`` is one forward pass over ``ids[start:end]`` (at most
+    ``context`` tokens) that scores the tokens at positions ``t0 .. end - 1``, each given
+    all the tokens before it inside the window. A window scores at most ``max(1, context //
+    2)`` tokens and always ends at its last target, so every token sees at least ``context -
+    context // 2`` tokens of left context when the text is long enough (the beginning of a
+    long prompt is cut, the end kept).
+
+    :param n_ids: number of token ids; ``first``: first target position, ``1 <= first``.
+    :param context: the model's context window in tokens (``>= 2``).
+    """
+    step = max(1, context // 2)
+    out = []
+    t0 = max(1, first)
+    while t0 < n_ids:
+        end = min(n_ids, t0 + step)
+        out.append((max(0, end - context), t0, end))
+        t0 = end
+    return out
 
 
 class _StopMatcher:
@@ -83,6 +255,11 @@ class HFExecutor(Executor):
     :param max_new_tokens_cap: hard cap on generated tokens per request; ``max_tokens`` above it
         is clamped (the answer then ends with ``finish_reason="length"``).
     :param device: torch device of the model (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
+    :param quantize: ``"none"`` (weights as stored) or ``"int8"``: weight-only int8
+        quantization with one scale per output channel of every linear/``Conv1D`` layer,
+        incl. the LM head and its tied input embedding (see :func:`quantize_int8_` for exactly
+        what is quantized); about 4x smaller matrices, slightly worse outputs. The counts are
+        in :attr:`quantization`.
 
     Behaviour: prompt = ``request.prompt`` or, for chat, the tokenizer's chat template when it
     has one, else ``request.prompt_text()``; ``continuation`` is appended to the prompt text
@@ -96,6 +273,9 @@ class HFExecutor(Executor):
     Usage: ``prompt_tokens`` = tokens fed as prompt (after truncation), ``completion_tokens``
     = tokens generated (including a final eos).
 
+    Scoring: :meth:`score` returns the mean log-probability of an answer given a prompt
+    under this model (the likelihood judge of duels, :mod:`wwwserve_p2p.judging`).
+
     Construction loads the model synchronously (seconds for big models); in async code use
     ``await HFExecutor.open(...)``, which loads on a worker thread.
 
@@ -108,7 +288,8 @@ class HFExecutor(Executor):
 
     def __init__(self, model_dir: Path, model_name: str | None = None, capacity: int = 1,
                  threads: int | None = None, delay_per_token: float = 0.0,
-                 max_new_tokens_cap: int = 512, device: str = "cpu"):
+                 max_new_tokens_cap: int = 512, device: str = "cpu",
+                 quantize: Literal["none", "int8"] = "none"):
         model_dir = Path(model_dir)
         name = model_name or model_dir.name
         if delay_per_token < 0:
@@ -117,6 +298,9 @@ class HFExecutor(Executor):
             raise ConfigError(f"max_new_tokens_cap must be >= 1, got {max_new_tokens_cap}")
         if threads is not None and int(threads) < 1:
             raise ConfigError(f"threads must be >= 1, got {threads}")
+        if quantize not in QUANTIZE_MODES:
+            raise ConfigError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, "
+                              f"got {quantize!r}")
         self._gate = SlotGate(capacity)
         if not model_dir.is_dir():
             err = ModelNotFound(name)
@@ -135,6 +319,11 @@ class HFExecutor(Executor):
         except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
             raise ExecutorError(f"cannot load model {name!r} from {model_dir}: {exc}") from exc
         model.eval()
+        #: ``{"mode": ...}`` plus, for int8, the counts returned by :func:`quantize_int8_`.
+        self.quantization: dict[str, Any] = {"mode": quantize}
+        if quantize == "int8":
+            with torch.no_grad():
+                self.quantization.update(quantize_int8_(model))
         self.device = model.device
         self._torch = torch
         self._model = model
@@ -148,6 +337,12 @@ class HFExecutor(Executor):
         ctx = (getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", None)
                or getattr(tokenizer, "model_max_length", None))
         self.context_length = int(ctx) if ctx and int(ctx) < 10_000_000 else 2048
+        #: Longest sequence the model was trained on: the ``block`` recorded by
+        #: :mod:`~wwwserve_p2p.executors.training` in the model directory, else
+        #: :attr:`context_length`. Scoring windows never exceed it (position embeddings beyond
+        #: it were never trained), and generation keeps its window within it too.
+        self.trained_context = min(self.context_length, _trained_block(model_dir)
+                                   or self.context_length)
         eos = getattr(cfg, "eos_token_id", None)
         if eos is None:
             eos = tokenizer.eos_token_id
@@ -172,6 +367,7 @@ class HFExecutor(Executor):
     # -- worker-thread steps ------------------------------------------------------------------
 
     def _encode(self, request: GenerationRequest) -> list[int]:
+        """Token ids of the prompt of ``request`` (+ its continuation), never empty."""
         tok = self._tokenizer
         with self._tok_lock:
             if request.is_chat and getattr(tok, "chat_template", None):
@@ -181,6 +377,10 @@ class HFExecutor(Executor):
                 ids = tok(text + request.continuation, add_special_tokens=False)["input_ids"]
             else:
                 ids = tok(request.prompt_text() + request.continuation)["input_ids"]
+        return self._non_empty(list(ids))
+
+    def _non_empty(self, ids: list[int]) -> list[int]:
+        tok = self._tokenizer
         if not ids:
             start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
             ids = [start if start is not None else 0]
@@ -189,8 +389,9 @@ class HFExecutor(Executor):
     def _prepare(self, request: GenerationRequest, max_new: int) -> _Decode:
         torch = self._torch
         ids = self._encode(request)
-        reserve = min(max_new, self.context_length // 2)
-        max_prompt = max(1, self.context_length - reserve)
+        # generation stays within the positions the model was trained on (trained_context)
+        reserve = min(max_new, self.trained_context // 2)
+        max_prompt = max(1, self.trained_context - reserve)
         if len(ids) > max_prompt:
             ids = ids[-max_prompt:]
         seed = request.seed if request.seed is not None else int.from_bytes(os.urandom(8), "little")
@@ -221,8 +422,8 @@ class HFExecutor(Executor):
                     probs = torch.zeros_like(probs).scatter_(0, order, sorted_p)
                 token = int(torch.multinomial(probs, 1, generator=st.generator))
         st.window.append(token)
-        if len(st.window) > self.context_length:  # slide: recompute on the last half
-            st.window = st.window[-(self.context_length // 2):]
+        if len(st.window) > self.trained_context:  # slide: recompute on the last half
+            st.window = st.window[-(self.trained_context // 2):]
             st.past = None
         if token in self._eos_ids:
             return token, ""
@@ -240,6 +441,76 @@ class HFExecutor(Executor):
             st.prefix_offset, st.read_offset = st.read_offset, len(st.all_ids)
             return text[len(prefix):]
         return ""
+
+    # -- scoring ------------------------------------------------------------------------------
+
+    def sum_logprob(self, ids: list[int], first: int) -> tuple[float, int]:
+        """Sum of the natural-log probabilities of ``ids[first:]``, each given the ids before it.
+
+        Blocking (forward passes on the calling thread): call it from a worker thread, as
+        :meth:`score` does. Texts longer than the context window are covered by
+        :func:`window_plan` (the beginning is cut; every token keeps at least half a window
+        of left context). Windows are at most :attr:`trained_context` tokens long.
+
+        :param ids: token ids; ``first``: index of the first scored token (``>= 1``: the first
+            token of a text has no prediction).
+        :returns: ``(sum of log-probabilities in nats, number of tokens scored)``; ``(0.0, 0)``
+            when nothing is scored.
+        """
+        torch = self._torch
+        total, count = 0.0, 0
+        with torch.inference_mode():
+            for start, t0, end in window_plan(len(ids), first, self.trained_context):
+                window = torch.tensor([ids[start:end]], dtype=torch.long, device=self.device)
+                logits = self._model(input_ids=window, use_cache=False).logits[0].float()
+                # logits at window position j predict the token at absolute position start+j+1
+                pred = logits[t0 - start - 1:end - start - 1]
+                logp = torch.log_softmax(pred, dim=-1)
+                targets = window[0, t0 - start:end - start].unsqueeze(1)
+                total += float(logp.gather(1, targets).sum())
+                count += end - t0
+        return total, count
+
+    def _prompt_ids(self, prompt: str | GenerationRequest) -> list[int]:
+        if isinstance(prompt, GenerationRequest):
+            return self._encode(prompt)
+        with self._tok_lock:
+            ids = self._tokenizer(prompt)["input_ids"]
+        return self._non_empty(list(ids))
+
+    def _score_sync(self, prompt: str | GenerationRequest, answer: str) -> tuple[float, int]:
+        prompt_ids = self._prompt_ids(prompt)
+        with self._tok_lock:
+            answer_ids = list(self._tokenizer(answer, add_special_tokens=False)["input_ids"])
+        if not answer_ids:
+            return -math.inf, 0
+        total, n = self.sum_logprob(prompt_ids + answer_ids, len(prompt_ids))
+        return total / n, n
+
+    async def score(self, prompt: str | GenerationRequest, answer: str) -> tuple[float, int]:
+        """Mean log-probability per token of ``answer`` following ``prompt``, under this model.
+
+        The prompt is encoded exactly as :meth:`generate` encodes it: a ``str`` as the
+        completion prompt ``GenerationRequest(prompt=prompt)`` (plain text, no chat template),
+        a :class:`GenerationRequest` through its chat template / ``prompt_text()`` plus its
+        ``continuation``. The answer is tokenized on its own (no special tokens) and appended
+        (answer text is not merged with the prompt's last token). When prompt + answer exceed
+        the window (:attr:`trained_context` tokens) the end of the prompt is kept; an answer
+        longer than half the window is scored in several windows (:func:`window_plan`).
+
+        Runs on a worker thread and occupies one of the executor's slots while it runs (it
+        counts in :meth:`load` like a generation).
+
+        :returns: ``(mean log-probability in nats per token (<= 0), number of answer
+            tokens)``; ``(-inf, 0)`` for an answer of no tokens (e.g. ``""``).
+        :raises ExecutorError: the executor is closed.
+        """
+        if self._closed:
+            raise ExecutorError(f"executor for {self._name!r} is closed")
+        if not answer:
+            return -math.inf, 0
+        async with self._gate.slot():
+            return await trio.to_thread.run_sync(self._score_sync, prompt, answer)
 
     # -- generation ---------------------------------------------------------------------------
 

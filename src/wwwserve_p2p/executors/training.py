@@ -13,6 +13,9 @@ Public API:
 - :func:`train_tokenizer`: byte-level BPE tokenizer trained on a corpus, saved to a directory.
 - :func:`train_model`: train one size into ``out_dir``; deterministic given ``seed``.
 - :func:`ensure_models`: cached training under ``data_dir/models/<size>/``.
+- :data:`CAPACITIES`: three sizes of increasing quality (``"nano"``, ``"tiny"``, ``"small"``).
+- :func:`held_out_ids`, :func:`evaluate_model`: mean log-probability / perplexity of a model
+  on the validation split held out from training.
 
 A finished model directory contains a marker file (:data:`MARKER`, JSON training metadata)
 written *last*; a directory without a marker matching the requested configuration is
@@ -62,14 +65,30 @@ class ModelSize:
     lr: float = 2e-3
 
 
-#: Model sizes. Defaults are chosen so that both together train in about 3 minutes on 2 CPU cores.
+#: Model sizes. ``"tiny"`` and ``"small"`` together train in about 3 minutes on 2 CPU cores;
+#: ``"nano"`` (one narrow layer, few steps) in seconds. Held-out quality is ordered
+#: nano < tiny < small (see :func:`evaluate_model` and :data:`CAPACITIES`).
 SIZES: dict[str, ModelSize] = {
+    "nano": ModelSize(n_layer=1, n_embd=64, n_head=2, steps=500, lr=3e-3),
     "tiny": ModelSize(n_layer=2, n_embd=128, n_head=4, steps=400, lr=3e-3),
     "small": ModelSize(n_layer=4, n_embd=192, n_head=6, steps=650, lr=2e-3),
 }
 
+#: Three model capacities, weakest first: the local models of the incentive experiments
+#: (e.g. ``ensure_models(data_dir, sizes=CAPACITIES)``).
+CAPACITIES: tuple[str, ...] = ("nano", "tiny", "small")
+
 #: Vocabulary size of the byte-level BPE tokenizer (incl. 256 byte symbols and the eos token).
 VOCAB_SIZE = 1536
+
+
+#: The tokenized corpus's last ``1 / HELD_OUT_DIVISOR`` (5 %) is held out from training: the
+#: validation split (at least one training block + 1 tokens).
+HELD_OUT_DIVISOR = 20
+
+
+def _held_out_count(n_tokens: int, block: int) -> int:
+    return max(block + 1, n_tokens // HELD_OUT_DIVISOR)
 
 
 def _corpus_fingerprint(corpus: Path) -> dict[str, Any]:
@@ -191,7 +210,7 @@ def train_model(corpus: Path, out_dir: Path, size: str, steps: int | None = None
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     text = corpus.read_text(encoding="utf-8")
     data = torch.tensor(tokenizer(text)["input_ids"], dtype=torch.long)
-    n_val = max(spec.block + 1, len(data) // 20)
+    n_val = _held_out_count(len(data), spec.block)
     if len(data) < n_val + spec.block + 2:
         raise ConfigError(f"corpus {corpus} is too small to train on ({len(data)} tokens)")
     train_data, val_data = data[:-n_val], data[-n_val:]
@@ -308,3 +327,66 @@ def ensure_models(data_dir: Path, sizes: tuple[str, ...] = ("tiny", "small"),
         out[size] = train_model(corpus, model_dir, size, n_steps, seed, progress,
                                 tokenizer_dir=tok_dir)
     return out
+
+
+@dataclass(frozen=True)
+class HeldOutScore:
+    """Quality of a model on held-out text.
+
+    ``mean_logprob``: mean natural-log probability per token (nats/token, <= 0; higher is
+    better); ``perplexity`` = ``exp(-mean_logprob)``; ``tokens``: tokens scored;
+    ``seconds``: wall time of the scoring; ``quantize``: the executor option used.
+    """
+
+    mean_logprob: float
+    perplexity: float
+    tokens: int
+    seconds: float
+    quantize: str = "none"
+
+
+def held_out_ids(tokenizer: Any, corpus: Path, block: int = 128) -> list[int]:
+    """Token ids of the validation split of ``corpus`` that :func:`train_model` holds out.
+
+    The whole corpus is tokenized and its last 5 % (:data:`HELD_OUT_DIVISOR`; at least
+    ``block + 1`` tokens) returned: exactly the tokens no model trained by :func:`train_model`
+    with this tokenizer saw (all sizes use ``block=128``).
+
+    :raises ConfigError: the corpus does not exist.
+    """
+    corpus = Path(corpus)
+    if not corpus.is_file():
+        raise ConfigError(f"corpus not found: {corpus}")
+    ids = tokenizer(corpus.read_text(encoding="utf-8"))["input_ids"]
+    return list(ids[-_held_out_count(len(ids), block):])
+
+
+def evaluate_model(model_dir: Path, corpus: Path, *, max_tokens: int | None = None,
+                   quantize: str = "none", threads: int | None = None) -> HeldOutScore:
+    """Mean log-probability per token of a model on the held-out split of ``corpus``.
+
+    Loads ``model_dir`` through :class:`~wwwserve_p2p.executors.hf.HFExecutor` (so
+    ``quantize="int8"`` measures the int8 copy) and scores the first ``max_tokens`` tokens
+    (all by default) of :func:`held_out_ids` with
+    :meth:`~wwwserve_p2p.executors.hf.HFExecutor.sum_logprob`: sliding windows of the model's
+    context, every token given at least half a window of left context (except the first
+    ones). Values in nats/token are comparable across models that share a tokenizer (as all
+    models of :func:`ensure_models` do). Blocking: seconds on CPU for the sizes here.
+
+    :returns: a :class:`HeldOutScore`.
+    :raises ConfigError: missing corpus or ``max_tokens < 2``.
+    :raises ModelNotFound, ExecutorError: as :class:`HFExecutor` for a bad ``model_dir``.
+    """
+    from .hf import HFExecutor
+
+    if max_tokens is not None and int(max_tokens) < 2:
+        raise ConfigError(f"max_tokens must be >= 2, got {max_tokens}")
+    ex = HFExecutor(Path(model_dir), quantize=quantize, threads=threads)  # type: ignore[arg-type]
+    ids = held_out_ids(ex._tokenizer, Path(corpus))
+    if max_tokens is not None:
+        ids = ids[:int(max_tokens)]
+    t0 = time.monotonic()
+    total, n = ex.sum_logprob(ids, 1)
+    mean = total / n
+    return HeldOutScore(mean_logprob=mean, perplexity=math.exp(-mean), tokens=n,
+                        seconds=time.monotonic() - t0, quantize=quantize)
