@@ -3,6 +3,10 @@
 - :class:`EchoExecutor` (``"echo"``): deterministic, for tests.
 - :class:`HFExecutor` (``"hf"``): a transformers causal LM from a local directory.
 - :class:`OpenAIUpstreamExecutor` (``"openai"``): proxy to an OpenAI-compatible server.
+- :class:`RandomTokenExecutor` (``"random"``): answers with uniformly random words (the
+  "random responder" of the incentive experiments).
+- :class:`~wwwserve_p2p.sim.executor.SimulatedExecutor` (``"simulated"``): a GPU
+  performance model with continuous batching (imported lazily, like ``"hf"``).
 
 :func:`create_executor` builds one from a kind and constructor options (e.g. from a config
 file). torch and transformers are imported only when an ``HFExecutor`` is created (or
@@ -18,15 +22,16 @@ from ..errors import ConfigError
 from .base import Executor
 from .echo import EchoExecutor, SlotGate
 from .openai_upstream import OpenAIUpstreamExecutor
+from .random_tokens import RandomTokenExecutor
 
 if TYPE_CHECKING:
     from .hf import HFExecutor
 
 __all__ = ["EXECUTOR_KINDS", "EchoExecutor", "Executor", "HFExecutor", "OpenAIUpstreamExecutor",
-           "SlotGate", "create_executor"]
+           "RandomTokenExecutor", "SlotGate", "create_executor"]
 
 #: Kinds accepted by :func:`create_executor`.
-EXECUTOR_KINDS = ("echo", "hf", "openai")
+EXECUTOR_KINDS = ("echo", "hf", "openai", "simulated", "random")
 
 
 def __getattr__(name: str) -> Any:
@@ -41,9 +46,14 @@ def _executor_class(kind: str) -> type[Executor]:
         return EchoExecutor
     if kind == "openai":
         return OpenAIUpstreamExecutor
+    if kind == "random":
+        return RandomTokenExecutor
     if kind == "hf":
         from .hf import HFExecutor
         return HFExecutor
+    if kind == "simulated":
+        from ..sim.executor import SimulatedExecutor
+        return SimulatedExecutor
     raise ConfigError(f"unknown executor kind {kind!r}; known kinds: {', '.join(EXECUTOR_KINDS)}")
 
 
@@ -53,8 +63,14 @@ def create_executor(kind: str, options: dict[str, Any] | None = None) -> Executo
     Kinds and options (see each class): ``"echo"`` → :class:`EchoExecutor` (``models``,
     ``capacity``, ``delay_per_token``, ``peer_label``); ``"hf"`` → :class:`HFExecutor`
     (``model_dir`` required, ``model_name``, ``capacity``, ``threads``, ``delay_per_token``,
-    ``max_new_tokens_cap``, ``device``); ``"openai"`` → :class:`OpenAIUpstreamExecutor` (``base_url``
-    required, ``models``, ``api_key``, ``capacity``, ``timeout``). List values for
+    ``max_new_tokens_cap``, ``device``, ``quantize`` = ``"none"``/``"int8"``); ``"openai"`` →
+    :class:`OpenAIUpstreamExecutor` (``base_url`` required, ``models``, ``api_key``,
+    ``capacity``, ``timeout``); ``"simulated"`` →
+    :class:`~wwwserve_p2p.sim.executor.SimulatedExecutor` (``gpu``, ``model``, ``models``,
+    ``time_scale``, ``max_batch``, ``kv_tokens``, ``max_batched_tokens``, ``seed``, ``jitter``,
+    ``efficiency`` (a table of :class:`~wwwserve_p2p.sim.profiles.Efficiency` fields),
+    ``min_sleep_s``); ``"random"`` → :class:`RandomTokenExecutor` (``models``, ``capacity``,
+    ``delay_per_token``, ``seed``, ``vocab_path``, ``answer_tokens``). List values for
     ``models`` are accepted (TOML arrays).
 
     An ``OpenAIUpstreamExecutor`` without ``models`` must be started (``await ex.start()``)

@@ -1,0 +1,42 @@
+"""benchmarks/quality_incentives.py --quick: real node processes, duels on, likelihood judges.
+
+Models are trained for a few steps into a temporary data dir, so the run is self-contained;
+the assertions are about what must hold whatever the noise of 40 duels: every user request is
+answered, duels settle on the replicated ledger, and a full-precision model beats the random
+responder.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.real
+def test_quality_incentives_quick(tmp_path):
+    out = tmp_path / "qi"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality_incentives.py"), "--quick",
+                           "--train-steps", "80", "--data-dir", str(tmp_path / "data"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    assert res["requests"] == res["ok"] == 40
+    settled = res["duels"]["as_requester"]["settled"]
+    assert settled >= 10 and res["duels"]["settled_in_ledger"] == settled
+    classes = res["classes"]
+    assert set(classes) == {"nano", "tiny", "small", "small-int8", "random"}
+    # every settled duel has one winner and one loser, or a tie for both
+    assert sum(c["won"] for c in classes.values()) == sum(c["lost"] for c in classes.values())
+    assert sum(c["duels"] for c in classes.values()) == 2 * settled
+    assert classes["random"]["win_rate"] < classes["small"]["win_rate"]
+    assert set(res["targets"]) == {"win_rates_ordered_by_capacity", "largest_minus_smallest_ge_0.10",
+                                   "quantized_below_source", "random_le_0.20", "credit_ordered_by_capacity"}
+    assert len(res["credit_curve"]) >= 2
+    assert (out / "results.md").read_text().startswith("| class |")
+    assert (out / "quality_incentives.png").stat().st_size > 5000
