@@ -252,6 +252,8 @@ def check_judge_request(node: "Node", req: JudgeRequest, requester: str) -> str:
         return f"invalid duel ticket: {exc}"
     if duel.requester != requester:
         return "the duel ticket names another requester"
+    if node.in_debt(requester):
+        return "requester in debt"
     if node.peer_id not in duel.judges:
         return "we are not a judge of this duel"
     if duel.judge_bond > node.config.duel.max_bond:
