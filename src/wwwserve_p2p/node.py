@@ -168,12 +168,9 @@ class Node:
         micro-credits ("" if acceptable; the ticket is then remembered as used)."""
         if ticket is None:
             return "a ticket is required (upgrade the requester)"
-        try:
-            ticket.check(self.network_id)
-        except InvalidBlock as exc:
-            return f"invalid ticket: {exc}"
-        if ticket.requester != requester:
-            return "the ticket names another requester"
+        problem = self.signed_by_requester(ticket, requester, "ticket")
+        if problem:
+            return problem
         if ticket.executor != self.peer_id:
             return "the ticket names another executor"
         if ticket.price < min_price:
@@ -188,15 +185,23 @@ class Node:
             self._tickets_seen.pop(next(iter(self._tickets_seen)))
         return ""
 
+    def signed_by_requester(self, obj: Ticket | DuelTicket, requester: str, what: str) -> str:
+        """Why ``obj`` (a ticket or duel ticket) is not a valid one of this network signed by
+        ``requester`` ("" if it is)."""
+        try:
+            obj.check(self.network_id)
+        except InvalidBlock as exc:
+            return f"invalid {what}: {exc}"
+        if obj.requester != requester:
+            return f"the {what} names another requester"
+        return ""
+
     # ------------------------------------------------------------ duels (DESIGN §6)
     def check_duel(self, duel: DuelTicket, requester: str) -> str:
         """Why we, as an executor, refuse to answer in ``duel`` ("" if we accept the risk)."""
-        try:
-            duel.check(self.network_id)
-        except InvalidBlock as exc:
-            return f"invalid duel ticket: {exc}"
-        if duel.requester != requester:
-            return "the duel ticket names another requester"
+        problem = self.signed_by_requester(duel, requester, "duel ticket")
+        if problem:
+            return problem
         if self.peer_id not in duel.executors:
             return "the duel ticket does not name us as an executor"
         if duel.executor_bond > self.config.duel.max_bond:

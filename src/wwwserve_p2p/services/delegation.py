@@ -223,14 +223,19 @@ class DelegationAttempt:
 
         :raises RemoteError, MalformedMessage, RequestTimeout, OverlayError: no receipt came.
         """
+        reply = await self._next_reply(timeout, "a duel receipt")
+        if not isinstance(reply, Receipt):
+            raise MalformedMessage(f"expected a duel receipt, got {type(reply).__name__}")
+        return reply
+
+    async def _next_reply(self, timeout: float, what: str):
+        """The next frame, decoded; an executor's error frame raises :class:`RemoteError`."""
         data = await self._probe.reader.read_frame(timeout)
         if data is None:
-            raise MalformedMessage("executor closed the stream without a duel receipt")
+            raise MalformedMessage(f"executor closed the stream before {what}")
         reply = codec.decode_reply(data)
         if isinstance(reply, ErrorReply):
             raise RemoteError(reply.code, reply.message)
-        if not isinstance(reply, Receipt):
-            raise MalformedMessage(f"expected a duel receipt, got {type(reply).__name__}")
         return reply
 
     async def chunks(self) -> AsyncIterator[GenerationChunk]:
@@ -243,12 +248,7 @@ class DelegationAttempt:
         cfg = self.node.config.delegation
         timeout = cfg.first_token_timeout
         while True:
-            data = await self._probe.reader.read_frame(timeout)
-            if data is None:
-                raise MalformedMessage("executor closed the stream before the final frame")
-            reply = codec.decode_reply(data)
-            if isinstance(reply, ErrorReply):
-                raise RemoteError(reply.code, reply.message)
+            reply = await self._next_reply(timeout, "the final frame")
             if not isinstance(reply, GenerationChunk):
                 raise MalformedMessage(f"unexpected {type(reply).__name__} before the final chunk")
             yield reply

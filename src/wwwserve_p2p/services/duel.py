@@ -33,7 +33,7 @@ import trio
 
 from ..core.ledger import DuelTicket, Receipt, Verdict, Vote
 from ..core.types import ErrorReply, GenerationRequest
-from ..errors import InvalidBlock, MalformedMessage, OverlayError, RequestTimeout, StorageError, WwwServeError
+from ..errors import MalformedMessage, OverlayError, RequestTimeout, StorageError, WwwServeError
 from ..net.base import Stream
 from ..wire import codec
 from ..wire.codec import JudgeRequest
@@ -246,12 +246,9 @@ def check_judge_request(node: "Node", req: JudgeRequest, requester: str) -> str:
     duel = req.duel
     if node.judge is None:
         return "this node does not judge (duel.judge = none)"
-    try:
-        duel.check(node.network_id)
-    except InvalidBlock as exc:
-        return f"invalid duel ticket: {exc}"
-    if duel.requester != requester:
-        return "the duel ticket names another requester"
+    problem = node.signed_by_requester(duel, requester, "duel ticket")
+    if problem:
+        return problem
     if node.in_debt(requester):
         return "requester in debt"
     if node.peer_id not in duel.judges:
