@@ -280,49 +280,70 @@ async def probe_and_commit(node: "Node", request: GenerationRequest, candidates:
     cfg = node.config.delegation
     want = 2 if make_duel is not None else 1
     payload = frame(codec.encode_request(request, node.network_id, int(cfg.first_token_timeout * 1000)))
-    winner: list[_Probe] = []
-    losers: list[_Probe] = []
+    # Probes run in the node's nursery and are never cancelled half-way: cancelling a stream
+    # open while its connection is being set up tears that connection down, and with it every
+    # other stream to the peer. A probe that is accepted after we decided declines itself.
+    results_send, results = trio.open_memory_channel[_Probe | None](len(candidates))
+    decided = False
 
-    async def probe(peer_id: str, cancel_scope: trio.CancelScope) -> None:
+    async def probe(peer_id: str) -> None:
         stream: Stream | None = None
+        accepted: _Probe | None = None
         try:
-            stream = await node.overlay.open_stream(peer_id, PROTOCOL)
-            await stream.write(payload)
-            reader = FrameReader(stream, cfg.max_frame)
-            data = await reader.read_frame(cfg.probe_timeout)
+            with trio.fail_after(cfg.probe_timeout + 0.5):
+                stream = await node.overlay.open_stream(peer_id, PROTOCOL)
+                await stream.write(payload)
+                reader = FrameReader(stream, cfg.max_frame)
+                data = await reader.read_frame(cfg.probe_timeout)
             reply = codec.decode_reply(data) if data is not None else ErrorReply("eof", "closed")
+            if isinstance(reply, Offer) and reply.accepted:
+                accepted = _Probe(peer_id, stream, reader)
+            else:
+                reason = reply.reason if isinstance(reply, Offer) else f"{reply.code}: {reply.message}"
+                log.debug("%s refused %s: %s", peer_id, request.request_id, reason)
+                await stream.close()
         except (WwwServeError, trio.TooSlowError) as exc:
-            log.debug("probe of %s failed: %s", peer_id, exc)
+            log.debug("probe of %s failed: %s", peer_id, exc or "timeout")
             if isinstance(exc, OverlayError):
                 node.peer_unreachable(peer_id)
             if stream is not None:
                 await stream.reset()
-            return
-        except trio.Cancelled:
+        except trio.Cancelled:  # the node is shutting down
             if stream is not None:
                 with trio.CancelScope(shield=True):
                     await stream.reset()
             raise
-        if isinstance(reply, Offer) and reply.accepted:
-            p = _Probe(peer_id, stream, reader)
-            if len(winner) < want:
-                winner.append(p)
-                if len(winner) == want:
-                    cancel_scope.cancel()
-                else:  # a duel: give a second executor a short grace to accept
-                    cancel_scope.deadline = min(cancel_scope.deadline,
-                                                trio.current_time() + node.config.duel.probe_grace)
-            else:
-                losers.append(p)
-            return
-        reason = reply.reason if isinstance(reply, Offer) else f"{reply.code}: {reply.message}"
-        log.debug("%s refused %s: %s", peer_id, request.request_id, reason)
-        await stream.close()
+        finally:
+            if accepted is not None and decided:
+                with trio.CancelScope(shield=True):
+                    await _send_decision(accepted, False)  # too late: we already chose
+                accepted = None
+            results_send.send_nowait(accepted)
 
-    with trio.move_on_after(cfg.probe_timeout + 0.5):
-        async with trio.open_nursery() as nursery:
+    losers: list[_Probe] = []
+    try:
+        if node._nursery is not None:
             for pid in candidates:
-                nursery.start_soon(probe, pid, nursery.cancel_scope)
+                node._nursery.start_soon(probe, pid)
+        else:  # not running inside open_node (direct use): probe in a nursery of our own
+            async with trio.open_nursery() as nursery:
+                for pid in candidates:
+                    nursery.start_soon(probe, pid)
+        winner = await _first_accepted(results, len(candidates), want, cfg.probe_timeout + 0.5,
+                                       node.config.duel.probe_grace)
+    finally:
+        decided = True  # from here on, a probe accepted late declines itself
+        while True:  # accepted but not (or no longer) wanted
+            try:
+                late = results.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            if late is not None:
+                losers.append(late)
+        if node._nursery is not None:
+            for p in losers:  # background: declining must not delay the winner's commit
+                node._nursery.start_soon(_send_decision, p, False)
+            losers.clear()
     duel = make_duel(winner[0].peer_id, winner[1].peer_id) if len(winner) == 2 and make_duel else None
     if len(winner) == 2 and duel is None:
         losers.append(winner.pop())
@@ -341,6 +362,23 @@ async def probe_and_commit(node: "Node", request: GenerationRequest, candidates:
         if await _send_decision(winner[1], True, partner_ticket, duel):
             attempt.partner = DelegationAttempt(node, winner[1], partner_ticket, duel)
     return attempt
+
+
+async def _first_accepted(results: trio.MemoryReceiveChannel, n: int, want: int, timeout: float,
+                          grace: float) -> list[_Probe]:
+    """Up to ``want`` accepted probes from ``results`` (one item per probe: a probe or None),
+    waiting at most ``timeout`` for the first and ``grace`` more for the rest."""
+    got: list[_Probe] = []
+    seen = 0
+    with trio.move_on_after(timeout) as scope:
+        while seen < n and len(got) < want:
+            item = await results.receive()
+            seen += 1
+            if item is not None:
+                got.append(item)
+                if len(got) < want:
+                    scope.deadline = min(scope.deadline, trio.current_time() + grace)
+    return got
 
 
 async def _send_decision(p: _Probe, commit: bool, ticket: Ticket | None = None,
