@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .core.crypto import message as _message
 from .core.crypto import peer_id_from_public_bytes, public_bytes_from_peer_id, verify
-from .errors import ConfigError, MalformedMessage
+from .errors import ConfigError
 
 __all__ = ["KEY_FILE_NAME", "Identity", "peer_id_from_public_bytes", "public_bytes_from_peer_id", "verify"]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
-from contextlib import aclosing
 from dataclasses import dataclass
 
 import trio
@@ -19,7 +18,7 @@ from wwwserve_p2p.core.ledger import Genesis, LedgerParams, Verdict
 from wwwserve_p2p.core.policy import OffloadPolicy
 from wwwserve_p2p.core.types import GenerationRequest
 from wwwserve_p2p.executors.echo import EchoExecutor
-from wwwserve_p2p.testing.swarm import open_swarm, swarm_identity
+from wwwserve_p2p.testing.swarm import collect_text as collect, open_swarm, swarm_identity
 
 _ids = itertools.count()
 PROMPT = "one two three four five six seven eight nine ten"
@@ -86,14 +85,6 @@ def config(**duel) -> NodeConfig:
     d.update(duel)
     return NodeConfig(policy=OffloadPolicy(), ledger=LedgerSection(block_interval=0.5, sync_interval=1.0),
                       duel=DuelSection(**d))
-
-
-async def collect(node, request):
-    text = []
-    async with aclosing(node.generate(request)) as gen:
-        async for rc in gen:
-            text.append(rc.chunk.text)
-    return "".join(text)
 
 
 def front():

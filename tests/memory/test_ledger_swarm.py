@@ -21,7 +21,7 @@ from wwwserve_p2p.core.types import GenerationRequest
 from wwwserve_p2p.errors import NoExecutorAvailable
 from wwwserve_p2p.executors.echo import EchoExecutor
 from wwwserve_p2p.services.ledger import ledger_topic
-from wwwserve_p2p.testing.swarm import open_swarm, swarm_identity
+from wwwserve_p2p.testing.swarm import collect_text as collect, open_swarm, swarm_identity
 from wwwserve_p2p.wire import ledger_codec
 
 _ids = itertools.count()
@@ -45,14 +45,6 @@ def genesis_for(n: int, credits: list[int] | None = None, seed: int = 0, **param
 
 def config(**policy) -> NodeConfig:
     return NodeConfig(policy=OffloadPolicy(**policy), ledger=LedgerSection(block_interval=0.5, sync_interval=1.0))
-
-
-async def collect(node, request):
-    text = []
-    async with aclosing(node.generate(request)) as gen:
-        async for rc in gen:
-            text.append(rc.chunk.text)
-    return "".join(text)
 
 
 async def test_offloaded_work_is_paid_once_and_every_replica_agrees(autojump_clock):

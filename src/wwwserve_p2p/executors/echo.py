@@ -4,7 +4,7 @@ accounting shared by the executors of this package."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 
 import trio
 
@@ -49,6 +49,29 @@ class SlotGate:
         """The current :class:`LoadSnapshot`."""
         return LoadSnapshot(running=self.running, queued=self.queued, capacity=self.capacity,
                             kv_usage=kv_usage)
+
+
+async def stream_words(gate: SlotGate, words: list[str], finish: str, usage: Usage,
+                       delay_per_token: float) -> AsyncIterator[GenerationChunk]:
+    """Stream ``words`` as chunks inside one slot of ``gate``, ``delay_per_token`` s apart
+    (0: just a checkpoint); the last word goes in the final chunk with ``finish``/``usage``.
+
+    The slot is released before the final chunk: a consumer that stops reading after the final
+    chunk without closing the generator does not hold capacity."""
+
+    async def pace() -> None:
+        if delay_per_token > 0:
+            await trio.sleep(delay_per_token)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async with gate.slot():
+        for tok in words[:-1]:
+            await pace()
+            yield GenerationChunk(tok)
+        if words:
+            await pace()
+    yield GenerationChunk(words[-1] if words else "", finish, usage)
 
 
 class EchoExecutor(Executor):
@@ -139,18 +162,6 @@ class EchoExecutor(Executor):
         finish = FINISH_LENGTH if len(todo) > request.max_tokens else FINISH_STOP
         usage = Usage(prompt_tokens=len(self._source_text(request).split()),
                       completion_tokens=len(emit))
-        async with self._gate.slot():
-            for tok in emit[:-1]:
-                await self._pace()
-                yield GenerationChunk(tok)
-            if emit:
-                await self._pace()
-        # The slot is released before the final chunk: a consumer that stops reading after
-        # the final chunk without closing the generator does not hold capacity.
-        yield GenerationChunk(emit[-1] if emit else "", finish, usage)
-
-    async def _pace(self) -> None:
-        if self.delay_per_token > 0:
-            await trio.sleep(self.delay_per_token)
-        else:
-            await trio.lowlevel.checkpoint()
+        async with aclosing(stream_words(self._gate, emit, finish, usage, self.delay_per_token)) as chunks:
+            async for chunk in chunks:
+                yield chunk

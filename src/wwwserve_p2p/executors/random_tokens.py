@@ -11,15 +11,15 @@ import hashlib
 import os
 import random
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
 
-import trio
 
 from ..core.types import (FINISH_LENGTH, FINISH_STOP, GenerationChunk, GenerationRequest,
                           LoadSnapshot, Usage)
 from ..errors import ConfigError
 from .base import Executor
-from .echo import SlotGate
+from .echo import SlotGate, stream_words
 
 #: Where the default vocabulary (the words of tinyshakespeare) is looked for, in order:
 #: ``$WWWSERVE_DATA_DIR/tinyshakespeare/input.txt``, then ``tinyshakespeare/input.txt``
@@ -205,17 +205,6 @@ class RandomTokenExecutor(Executor):
         finish = FINISH_LENGTH if cut else FINISH_STOP
         usage = Usage(prompt_tokens=len(request.prompt_text().split()),
                       completion_tokens=len(emit))
-        async with self._gate.slot():
-            for tok in emit[:-1]:
-                await self._pace()
-                yield GenerationChunk(tok)
-            if emit:
-                await self._pace()
-        # The slot is released before the final chunk (see EchoExecutor.generate).
-        yield GenerationChunk(emit[-1] if emit else "", finish, usage)
-
-    async def _pace(self) -> None:
-        if self.delay_per_token > 0:
-            await trio.sleep(self.delay_per_token)
-        else:
-            await trio.lowlevel.checkpoint()
+        async with aclosing(stream_words(self._gate, emit, finish, usage, self.delay_per_token)) as chunks:
+            async for chunk in chunks:
+                yield chunk

@@ -64,7 +64,7 @@ from typing import Any
 import trio
 from multiaddr import Multiaddr
 
-from ..errors import ConfigError, DialError, OverlayError, StreamClosed
+from ..errors import DialError, OverlayError, StreamClosed
 from ..identity import Identity
 from ._libp2p_compat import (
     ConnectionLogger,

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, replace
 
 import trio
 
 from ..config import ApiSection, NodeConfig, NodeSection, StatusSection
 from ..core.ledger import Genesis
+from ..core.types import GenerationRequest
 from ..executors.base import Executor
 from ..identity import Identity
 from ..node import Node, open_node
@@ -125,6 +126,15 @@ class Swarm:
         live = self.nodes
         return len({n.ledger.state_hash() for n in live}) == 1 and all(
             n.ledger_service is not None and n.ledger_service.queued() == 0 for n in live)
+
+
+async def collect_text(node: Node, request: GenerationRequest) -> str:
+    """Run ``request`` through ``node.generate`` and return the whole answer text."""
+    parts = []
+    async with aclosing(node.generate(request)) as gen:
+        async for rc in gen:
+            parts.append(rc.chunk.text)
+    return "".join(parts)
 
 
 @asynccontextmanager
