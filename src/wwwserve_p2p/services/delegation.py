@@ -120,7 +120,7 @@ async def serve_delegate_stream(node: "Node", stream: Stream) -> None:
         if served is not None:
             _claim(node, ticket, *served)
             if duel is not None:  # our consent to the duel: the bond is at risk from here on
-                receipt = Receipt(node.peer_id, duel.hash, _digest(served[0])).signed(node.identity.sign)
+                receipt = Receipt(node.peer_id, duel.hash, answer_digest(served[0])).signed(node.identity.sign)
                 await _try_write(stream, receipt)
     finally:
         node.delegated_running -= 1
@@ -129,10 +129,10 @@ async def serve_delegate_stream(node: "Node", stream: Stream) -> None:
 
 def _claim(node: "Node", ticket: Ticket, text: str, completion_tokens: int) -> None:
     """Queue the claim for a request we served completely (price per DESIGN §4 / LedgerParams)."""
-    claim_ticket(node, ticket, min(ticket.price, node.ledger.params.price(completion_tokens)), _digest(text))
+    claim_ticket(node, ticket, min(ticket.price, node.ledger.params.price(completion_tokens)), answer_digest(text))
 
 
-def _digest(text: str) -> str:
+def answer_digest(text: str) -> str:
     """SHA-256 (hex) of an answer's UTF-8 text: what claims and duel receipts commit to."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

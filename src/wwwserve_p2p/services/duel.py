@@ -38,18 +38,13 @@ from ..net.base import Stream
 from ..wire import codec
 from ..wire.codec import JudgeRequest
 from ..wire.framing import FrameReader, frame
-from .delegation import DelegationAttempt, claim_ticket
+from .delegation import DelegationAttempt, answer_digest, claim_ticket
 
 if TYPE_CHECKING:
     from ..node import Node
 
 JUDGE_PROTOCOL = "/wwwserve/judge/1"
 log = logging.getLogger("wwwserve_p2p.duel")
-
-
-def answer_digest(text: str) -> str:
-    """SHA-256 (hex) of an answer's UTF-8 text, as receipts and claims commit to it."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def prompt_text(request: GenerationRequest) -> str:
