@@ -231,7 +231,6 @@ class Node:
             return None
         cfg = self.config.duel
         expires = time.time_ns() // 1_000_000 + int(cfg.duel_ttl * 1000)
-        self.duel_stats["started"] += 1
         return DuelTicket(self.network_id, f"{request.request_id}/duel/{self.incarnation}", self.peer_id, (a, b),
                           tuple(judges), cfg.executor_bond, cfg.judge_bond, expires).signed(self.identity.sign)
 
@@ -359,6 +358,7 @@ class Node:
                     self._inflight.setdefault(remote.peer_id, set()).add(remote)
                     if remote.partner is not None and remote.duel is not None and self._nursery is not None:
                         duel_run = DuelRun(remote.duel, req, remote, remote.partner)
+                        self.duel_stats["started"] += 1
                         self._nursery.start_soon(run_duel, self, duel_run)
                 finished = False
                 prev_route = req.route
