@@ -404,7 +404,8 @@ class Node:
                             self.void_ticket(remote.ticket, "attempt failed or cancelled")
                         if duel_run is not None and not finished:
                             duel_run.a_finished(None)
-                        if duel_run is None or not finished:  # a finished duelist's receipt is still to come
+                        # a finished duelist's receipt is still to come, unless the duel gave up
+                        if duel_run is None or not finished or duel_run.gave_up:
                             with trio.CancelScope(shield=True):
                                 await remote.aclose(abort=not finished)
             raise NoExecutorAvailable(f"{request.request_id}: all {self.config.delegation.max_attempts} "

@@ -247,3 +247,25 @@ async def test_judge_refuses_bad_requests(autojump_clock):
         assert "does not judge" in check_judge_request(b, request(ok), req_node.peer_id)  # b has no method
         forged = duel([judge.peer_id], signer=3)
         assert "invalid duel ticket" in check_judge_request(judge, request(forged), req_node.peer_id)
+
+
+async def test_a_duel_that_times_out_never_cuts_the_users_answer(autojump_clock):
+    """Both duelists are slower than duel.answer_timeout: the duel is abandoned, the user still
+    gets the whole answer from A, and B (cut off) is never paid."""
+    slow = [EchoExecutor(delay_per_token=0.5), EchoExecutor(delay_per_token=0.5)]
+    nodes = [front(), *slow, front()]
+    async with open_swarm(nodes, config=config(answer_timeout=1.0), genesis=genesis_for(4)) as swarm:
+        swarm[3].judge = OverlapJudge()
+        swarm[3].status_changed()
+        await swarm.wait_until(lambda: swarm[0].choose_judges({swarm[0].peer_id}) == [swarm[3].peer_id], timeout=30)
+        assert await collect(swarm[0], req()) == PROMPT
+        await swarm.wait_until(lambda: swarm[0].duel_stats["abandoned"] == 1, timeout=60)
+        # A queues its claim once its side of the stream is done; then every replica agrees
+        await swarm.wait_until(lambda: sum(n.metrics.ledger_earned._value.get() for n in swarm.nodes[1:3]) == 1,
+                               timeout=60)
+        await swarm.wait_until(swarm.ledgers_agree, timeout=60)
+        led = swarm[0].ledger
+        assert led.duels_settled == 0
+        earned = sorted(led.account(n.peer_id).earned for n in swarm.nodes[1:3])
+        assert earned[0] == 0 and earned[1] > 0  # A paid for the answer, B's ticket voided
+        assert swarm[0].metrics.ledger_voided._value.get() == 1

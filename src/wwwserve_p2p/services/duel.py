@@ -66,6 +66,8 @@ class DuelRun:
     b: DelegationAttempt
     a_text: str | None = None
     a_done: trio.Event = field(default_factory=trio.Event)
+    #: set when :func:`run_duel` gave up before A finished: A's stream is then closed by its owner
+    gave_up: bool = False
 
     def a_finished(self, text: str | None) -> None:
         """A's answer reached the user completely (``text``), or A failed (None)."""
@@ -86,12 +88,11 @@ def verify_receipt(duel: DuelTicket, receipt: Receipt | None, executor: str, tex
     return ""
 
 
-async def _collect(attempt: DelegationAttempt, timeout: float) -> tuple[str, Receipt]:
+async def _answer(attempt: DelegationAttempt) -> str:
     parts: list[str] = []
     async for chunk in attempt.chunks():
         parts.append(chunk.text)
-    text = "".join(parts)
-    return text, await attempt.receipt(timeout)
+    return "".join(parts)
 
 
 async def run_duel(node: "Node", run: DuelRun) -> None:
@@ -110,7 +111,8 @@ async def run_duel(node: "Node", run: DuelRun) -> None:
     try:
         with trio.move_on_after(cfg.answer_timeout) as scope:
             try:
-                b_text, b_receipt = await _collect(run.b, cfg.answer_timeout)
+                b_text = await _answer(run.b)
+                b_receipt = await run.b.receipt(cfg.answer_timeout)
             except (WwwServeError, trio.TooSlowError) as exc:
                 why = f"executor B {b_exec} failed: {exc}"
             await run.a_done.wait()
@@ -125,10 +127,13 @@ async def run_duel(node: "Node", run: DuelRun) -> None:
             why = why or f"answers not complete within {cfg.answer_timeout} s"
     finally:
         with trio.CancelScope(shield=True):
-            if b_receipt is None and b_text is None:
+            if b_text is None:  # B never finished: its ticket must not be claimable
                 node.void_ticket(run.b.ticket, "duel partner did not finish")
             await run.b.aclose(abort=b_text is None)
-            await run.a.aclose(abort=a_receipt is None)
+            if run.a_done.is_set():
+                await run.a.aclose(abort=a_receipt is None)
+            else:  # A is still streaming to the user: Node.generate closes it
+                run.gave_up = True
     if not why:
         why = (verify_receipt(duel, a_receipt, a_exec, run.a_text or "")
                or verify_receipt(duel, b_receipt, b_exec, b_text or ""))
