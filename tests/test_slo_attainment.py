@@ -5,8 +5,6 @@ processes (JSON shape and sane values; never timings: the CI machine has 2 cores
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import json
 import math
 import subprocess
@@ -17,18 +15,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "slo_attainment.py"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("slo_attainment_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def test_attainment_counts_errors_as_misses_and_is_monotone(bench):

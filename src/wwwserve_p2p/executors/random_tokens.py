@@ -19,7 +19,7 @@ from ..core.types import (FINISH_LENGTH, FINISH_STOP, GenerationChunk, Generatio
                           LoadSnapshot, Usage)
 from ..errors import ConfigError
 from .base import Executor
-from .echo import SlotGate, stream_words
+from .echo import EchoExecutor, SlotGate, stream_words
 
 #: Where the default vocabulary (the words of tinyshakespeare) is looked for, in order:
 #: ``$WWWSERVE_DATA_DIR/tinyshakespeare/input.txt``, then ``tinyshakespeare/input.txt``
@@ -185,13 +185,8 @@ class RandomTokenExecutor(Executor):
         cont = request.continuation
         if not cont:
             return tokens
-        if deterministic and "".join(tokens).startswith(cont):
-            pos = 0
-            for i, tok in enumerate(tokens):
-                if pos + len(tok) > len(cont):
-                    return [tok[len(cont) - pos:]] + tokens[i + 1:]
-                pos += len(tok)
-            return []
+        if deterministic:  # our own earlier answer: resume exactly where it stopped
+            return EchoExecutor._after_continuation(tokens, cont)
         tokens = tokens[len(cont.split()):]
         if tokens and not cont[-1].isspace():
             tokens[0] = " " + tokens[0]
