@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,3 +22,19 @@ def bench(request):
         yield module
     finally:
         sys.modules.pop(spec.name, None)
+
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _run_quick(script: str | Path, out: Path, *extra: str, timeout: float) -> None:
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", "--out", str(out), *extra],
+                          capture_output=True, text=True, timeout=timeout, cwd=BENCHMARKS.parent)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.fixture
+def run_quick():
+    """``run_quick(script, out, *extra, timeout=s)``: run ``benchmarks/<script> --quick --out <out>``
+    as a user would, failing the test with its output on a non-zero exit."""
+    return _run_quick

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.real
-def test_delegation_overhead_quick(tmp_path):
+def test_delegation_overhead_quick(tmp_path, run_quick):
     out = tmp_path / "bench"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "delegation_overhead.py"), "--quick",
-                           "--out", str(out)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_quick("delegation_overhead.py", out, timeout=120)
     res = json.loads((out / "delegation_overhead.json").read_text())
     s = res["summary"]
     assert s["direct"]["p50_ms"] > 0 and s["overlay"]["p50_ms"] > s["direct"]["p50_ms"]
@@ -27,11 +21,9 @@ def test_delegation_overhead_quick(tmp_path):
 
 
 @pytest.mark.real
-def test_ledger_throughput_quick(tmp_path):
+def test_ledger_throughput_quick(tmp_path, run_quick):
     out = tmp_path / "bench"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ledger_throughput.py"), "--quick",
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
+    run_quick("ledger_throughput.py", out, timeout=300)
     res = json.loads((out / "ledger_throughput.json").read_text())
     s = res["summary"]
     # structure and consistency, never speed: the fold alone is faster than fold + checks

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,11 +18,9 @@ SCRIPT = ROOT / "benchmarks" / "gossip_latency.py"
 
 @pytest.mark.real
 @pytest.mark.slow
-def test_gossip_latency_quick(tmp_path):
+def test_gossip_latency_quick(tmp_path, run_quick):
     out = tmp_path / "bench"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    run_quick(SCRIPT.name, out, timeout=240)
     res = json.loads((out / "gossip_latency.json").read_text())
     cfg = res["config"]
     assert cfg["nodes"] == 6 and cfg["repeats"] == 1 and cfg["size"] == 1024 and cfg["netem"] is None

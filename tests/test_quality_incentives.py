@@ -9,22 +9,15 @@ responder.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.real
-def test_quality_incentives_quick(tmp_path):
+def test_quality_incentives_quick(tmp_path, run_quick):
     out = tmp_path / "qi"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality_incentives.py"), "--quick",
-                           "--train-steps", "80", "--data-dir", str(tmp_path / "data"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    run_quick("quality_incentives.py", out, "--train-steps", "80", "--data-dir", str(tmp_path / "data"), timeout=900)
     res = json.loads((out / "results.json").read_text())
     assert res["requests"] == res["ok"] == 40
     settled = res["duels"]["as_requester"]["settled"]

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -91,11 +89,9 @@ def test_plans_are_deterministic_and_within_the_wall_rate(bench, setting):
 
 @pytest.mark.real
 @pytest.mark.slow
-def test_slo_attainment_quick(tmp_path):
+def test_slo_attainment_quick(tmp_path, run_quick):
     out = tmp_path / "bench"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=420)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_quick(SCRIPT.name, out, timeout=420)
     res = json.loads((out / "slo_attainment.json").read_text())
     assert res["options"]["nodes"] == 3 and res["units"].startswith("seconds of model time")
     assert list(res["settings"]) == ["fluctuating"]

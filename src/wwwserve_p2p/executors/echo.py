@@ -51,6 +51,20 @@ class SlotGate:
                             kv_usage=kv_usage)
 
 
+def check_word_executor(models: str | tuple[str, ...] | list[str], delay_per_token: float) -> tuple[str, ...]:
+    """The model names as a tuple (a single name or a TOML list accepted), validated with the
+    per-token delay of the echo and random executors.
+
+    :raises ConfigError: no names, an empty name, or a negative delay.
+    """
+    models = (models,) if isinstance(models, str) else tuple(models)
+    if not models or not all(isinstance(m, str) and m for m in models):
+        raise ConfigError(f"models must be a non-empty tuple of names, got {models!r}")
+    if delay_per_token < 0:
+        raise ConfigError(f"delay_per_token must be >= 0, got {delay_per_token}")
+    return models
+
+
 async def stream_words(gate: SlotGate, words: list[str], finish: str, usage: Usage,
                        delay_per_token: float) -> AsyncIterator[GenerationChunk]:
     """Stream ``words`` as chunks inside one slot of ``gate``, ``delay_per_token`` s apart
@@ -102,13 +116,7 @@ class EchoExecutor(Executor):
 
     def __init__(self, models: tuple[str, ...] = ("echo",), capacity: int = 4,
                  delay_per_token: float = 0.0, peer_label: str = ""):
-        if isinstance(models, str):
-            models = (models,)
-        models = tuple(models)
-        if not models or not all(isinstance(m, str) and m for m in models):
-            raise ConfigError(f"models must be a non-empty tuple of names, got {models!r}")
-        if delay_per_token < 0:
-            raise ConfigError(f"delay_per_token must be >= 0, got {delay_per_token}")
+        models = check_word_executor(models, delay_per_token)
         self._models = models
         self._gate = SlotGate(capacity)
         self.delay_per_token = float(delay_per_token)

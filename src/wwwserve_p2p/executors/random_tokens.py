@@ -19,7 +19,7 @@ from ..core.types import (FINISH_LENGTH, FINISH_STOP, GenerationChunk, Generatio
                           LoadSnapshot, Usage)
 from ..errors import ConfigError
 from .base import Executor
-from .echo import EchoExecutor, SlotGate, stream_words
+from .echo import EchoExecutor, SlotGate, check_word_executor, stream_words
 
 #: Where the default vocabulary (the words of tinyshakespeare) is looked for, in order:
 #: ``$WWWSERVE_DATA_DIR/tinyshakespeare/input.txt``, then ``tinyshakespeare/input.txt``
@@ -135,13 +135,7 @@ class RandomTokenExecutor(Executor):
     def __init__(self, models: tuple[str, ...] = ("random",), capacity: int = 4,
                  delay_per_token: float = 0.0, seed: int | None = None,
                  vocab_path: Path | None = None, answer_tokens: int | None = None):
-        if isinstance(models, str):
-            models = (models,)
-        models = tuple(models)
-        if not models or not all(isinstance(m, str) and m for m in models):
-            raise ConfigError(f"models must be a non-empty tuple of names, got {models!r}")
-        if delay_per_token < 0:
-            raise ConfigError(f"delay_per_token must be >= 0, got {delay_per_token}")
+        models = check_word_executor(models, delay_per_token)
         if answer_tokens is not None and int(answer_tokens) < 1:
             raise ConfigError(f"answer_tokens must be >= 1, got {answer_tokens}")
         self._models = models
