@@ -92,5 +92,13 @@ async def test_framing_rejects_bad_frames(data, match):
 
 
 async def test_framing_deadline(autojump_clock):
-    with pytest.raises(RequestTimeout):
+    with pytest.raises(RequestTimeout) as info:
         await FrameReader(BytesStream(frame(b"ab")[:2], hang=True), 100).read_frame(2.0)
+    assert info.value.may_have_processed  # the default: the remote may be working on it
+
+
+async def test_framing_deadline_of_an_uncommitted_probe_says_not_processed(autojump_clock):
+    reader = FrameReader(BytesStream(b"", hang=True), 100)
+    with pytest.raises(RequestTimeout) as info:
+        await reader.read_frame(2.0, may_have_processed=False)
+    assert info.value.may_have_processed is False

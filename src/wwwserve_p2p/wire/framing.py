@@ -59,12 +59,17 @@ class FrameReader:
         self._buf += data
         return True
 
-    async def read_frame(self, timeout: float) -> bytes | None:
+    async def read_frame(self, timeout: float, *, may_have_processed: bool = True) -> bytes | None:
         """The next frame's payload, or None at a clean end of stream (EOF between frames).
 
+        ``may_have_processed`` is what a timeout reports: the caller knows whether the remote
+        had already accepted work when it waits (True, the default: e.g. waiting for tokens
+        of a committed request) or not (False: e.g. waiting for the answer to a probe that
+        was never committed, so nothing can have been done yet).
+
         :raises MalformedMessage: bad or oversized length prefix, or EOF inside a frame.
-        :raises RequestTimeout: no complete frame within ``timeout`` seconds
-            (``may_have_processed=True``: the remote may be working on it).
+        :raises RequestTimeout: no complete frame within ``timeout`` seconds, carrying
+            ``may_have_processed`` as given.
         :raises StreamClosed: the stream was reset.
         """
         try:
@@ -72,7 +77,7 @@ class FrameReader:
                 return await self._read_frame()
         except trio.TooSlowError:
             raise RequestTimeout(f"no frame from {self._stream.remote_peer} within {timeout:.1f}s",
-                                 may_have_processed=True) from None
+                                 may_have_processed=may_have_processed) from None
 
     async def _read_frame(self) -> bytes | None:
         # length prefix
