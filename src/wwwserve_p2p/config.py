@@ -16,6 +16,17 @@ A config file has one table per section (all optional)::
 Any key can be overridden with ``section.key=value`` strings (``--set`` on the CLI); values
 are parsed as TOML values (``4``, ``0.5``, ``true``, ``["a", "b"]``) and fall back to a
 plain string. Times are seconds; stake is micro-credits.
+
+In Python, build a config without strings (every value is checked the same way as a file's,
+and every mistake raises :class:`~wwwserve_p2p.errors.ConfigError`)::
+
+    config = NodeConfig.embedded()                       # no HTTP server, nothing on disk
+    config = NodeConfig.embedded(http=True, policy={"target_load": 0.8})
+    config = NodeConfig.from_dict({"api": {"port": 0}})   # the TOML file's shape
+    config = config.with_values(duel={"duel_rate": 0.5})  # a copy with some keys changed
+
+The section classes are frozen dataclasses that validate themselves, so
+``NodeConfig(api=ApiSection(enabled=False))`` works too.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .core.ledger import Genesis, LedgerParams
@@ -36,9 +48,11 @@ from .net.config import Libp2pConfig
 
 @dataclass(frozen=True)
 class NodeSection:
-    """``data_dir`` holds the identity key and caches; ``network`` names the network (nodes of
-    different networks ignore each other); ``seed`` fixes the node's random choices (None:
-    from the OS)."""
+    """``data_dir`` holds the identity key (``identity.key``), the ledger database and caches;
+    ``""`` runs the node in memory (a fresh identity and an in-memory ledger each start,
+    nothing written to disk). ``network`` names the network (nodes of different networks
+    ignore each other); ``seed`` fixes the node's random choices (None: from the OS);
+    ``log_level``: of the ``wwwserve_p2p`` loggers when run by the CLI."""
 
     data_dir: str = "./data/node"
     network: str = "wwwserve-dev"
@@ -68,7 +82,7 @@ class StatusSection:
             raise ConfigError("status.jitter must be in [0, 1)")
         try:
             self.peer_table()
-        except ValueError as exc:
+        except ConfigError as exc:
             raise ConfigError(f"status: {exc}") from None
 
     def peer_table(self) -> PeerTableConfig:
@@ -104,8 +118,11 @@ class DelegationSection:
 
 @dataclass(frozen=True)
 class ApiSection:
-    """The OpenAI-compatible HTTP API. ``port`` 0 picks a free port; ``public_url`` is
-    advertised to peers (default: http://host:port)."""
+    """The OpenAI-compatible HTTP API. ``enabled`` false: no HTTP server (the node is used
+    from Python only, or its app is mounted elsewhere with
+    :func:`wwwserve_p2p.api.create_app`). ``port`` 0 picks a free port; ``public_url`` is
+    advertised to peers (default: http://host:port); ``max_tokens_cap``: requests'
+    ``max_tokens`` is capped at this; ``admin``: serve ``PUT /admin/denied-peers``."""
 
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -204,7 +221,13 @@ class DuelSection:
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """A whole node's configuration."""
+    """A whole node's configuration: one frozen, self-validating section per TOML table.
+
+    Build one with :func:`load_config` (TOML file + ``section.key=value`` overrides),
+    :meth:`from_dict` (nested dicts of the file's shape), :meth:`embedded` (defaults for a
+    node inside a Python program), or the section classes directly; derive variants with
+    :meth:`with_values` or :meth:`replace`.
+    """
 
     node: NodeSection = field(default_factory=NodeSection)
     net: NetSection = field(default_factory=NetSection)
@@ -215,6 +238,82 @@ class NodeConfig:
     api: ApiSection = field(default_factory=ApiSection)
     ledger: LedgerSection = field(default_factory=LedgerSection)
     duel: DuelSection = field(default_factory=DuelSection)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Mapping[str, Any]]) -> "NodeConfig":
+        """Build a config from nested dicts shaped like the TOML file:
+        ``{"api": {"port": 0}, "policy": {"target_load": 0.8}}``; missing sections and keys
+        keep their defaults.
+
+        :raises ConfigError: unknown section or key, wrong type, or invalid value.
+        """
+        return config_from_dict(data)
+
+    @classmethod
+    def embedded(
+        cls,
+        *,
+        network: str = "wwwserve-dev",
+        bootstrap: str | Iterable[str] = (),
+        listen: str | Iterable[str] = ("/ip4/127.0.0.1/tcp/0",),
+        data_dir: str = "",
+        http: bool = False,
+        seed: int | None = None,
+        **sections: Mapping[str, Any],
+    ) -> "NodeConfig":
+        """Defaults for a node embedded in a Python program.
+
+        - no HTTP server (``http=True``: one on 127.0.0.1 on a free port; or mount
+          :func:`wwwserve_p2p.api.create_app` in your own ASGI app);
+        - in memory: ``data_dir=""`` means a fresh identity and an in-memory ledger on each
+          start, nothing written to disk (give a directory to keep both across restarts);
+        - the overlay listens on ``listen`` (default: loopback, a free TCP port) and dials
+          ``bootstrap`` (multiaddrs ending in ``/p2p/<PeerId>``; none: a network of one until
+          peers dial us) on network ``network`` (a dev network unless ``ledger={"genesis":
+          path}``); ``seed`` fixes the node's random choices;
+        - ``**sections``: more keys per section, as in :meth:`with_values`
+          (``policy={"target_load": 0.8}``, ``executor={"kind": "echo"}``).
+
+        :raises ConfigError: an invalid value (e.g. a malformed multiaddr) or unknown key.
+        """
+        base: dict[str, dict[str, Any]] = {
+            "node": {"data_dir": data_dir, "network": network, "seed": seed},
+            "net": {"listen": _str_tuple(listen, "net.listen"),
+                    "bootstrap": _str_tuple(bootstrap, "net.bootstrap")},
+            "api": {"enabled": True, "port": 0} if http else {"enabled": False},
+        }
+        return cls().with_values(**base).with_values(**sections)
+
+    def with_values(self, **sections: Mapping[str, Any] | Any) -> "NodeConfig":
+        """A copy with some keys changed, one keyword argument per section::
+
+            config.with_values(api={"port": 0}, policy={"target_load": 0.8, "stake": 0})
+
+        Each value is checked as in a TOML file (type, unknown key, range); keys not given keep
+        their current values. A section object (``api=ApiSection(...)``) replaces the whole
+        section. ``executor={...}`` is merged into ``[executor]`` unless it names another
+        ``kind``, which replaces it.
+
+        :raises ConfigError: unknown section or key, wrong type, or invalid value.
+        """
+        changes: dict[str, Any] = {}
+        for name, table in sections.items():
+            if name == "executor":
+                if not isinstance(table, Mapping):
+                    raise ConfigError("executor must be a mapping with a kind")
+                current = dict(self.executor)
+                if "kind" in table and table["kind"] != current.get("kind"):
+                    current = {}
+                changes["executor"] = _executor_table({**current, **table})
+                continue
+            cls = _section_class(name)
+            if isinstance(table, cls):
+                changes[name] = table
+                continue
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"{name} must be a mapping of keys to values or a {cls.__name__}")
+            changes[name] = _build_section(name, cls, table, base=getattr(self, name))
+        return dataclasses.replace(self, **changes)
 
     def genesis(self) -> Genesis:
         """The network's genesis: read from ``ledger.genesis``, or the dev genesis of ``node.network``.
@@ -274,50 +373,74 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def config_from_dict(data: dict[str, Any]) -> NodeConfig:
-    """Build a NodeConfig from nested dicts.
+def config_from_dict(data: Mapping[str, Any]) -> NodeConfig:
+    """Build a NodeConfig from nested dicts (the TOML file's shape).
 
     :raises ConfigError: unknown section or key, wrong type, or invalid value.
     """
     kwargs: dict[str, Any] = {}
     for name, table in data.items():
-        if not isinstance(table, dict):
+        if not isinstance(table, Mapping):
             raise ConfigError(f"[{name}] must be a table")
         if name == "executor":
-            if "kind" not in table:
-                raise ConfigError("[executor] needs kind = \"echo\" | \"hf\" | \"openai\"")
-            kwargs["executor"] = dict(table)
+            kwargs["executor"] = _executor_table(table)
             continue
-        cls = _SECTIONS.get(name)
-        if cls is None:
-            raise ConfigError(f"unknown config section [{name}]; known: {', '.join(['executor', *_SECTIONS])}")
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        values = {}
-        for key, value in table.items():
-            if key not in known:
-                raise ConfigError(f"unknown key {name}.{key}; known: {', '.join(known)}")
-            default = getattr(cls(), key)
-            if isinstance(default, tuple):
-                if isinstance(value, str):
-                    value = [value]
-                if not isinstance(value, list):
-                    raise ConfigError(f"{name}.{key} must be a list")
-                value = tuple(value)
-            elif isinstance(default, bool):
-                if not isinstance(value, bool):
-                    raise ConfigError(f"{name}.{key} must be true or false")
-            elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            elif default is not None and not isinstance(value, type(default)):
-                raise ConfigError(f"{name}.{key} must be of type {type(default).__name__}, got {value!r}")
-            values[key] = value
-        try:
-            kwargs[name] = cls(**values)
-        except ConfigError:
-            raise
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"[{name}]: {exc}") from None
+        kwargs[name] = _build_section(name, _section_class(name), table)
     return NodeConfig(**kwargs)
+
+
+def _section_class(name: str) -> type:
+    cls = _SECTIONS.get(name)
+    if cls is None:
+        raise ConfigError(f"unknown config section [{name}]; known: {', '.join(['executor', *_SECTIONS])}")
+    return cls
+
+
+def _executor_table(table: Mapping[str, Any]) -> dict[str, Any]:
+    if "kind" not in table:
+        raise ConfigError("[executor] needs kind = \"echo\" | \"hf\" | \"openai\" | \"simulated\" | \"random\"")
+    return dict(table)
+
+
+def _str_tuple(value: str | Iterable[str], key: str) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else tuple(value)
+    if not all(isinstance(x, str) for x in items):
+        raise ConfigError(f"{key} must be a string or a list of strings")
+    return items
+
+
+def _build_section(name: str, cls: type, table: Mapping[str, Any], base: Any = None) -> Any:
+    """``cls`` built from ``base`` (default: the defaults) with ``table``'s keys checked and applied."""
+    known = [f.name for f in dataclasses.fields(cls)]
+    defaults = cls()
+    values = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"unknown key {name}.{key}; known: {', '.join(known)}")
+        default = getattr(defaults, key)
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{name}.{key} must be a list")
+            value = tuple(value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name}.{key} must be true or false")
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif default is None:  # optional integers (node.seed)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ConfigError(f"{name}.{key} must be an integer, got {value!r}")
+        elif not isinstance(value, type(default)) or isinstance(value, bool):
+            raise ConfigError(f"{name}.{key} must be of type {type(default).__name__}, got {value!r}")
+        values[key] = value
+    try:
+        return dataclasses.replace(base, **values) if base is not None else cls(**values)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"[{name}]: {exc}") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
+from ..errors import ConfigError
 from .types import PeerStatus
 
 
@@ -33,9 +34,9 @@ class PeerTableConfig:
 
     def __post_init__(self) -> None:
         if not self.status_interval > 0:
-            raise ValueError("status_interval must be > 0")
+            raise ConfigError("status_interval must be > 0")
         if not 0 < self.suspect_after <= self.offline_after <= self.forget_after:
-            raise ValueError("need 0 < suspect_after <= offline_after <= forget_after")
+            raise ConfigError("need 0 < suspect_after <= offline_after <= forget_after")
 
 
 @dataclass(frozen=True, slots=True)

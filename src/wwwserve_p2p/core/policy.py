@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from ..errors import ConfigError
 from .types import LoadSnapshot
 
 
@@ -47,15 +48,15 @@ class OffloadPolicy:
         for name in ("offload_frequency", "queue_frequency", "accept_frequency", "exploration_share"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
-                raise ValueError(f"policy.{name} must be in [0, 1], got {v}")
+                raise ConfigError(f"policy.{name} must be in [0, 1], got {v}")
         if not self.target_load >= 0:
-            raise ValueError("policy.target_load must be >= 0")
+            raise ConfigError("policy.target_load must be >= 0")
         if self.max_delegated < 0 or self.probe_extra < 0 or self.stake < 0:
-            raise ValueError("policy.max_delegated, probe_extra and stake must be >= 0")
+            raise ConfigError("policy.max_delegated, probe_extra and stake must be >= 0")
         if self.selection not in ("stake", "random", "p2c"):
-            raise ValueError(f"policy.selection must be 'stake', 'random' or 'p2c', got {self.selection!r}")
+            raise ConfigError(f"policy.selection must be 'stake', 'random' or 'p2c', got {self.selection!r}")
         if self.stake_policy not in ("fixed", "auto"):
-            raise ValueError(f"policy.stake_policy must be 'fixed' or 'auto', got {self.stake_policy!r}")
+            raise ConfigError(f"policy.stake_policy must be 'fixed' or 'auto', got {self.stake_policy!r}")
 
 
 def decide_route(load: float, policy: OffloadPolicy, can_offload: bool, u_offload: float, u_queue: float) -> Route:
