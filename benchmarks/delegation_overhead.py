@@ -19,16 +19,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
-import json
-import statistics
 import sys
 import time
 from contextlib import aclosing
 from pathlib import Path
 
+import harness
 import trio
-from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from wwwserve_p2p.config import ApiSection, NetSection, NodeConfig, NodeSection, StatusSection
@@ -37,7 +34,6 @@ from wwwserve_p2p.core.types import GenerationRequest
 from wwwserve_p2p.executors.echo import EchoExecutor
 from wwwserve_p2p.identity import Identity
 from wwwserve_p2p.node import open_node
-from wwwserve_p2p.core.stats import percentile
 
 _ids = itertools.count()
 
@@ -108,23 +104,23 @@ async def bench(args) -> dict:
                 await run_overlay(a)
                 await run_direct(b_exec)
             per_repeat = 2 * (args.requests + args.throughput_requests)
-            with Progress(console=Console(stderr=True)) as progress:
+            with harness.progress_bar() as progress:
                 task = progress.add_task("requests", total=per_repeat * args.repeats)
                 for _ in range(args.repeats):
                     for name, fn in (("direct", lambda: run_direct(b_exec)), ("overlay", lambda: run_overlay(a))):
                         lat = await latencies(fn, args.requests, progress, task)
                         samples[name] += lat
-                        results[name]["p50_ms"].append(percentile(lat, 50) * 1e3)
-                        results[name]["p99_ms"].append(percentile(lat, 99) * 1e3)
+                        results[name]["p50_ms"].append(harness.percentile(lat, 50) * 1e3)
+                        results[name]["p99_ms"].append(harness.percentile(lat, 99) * 1e3)
                         results[name]["rps"].append(await throughput(fn, 32, args.throughput_requests, progress, task))
-    summary = {name: {k: statistics.median(v) for k, v in r.items()} for name, r in results.items()}
+    summary = {name: harness.medians(r) for name, r in results.items()}
     summary["overhead_p50_ms"] = summary["overlay"]["p50_ms"] - summary["direct"]["p50_ms"]
     return {"summary": summary, "repeats": results, "samples_ms": {k: [x * 1e3 for x in v] for k, v in samples.items()}}
 
 
 def report(res: dict, args, out: Path) -> None:
     s = res["summary"]
-    con = Console()
+    con = harness.console()
     t = Table(title=f"null request, median of {args.repeats} repeats")
     for c in ("path", "p50 latency (ms), c=1", "p99 latency (ms), c=1", "requests/s, c=32"):
         t.add_column(c, justify="right" if c != "path" else "left")
@@ -139,13 +135,8 @@ def report(res: dict, args, out: Path) -> None:
     con.print(line)
     md.append("")
     md.append(line)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "delegation_overhead.json").write_text(json.dumps(res, indent=2))
-    (out / "delegation_overhead.md").write_text("\n".join(md) + "\n")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+
+    def cdf(plt):
         fig, ax = plt.subplots(figsize=(6, 4))
         for name in ("direct", "overlay"):
             xs = sorted(res["samples_ms"][name])
@@ -157,10 +148,9 @@ def report(res: dict, args, out: Path) -> None:
         ax.grid(True, alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(out / "delegation_overhead.png", dpi=120)
-        con.print(f"wrote {out}/delegation_overhead.{{json,md,png}}")
-    except ImportError:
-        con.print(f"wrote {out}/delegation_overhead.{{json,md}} (install matplotlib for the plot)")
+        return fig
+
+    harness.write_report(out, "delegation_overhead", res, md, plots={"delegation_overhead": cdf}, con=con)
 
 
 def main(argv=None) -> int:

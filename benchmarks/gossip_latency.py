@@ -9,7 +9,7 @@ time of receipt in the receiving application. The three systems, all in the same
 with the same N, M, S, R, heartbeat, mesh degrees (D=6, D_lo=4, D_hi=12) and strict message
 signing over TCP + Noise + yamux:
 
-  overlay  ``wwwserve_p2p.net.libp2p_overlay.open_libp2p_overlay`` exactly as a node opens it
+  overlay  ``wwwserve_p2p.net.libp2p.open_libp2p_overlay`` exactly as a node opens it
            (node 1.. bootstrap from node 0, the rest of the network is found through the
            Kademlia DHT; the overlay's Libp2pConfig defaults except the heartbeat). Messages
            go on the overlay's real status topic ``/wwwserve/<network>/status``, through its
@@ -89,6 +89,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import harness
 
 HERE = Path(__file__).resolve().parent
 JS_DIR = HERE / "js_gossip"
@@ -539,26 +541,6 @@ class Child:
         self._log.close()
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (from /proc/<pid>/stat), seconds."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return math.nan
-    fields = text[text.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return math.nan
-
-
 # --------------------------------------------------------------------------------------------
 # WAN emulation: network namespaces + bridge + tc netem
 
@@ -804,9 +786,9 @@ def run_load(net: Network, args: argparse.Namespace, repeat: int, progress: Any,
     for offset, msg_id, who in schedule:
         per_child.setdefault(who, []).append([offset, msg_id])
     pids = [c.info["pid"] for c in net.children]
-    idle0, t_idle0 = [proc_cpu_seconds(p) for p in pids], time.monotonic()
+    idle0, t_idle0 = [harness.proc_cpu_seconds(p) for p in pids], time.monotonic()
     time.sleep(args.idle)  # background CPU (heartbeats, DHT upkeep) with no messages flowing
-    cpu0, t0 = [proc_cpu_seconds(p) for p in pids], time.monotonic()
+    cpu0, t0 = [harness.proc_cpu_seconds(p) for p in pids], time.monotonic()
     idle_rate = sum(b - a for a, b in zip(idle0, cpu0)) / (t0 - t_idle0)  # CPU s/s, all nodes
     start_ns = time.time_ns() + int(0.5e9)
     for i, c in enumerate(net.children):
@@ -827,8 +809,8 @@ def run_load(net: Network, args: argparse.Namespace, repeat: int, progress: Any,
     for i in per_child:
         net.children[i].expect("run_done", 30 + args.drain)
     time.sleep(args.drain)
-    cpu1, t1 = [proc_cpu_seconds(p) for p in pids], time.monotonic()
-    rss = [proc_rss_mib(p) for p in pids]
+    cpu1, t1 = [harness.proc_cpu_seconds(p) for p in pids], time.monotonic()
+    rss = [harness.proc_rss_mib(p) for p in pids]
     for c in net.children:
         c.send({"cmd": "report"})
     reports = [c.expect("report", 60) for c in net.children]
@@ -864,15 +846,13 @@ def analyse(raw: dict, n: int) -> dict:
     inbound = sum(r["inbound"] for r in raw["reports"])
     delivered_all = sum(r["delivered"] for r in raw["reports"])  # includes warm-up
     cpu = sum(raw["cpu_s"])
-    from wwwserve_p2p.core.stats import percentile
-
     return {
         "delivery": deliveries / expected if expected else math.nan,
         "deliveries": deliveries,
         "expected": expected,
         "published": sum(1 for m in measured if m in t_pub),
-        "first_ms": {f"p{q}": percentile(first, q) for q in (50, 95, 99)},
-        "last_ms": {f"p{q}": percentile(last, q) for q in (50, 95, 99)},
+        "first_ms": harness.percentiles(first),
+        "last_ms": harness.percentiles(last),
         "dups_per_delivery": (inbound - delivered_all) / delivered_all if delivered_all else math.nan,
         "cpu_s_per_delivery": cpu / delivered_all if delivered_all else math.nan,
         "net_cpu_s_per_delivery": (cpu - raw["idle_cpu_rate"] * raw["window_s"]) / delivered_all
@@ -894,10 +874,7 @@ def analyse(raw: dict, n: int) -> dict:
 
 
 def bench(args: argparse.Namespace, out: Path) -> dict:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    con = Console(stderr=True)
+    con = harness.console(stderr=True)
     cores = os.cpu_count() or 1
     skipped: dict[str, str] = {}
     systems = [s for s in args.systems]
@@ -924,9 +901,7 @@ def bench(args: argparse.Namespace, out: Path) -> dict:
             lab.open()
             con.print(f"netem: {args.nodes} namespaces on bridge {lab.bridge}, RTT {args.rtt_ms:g} ms "
                       f"(+-{args.jitter_ms:g} ms per direction), loss {args.loss:g}% per direction")
-        progress = stack.enter_context(Progress(TextColumn("{task.description}"), BarColumn(),
-                                                TextColumn("{task.completed}/{task.total} msgs"),
-                                                TimeElapsedColumn(), console=con))
+        progress = stack.enter_context(harness.progress_bar(con))
         task = progress.add_task("gossip", total=args.repeats * len(systems) * args.messages)
         peer_degree: float | None = None
         for r in range(args.repeats):
@@ -995,9 +970,9 @@ def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:
             continue
         s: dict[str, Any] = {"repeats": len(rs)}
         for k in _SCALARS:
-            s[k] = statistics.median(r[k] for r in rs)
+            s[k] = harness.median(r[k] for r in rs)
         for k in ("first_ms", "last_ms"):
-            s[k] = {q: statistics.median(r[k][q] for r in rs) for q in ("p50", "p95", "p99")}
+            s[k] = {q: harness.median(r[k][q] for r in rs) for q in ("p50", "p95", "p99")}
         s["delivery_min"] = min(r["delivery"] for r in rs)
         out[system] = s
     return out
@@ -1016,10 +991,9 @@ def ratios(summary: dict[str, dict]) -> dict[str, float]:
 
 
 def report(res: dict, out: Path, stem: str) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console(width=None if sys.stdout.isatty() else 150)
+    con = harness.console()
     cfg, host, s = res["config"], res["host"], res["summary"]
     title = (f"N={cfg['nodes']} processes, {cfg['messages']} msgs x {cfg['size']} B @ {cfg['rate']:g}/s, "
              f"heartbeat {cfg['heartbeat']:g} s, median of {cfg['repeats']} repeats")
@@ -1057,18 +1031,13 @@ def report(res: dict, out: Path, stem: str) -> None:
     for line in notes:
         con.print(line)
         md.append(f"- {line}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps(res, indent=1))
-    (out / f"{stem}.md").write_text("\n".join(md) + "\n")
-    try:
-        import matplotlib
+    harness.write_report(out, stem, res, md, plots={stem: lambda plt: cdf_plot(res, title, plt)}, indent=1, con=con)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import matplotlib.ticker
-    except ImportError:
-        con.print(f"wrote {out}/{stem}.{{json,md}} (install matplotlib for the plot)")
-        return
+
+def cdf_plot(res: dict, title: str, plt: Any) -> Any:
+    """First- and last-receipt latency CDFs of every system (all repeats), as one figure."""
+    import matplotlib.ticker
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     colours = {"overlay": "C0", "bare": "C1", "js": "C2"}
     for ax, kind, label in ((axes[0], "first_samples_ms", "first receipt"), (axes[1], "last_samples_ms", "last receipt")):
@@ -1087,9 +1056,7 @@ def report(res: dict, out: Path, stem: str) -> None:
     axes[1].legend()
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(out / f"{stem}.png", dpi=120)
-    plt.close(fig)
-    con.print(f"wrote {out}/{stem}.{{json,md,png}}")
+    return fig
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,18 +26,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
-import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import harness
 import httpx
 import trio
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from wwwserve_p2p.cli import setup_logging
@@ -52,7 +50,7 @@ from wwwserve_p2p.localnet import (NodeSpec, ledger_states, start_network, stop_
 from wwwserve_p2p.node import open_node
 from wwwserve_p2p.wire import ledger_codec
 
-con = Console()
+con = harness.console()
 ENTRIES_PER_BLOCK = 1000
 
 
@@ -210,13 +208,7 @@ def heal_round(nodes, pool: ThreadPoolExecutor, round_no: int) -> dict:
 
 # ---------------------------------------------------------------------------- report
 
-def median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
-
-
 def report(res: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ledger_throughput.json").write_text(json.dumps(res, indent=2))
     s = res["summary"]
     rows = [
         ("verify + apply (claims, 1 core)", f"{s['apply_checked_eps']:,.0f} entries/s", ">= 5,000 entries/s",
@@ -231,17 +223,18 @@ def report(res: dict, out: Path) -> None:
     md = ["| measurement | result | target | baseline / notes |", "|---|---|---|---|"]
     md += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     md.append(f"\nHost: {os.cpu_count()} cores; median of {res['options']['repeats']} repeats.")
-    (out / "ledger_throughput.md").write_text("\n".join(md) + "\n")
     t = Table(title="ledger throughput")
     for col in ("measurement", "result", "target", "baseline / notes"):
         t.add_column(col)
     for r in rows:
         t.add_row(*r)
     con.print(t)
+    harness.write_report(out, "ledger_throughput", res, md, plots={"ledger_throughput": lambda plt: plot(res, plt)},
+                         dpi=110, con=con)
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot(res: dict, plt):
+    s = res["summary"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     names = ["Ed25519 verify\n(floor)", "verify + apply", "fold only"]
     vals = [s["ed25519_vps"], s["apply_checked_eps"], s["apply_fold_eps"]]
@@ -263,8 +256,7 @@ def report(res: dict, out: Path) -> None:
     else:
         axes[1].axis("off")
     fig.tight_layout()
-    fig.savefig(out / "ledger_throughput.png", dpi=110)
-    con.print(f"wrote {out}/ledger_throughput.json, .md, .png")
+    return fig
 
 
 def main(argv=None) -> int:
@@ -284,8 +276,7 @@ def main(argv=None) -> int:
     executor, requesters = ident("executor"), [ident(f"req{i}") for i in range(8)]
     genesis = genesis_for([executor, *requesters])
     res: dict = {"options": vars(args), "host_cores": os.cpu_count()}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=con) as progress:
+    with harness.progress_bar(con) as progress:
         wire = claim_blocks(genesis, executor, requesters, max(args.apply_entries, args.sync_entries), progress)
         apply_wire = wire[: max(1, args.apply_entries // ENTRIES_PER_BLOCK)]
         task = progress.add_task("verify + apply", total=args.repeats)
@@ -330,13 +321,13 @@ def main(argv=None) -> int:
     res["local_apply_s"] = local
     res["heal_rounds"] = heal
     res["summary"] = {
-        "apply_checked_eps": median(checked), "apply_fold_eps": median(fold), "ed25519_vps": median(ed),
-        "sync_entries": syncs[0]["entries"], "sync_s": median([x["seconds"] for x in syncs]),
-        "sync_eps": median([x["entries_per_s"] for x in syncs]), "local_apply_s": median(local),
-        "restore_s": median([x["restore_s"] for x in syncs]),
+        **harness.medians({"apply_checked_eps": checked, "apply_fold_eps": fold, "ed25519_vps": ed}),
+        "sync_entries": syncs[0]["entries"],
+        **harness.medians({"sync_s": [x["seconds"] for x in syncs], "sync_eps": [x["entries_per_s"] for x in syncs],
+                           "local_apply_s": local, "restore_s": [x["restore_s"] for x in syncs]}),
     }
     if heal:
-        res["summary"].update(nodes=args.nodes, heal_s=median([h["converged_s"] for h in heal]),
+        res["summary"].update(nodes=args.nodes, heal_s=harness.median([h["converged_s"] for h in heal]),
                               heal_rounds_s=[h["converged_s"] for h in heal])
     report(res, Path(args.out))
     return 0

@@ -32,7 +32,6 @@ and credit curves in the same order.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import threading
@@ -41,9 +40,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import harness
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from wwwserve_p2p.cli import find_corpus
@@ -176,8 +175,7 @@ def drive(args, requester: NodeProcess, prompts: list[str], nodes: list[NodeProc
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    with Progress(TextColumn("    {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=con) as progress:
+    with harness.progress_bar(con, info=True) as progress:
         task = progress.add_task("requests", total=len(prompts), info="")
         lock = threading.Lock()
 
@@ -248,11 +246,8 @@ def evaluate(summary: dict[str, dict[str, Any]]) -> dict[str, bool]:
     }
 
 
-def plot(summary, curve, cls_of, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(summary, curve, cls_of, plt):
+    """Win rate per class and credit over time per executor, as one figure."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     classes = list(summary)
     ax1.bar(classes, [summary[c]["win_rate"] or 0 for c in classes], color="#4c72b0")
@@ -274,13 +269,12 @@ def plot(summary, curve, cls_of, path: Path) -> None:
     ax2.set_title("Credit over time per executor")
     ax2.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    con = Console(width=None if sys.stdout.isatty() else 150)
+    con = harness.console()
     corpus = find_corpus(args.corpus)
     from wwwserve_p2p.executors.training import ensure_models, evaluate_model
 
@@ -336,8 +330,6 @@ def main(argv: list[str] | None = None) -> int:
     result = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
               "requests": len(records), "ok": ok, "wall_s": round(wall, 1), "duels": status,
               "classes": summary, "pairwise": pw, "targets": targets, "credit_curve": curve}
-    (out / "results.json").write_text(json.dumps(result, indent=2))
-    plot(summary, curve, cls_of, out / "quality_incentives.png")
     md = ["| class | held-out log-prob | duels | won | lost | tied | win rate | credit change (credits) |",
           "|---|---|---|---|---|---|---|---|"]
     table = Table(title=f"quality incentives: {ok}/{len(records)} answered in {wall:.0f} s, "
@@ -354,12 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     md.append("| target | met |")
     md.append("|---|---|")
     md += [f"| {k} | {'yes' if v else 'no'} |" for k, v in targets.items()]
-    (out / "results.md").write_text("\n".join(md) + "\n")
     con.print("[bold]4/4[/bold] results")
     con.print(table)
     for k, v in targets.items():
         con.print(f"    {'[green]met[/green]' if v else '[red]missed[/red]'}  {k}")
-    con.print(f"    wrote {out}/results.json, results.md, quality_incentives.png")
+    harness.write_report(out, "results", result, md,
+                         plots={"quality_incentives": lambda plt: plot(summary, curve, cls_of, plt)}, con=con)
     return 0 if ok == len(records) else 1
 
 

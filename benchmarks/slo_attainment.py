@@ -112,6 +112,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import harness
 import httpx
 import trio
 
@@ -386,16 +387,6 @@ def node_spec(i: int, name: str, kind: Kind, strategy: str, args: argparse.Names
     }, description=kind.label)
 
 
-def proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process (0 if gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 class Net:
     """A network of node processes for one run (context manager: stops them on exit)."""
 
@@ -426,10 +417,23 @@ class Net:
         return self.nodes + self.extra
 
     def cpu(self) -> float:
-        return sum(self.cpu_at_exit.get(n.proc.pid, proc_cpu(n.proc.pid)) for n in self.all)
+        """User + system CPU seconds of every node process (a stopped one: as it exited)."""
+        return sum(self.cpu_at_exit.get(n.proc.pid, harness.proc_cpu_seconds(n.proc.pid, missing=0.0))
+                   for n in self.all)
+
+    def measured(self, fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+        """``fn()`` and what it cost: CPU seconds of the node processes and of this (client)
+        process, the 1-minute load average, and host CPU utilisation over ``fn``'s wall time."""
+        cpu0, client0, w0 = self.cpu(), harness.proc_cpu_seconds(), time.monotonic()
+        result = fn()
+        wall = time.monotonic() - w0
+        cpu = {"node_cpu_s": self.cpu() - cpu0, "client_cpu_s": harness.proc_cpu_seconds() - client0,
+               "loadavg_1m": os.getloadavg()[0]}
+        cpu["host_cpu_util"] = (cpu["node_cpu_s"] + cpu["client_cpu_s"]) / (wall * (os.cpu_count() or 1))
+        return result, cpu
 
     def note_exit(self, node) -> None:
-        self.cpu_at_exit[node.proc.pid] = proc_cpu(node.proc.pid)
+        self.cpu_at_exit[node.proc.pid] = harness.proc_cpu_seconds(node.proc.pid, missing=0.0)
 
     def wait_stakes(self, want: dict[str, int], timeout: float = 30.0) -> float:
         """Wait until every live node sees every other peer of ``want`` (peer id -> micro-credits)
@@ -631,16 +635,6 @@ async def drive(url_of: Callable[[int], str], reqs: list[Req], ts: float, *,
 # ============================================================================================
 
 
-def pct(xs: list[float], q: float) -> float:
-    """The q-th percentile (linear interpolation); NaN if empty."""
-    if not xs:
-        return math.nan
-    s = sorted(xs)
-    pos = (len(s) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-
 def attainment(values: list[float | None], thresholds: list[float]) -> list[float]:
     """Share of ``values`` <= each threshold; None (an error) never attains."""
     n = len(values)
@@ -673,14 +667,14 @@ def summarize_run(records: list[dict], ts: float, wall: float, cpu: dict[str, fl
         "requests": len(records), "ok": len(records) - len(errors), "errors": len(errors),
         "error_samples": sorted({r.get("error", "")[:160] for r in errors})[:5],
         "latency_mean_s": statistics.fmean(lat) if lat else math.nan,
-        "latency_p50_s": pct(lat, 50), "latency_p90_s": pct(lat, 90), "latency_p99_s": pct(lat, 99),
+        "latency_p50_s": harness.percentile(lat, 50), "latency_p90_s": harness.percentile(lat, 90), "latency_p99_s": harness.percentile(lat, 99),
         "ttft_mean_s": statistics.fmean(ttft) if ttft else math.nan,
-        "ttft_p50_s": pct(ttft, 50), "ttft_p99_s": pct(ttft, 99),
+        "ttft_p50_s": harness.percentile(ttft, 50), "ttft_p99_s": harness.percentile(ttft, 99),
         "served_elsewhere": elsewhere,
         "offloaded_by_nodes": sum(s["offloaded"] for s in stats),
         "accepted_for_others": sum(s["accepted_for_others"] for s in stats),
         "redispatched": sum(s["redispatched"] for s in stats),
-        "wall_s": wall, "client_lag_p99_ms": pct(lags, 99) * 1e3, "client_lag_max_ms": max(lags, default=0.0) * 1e3,
+        "wall_s": wall, "client_lag_p99_ms": harness.percentile(lags, 99) * 1e3, "client_lag_max_ms": max(lags, default=0.0) * 1e3,
         **cpu,
     }
 
@@ -708,12 +702,7 @@ class Progressbar:
     """A rich progress bar over all requests of the invocation."""
 
     def __init__(self, total: int):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        console = Console(width=None if sys.stdout.isatty() else 150)
-        self.progress = Progress(TextColumn("{task.description:<30}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console)
+        self.progress = harness.progress_bar(harness.console(), info=True, description_width=30)
         self.task = self.progress.add_task("starting", total=total, info="")
         self.errors = 0
 
@@ -763,14 +752,10 @@ def run_network(label: str, specs, reqs: list[Req], ts: float, args: argparse.Na
                 await trio.sleep(SAMPLE_PERIOD_S)
 
         bar.describe(label)
-        cpu0, client0, w0 = net.cpu(), time.process_time(), time.monotonic()
-        records, wall = trio.run(lambda: drive(urls.__getitem__, reqs, ts, dispatcher=disp, on_done=bar.done,
-                                               background=[sampler] if sample_delegated else None))
-        wall_total = time.monotonic() - w0
+        (records, wall), cpu = net.measured(lambda: trio.run(lambda: drive(
+            urls.__getitem__, reqs, ts, dispatcher=disp, on_done=bar.done,
+            background=[sampler] if sample_delegated else None)))
         statuses = net.statuses()
-        cpu = {"node_cpu_s": net.cpu() - cpu0, "client_cpu_s": time.process_time() - client0,
-               "loadavg_1m": os.getloadavg()[0]}
-        cpu["host_cpu_util"] = (cpu["node_cpu_s"] + cpu["client_cpu_s"]) / (wall_total * (os.cpu_count() or 1))
         summary = summarize_run(records, ts, wall, cpu, statuses, [n.peer_id for n in net.nodes])
         summary["stake_wait_s"] = stake_wait
         summary["per_node"] = [{"accepted_for_others": s["stats"]["accepted_for_others"] if s else None,
@@ -778,8 +763,8 @@ def run_network(label: str, specs, reqs: list[Req], ts: float, args: argparse.Na
                                 "served_local": s["stats"]["served_local"] if s else None} for s in statuses]
         if disp is not None:
             summary.update(offloaded_by_nodes=disp.redirected, dispatcher_polls=len(disp.poll_periods),
-                           dispatcher_poll_period_p50_ms=pct(disp.poll_periods, 50) * 1e3,
-                           dispatcher_poll_period_p99_ms=pct(disp.poll_periods, 99) * 1e3)
+                           dispatcher_poll_period_p50_ms=harness.percentile(disp.poll_periods, 50) * 1e3,
+                           dispatcher_poll_period_p99_ms=harness.percentile(disp.poll_periods, 99) * 1e3)
     out = {"summary": summary, "records": [compact(r, ts) for r in records]}
     if sample_delegated:
         out["samples"] = samples
@@ -790,17 +775,17 @@ def curves(runs: dict[str, list[dict]], key: str) -> tuple[list[float], dict[str
     """The setting's threshold grid (0 .. pooled p95 of ``key`` over all strategies) and each
     strategy's attainment at every threshold (median over repeats)."""
     pooled = [r[key] for reps in runs.values() for rep in reps for r in rep["records"] if r["ok"]]
-    th = grid(pct(pooled, 95))
+    th = grid(harness.percentile(pooled, 95))
     out = {}
     for strategy, reps in runs.items():
         per = [attainment([r[key] if r["ok"] else None for r in rep["records"]], th) for rep in reps]
-        out[strategy] = [statistics.median(col) for col in zip(*per)]
+        out[strategy] = [harness.median(col) for col in zip(*per)]
     return th, out
 
 
 def median_summary(sums: list[dict]) -> dict[str, Any]:
-    out = {k: statistics.median(s[k] for s in sums) for k, v in sums[0].items()
-           if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    out = harness.medians({k: [s[k] for s in sums] for k, v in sums[0].items()
+                           if isinstance(v, (int, float)) and not isinstance(v, bool)})
     out["errors_total"] = sum(s["errors"] for s in sums)
     out["error_samples"] = sorted({e for s in sums for e in s["error_samples"]})[:5]
     return out
@@ -972,13 +957,8 @@ def mode_dynamic(args: argparse.Namespace, trace) -> dict[str, Any]:
             t_start[0] = time.monotonic() + 0.5
             return await drive(urls.__getitem__, reqs, ts, route=route, on_done=done, timeline=timeline)
 
-        cpu0, client0, w0 = net.cpu(), time.process_time(), time.monotonic()
-        records, wall = trio.run(go)
-        wall_total = time.monotonic() - w0
+        (records, wall), cpu = net.measured(lambda: trio.run(go))
         statuses = net.statuses()
-        cpu = {"node_cpu_s": net.cpu() - cpu0, "client_cpu_s": time.process_time() - client0,
-               "loadavg_1m": os.getloadavg()[0]}
-        cpu["host_cpu_util"] = (cpu["node_cpu_s"] + cpu["client_cpu_s"]) / (wall_total * (os.cpu_count() or 1))
         peer_ids = [nd.peer_id for nd in net.nodes]
         summary = summarize_run(records, ts, wall, cpu, statuses, peer_ids)
         joined = net.extra[0].peer_id[-8:] if net.extra else "-"
@@ -994,7 +974,7 @@ def mode_dynamic(args: argparse.Namespace, trace) -> dict[str, Any]:
     for name, a, b in bounds:
         sel = [r["latency"] for r in recs if r["ok"] and a <= r["arrival"] < b]
         summary["phases"][name] = {"requests": len(sel), "latency_mean_s": statistics.fmean(sel) if sel else math.nan,
-                                   "latency_p90_s": pct(sel, 90)}
+                                   "latency_p90_s": harness.percentile(sel, 90)}
     return {"dynamic": {"description": f"{n - 1} initial x {kind.label} nodes, {users} with users at {rate:.2f} req/s, "
                                        f"+1 joining; time scale {ts:g}", "rate": rate, "time_scale": ts,
                         "duration_s": dur, "events": events, "summary": summary, "records": recs,
@@ -1070,22 +1050,12 @@ def fmt(x: Any, spec: str = ".2f") -> str:
     return str(x)
 
 
-def _plt():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        return plt
-    except ImportError:
-        return None
-
-
-def report_slo(res: dict, out: Path, args: argparse.Namespace) -> list[str]:
-    from rich.console import Console
+def report_slo(res: dict, args: argparse.Namespace) -> tuple[list[str], dict[str, Callable]]:
+    """The Markdown lines (also printed) and one attainment plot per setting, ``slo_<setting>``."""
     from rich.markup import escape
     from rich.table import Table
 
-    con = Console(width=None if sys.stdout.isatty() else 160)
+    con = harness.console(width=160)
     cols = ["setting", "strategy", "attain@SLO", "TTFT attain@SLO", "mean (s)", "p99 (s)", "TTFT mean (s)",
             "offloaded", "errors", "host CPU", "lag p99 (ms)"]
     md = [f"**SLO attainment: {args.nodes} node processes (simulated GPUs, max batch {args.max_batch}), "
@@ -1123,32 +1093,33 @@ def report_slo(res: dict, out: Path, args: argparse.Namespace) -> list[str]:
     for line in notes:
         con.print(escape(line), highlight=False)
         md.append(f"- {line}")
-    plt = _plt()
-    if plt is None:
-        return md
-    for name, sres in res["settings"].items():
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        for ax, th, att, label, mid in ((axes[0], sres["thresholds_s"], sres["attainment"], "end-to-end latency SLO",
-                                         sres["median_slo_s"]),
-                                        (axes[1], sres["ttft_thresholds_s"], sres["ttft_attainment"], "TTFT SLO",
-                                         sres["median_ttft_slo_s"])):
-            for strategy, ys in att.items():
-                ax.plot(th, ys, label=strategy, color=COLOURS.get(strategy), lw=2.4 if strategy == "wwwserve" else 1.4)
-            ax.axvline(mid, color="k", ls=":", lw=0.8)
-            ax.set_xlabel(f"{label} (s, model time)")
-            ax.set_ylim(0, 1.02)
-            ax.set_xlim(0, th[-1])
-            ax.grid(True, alpha=0.3)
-        axes[0].set_ylabel("SLO attainment")
-        axes[0].legend(fontsize=8, loc="lower right")
-        fig.suptitle(f"{name}: {sres['description']}", fontsize=7.5)
-        fig.tight_layout()
-        fig.savefig(out / f"slo_{name}.png", dpi=110)
-        plt.close(fig)
-    return md
+    return md, {f"slo_{name}": lambda plt, name=name, sres=sres: plot_setting(name, sres, plt)
+                for name, sres in res["settings"].items()}
 
 
-def report_dynamic(res: dict, out: Path, args: argparse.Namespace) -> list[str]:
+def plot_setting(name: str, sres: dict, plt: Any) -> Any:
+    """Attainment vs end-to-end and TTFT thresholds of every strategy in one setting."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, th, att, label, mid in ((axes[0], sres["thresholds_s"], sres["attainment"], "end-to-end latency SLO",
+                                     sres["median_slo_s"]),
+                                    (axes[1], sres["ttft_thresholds_s"], sres["ttft_attainment"], "TTFT SLO",
+                                     sres["median_ttft_slo_s"])):
+        for strategy, ys in att.items():
+            ax.plot(th, ys, label=strategy, color=COLOURS.get(strategy), lw=2.4 if strategy == "wwwserve" else 1.4)
+        ax.axvline(mid, color="k", ls=":", lw=0.8)
+        ax.set_xlabel(f"{label} (s, model time)")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlim(0, th[-1])
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("SLO attainment")
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"{name}: {sres['description']}", fontsize=7.5)
+    fig.tight_layout()
+    return fig
+
+
+def report_dynamic(res: dict, args: argparse.Namespace) -> tuple[list[str], dict[str, Callable]]:
+    """The Markdown lines (also printed) and the latency-over-time plot ``slo_dynamic``."""
     d = res["dynamic"]
     s = d["summary"]
     lines = [f"**Dynamic participation** ({d['description']}; latencies in model time)", "",
@@ -1167,9 +1138,12 @@ def report_dynamic(res: dict, out: Path, args: argparse.Namespace) -> list[str]:
               f"host CPU {s['host_cpu_util']:.0%}, client lag p99 {s['client_lag_p99_ms']:.0f} ms"]
     for line in lines:
         print(line)
-    plt = _plt()
-    if plt is None:
-        return lines
+    return lines, {"slo_dynamic": lambda plt: plot_dynamic(d, plt)}
+
+
+def plot_dynamic(d: dict, plt: Any) -> Any:
+    """Every request's latency over its arrival time, a windowed mean, and the join/leave events."""
+    s = d["summary"]
     recs = sorted((r for r in d["records"] if r["ok"]), key=lambda r: r["arrival"])
     fig, ax = plt.subplots(figsize=(10, 4))
     ax.scatter([r["arrival"] for r in recs], [r["latency"] for r in recs], s=5, alpha=0.35, label="request")
@@ -1190,12 +1164,11 @@ def report_dynamic(res: dict, out: Path, args: argparse.Namespace) -> list[str]:
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "slo_dynamic.png", dpi=110)
-    plt.close(fig)
-    return lines
+    return fig
 
 
-def report_sweep(res: dict, out: Path, args: argparse.Namespace) -> list[str]:
+def report_sweep(res: dict, args: argparse.Namespace) -> tuple[list[str], dict[str, Callable]]:
+    """The Markdown lines (also printed) and the sweeps' plot ``slo_sweep``."""
     sw = res["sweep"]
     lines = [f"**Policy sweeps** ({sw['executor_sweeps']['description']}; model time)", "",
              "| executor policy | accepted delegated requests | mean running delegated |", "|---|---:|---:|"]
@@ -1213,9 +1186,12 @@ def report_sweep(res: dict, out: Path, args: argparse.Namespace) -> list[str]:
                      f"{fmt(s['latency_p99_s'])} | {int(s['served_elsewhere'])} |")
     for line in lines:
         print(line)
-    plt = _plt()
-    if plt is None:
-        return lines
+    return lines, {"slo_sweep": lambda plt: plot_sweep(sw, plt)}
+
+
+def plot_sweep(sw: dict, plt: Any) -> Any:
+    """Delegated requests per executor stake / accept_frequency, and attainment per offload_frequency."""
+    o = sw["offload"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for ax, keys in ((axes[0], ("stake", "stake_probe1")), (axes[1], ("accept",))):
         width = 0.8 / len(keys)
@@ -1240,9 +1216,7 @@ def report_sweep(res: dict, out: Path, args: argparse.Namespace) -> list[str]:
     axes[2].legend(fontsize=7, loc="lower right")
     axes[2].grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "slo_sweep.png", dpi=110)
-    plt.close(fig)
-    return lines
+    return fig
 
 
 # ============================================================================================
@@ -1356,11 +1330,10 @@ def main(argv: list[str] | None = None) -> int:
     host["loadavg_end"] = os.getloadavg()
     res = {"options": {k: v for k, v in vars(args).items()}, "host": host,
            "units": "seconds of model time (wall seconds x time_scale)", **res}
-    lines = report(res, out, args)
+    lines, plots = report(res, args)
     lines.append(f"- wall time {host['wall_s']:.0f} s on {host['cpu_cores']} cores")
-    (out / f"{stem}.json").write_text(json.dumps(clean(res), indent=1))
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {out}/{stem}.json, {stem}.md and the plots; wall time {host['wall_s']:.0f} s")
+    harness.write_report(out, stem, clean(res), lines, plots=plots, dpi=110, indent=1)
+    print(f"wall time {host['wall_s']:.0f} s")
     return 0
 
 
