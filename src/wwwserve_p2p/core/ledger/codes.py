@@ -1,0 +1,123 @@
+"""Stable result codes, signing domains and canonical bytes of the ledger (pure helpers).
+
+- :class:`Reason`: rejection codes (``InvalidBlock.reason``, metrics labels, logs); a
+  :class:`~enum.StrEnum`, so ``reason == "wrong_network"`` and ``{reason: n}`` keyed by the
+  plain string keep working.
+- :class:`AddStatus`: what :meth:`Ledger.add_block` did (``res.status == "applied"`` works).
+- :func:`canonical`: compact, key-sorted ASCII JSON; :func:`sha256_hex`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+from ...errors import InvalidBlock, MalformedMessage
+from ..crypto import public_bytes_from_peer_id
+
+DOMAIN_BLOCK = "wwwserve/v1/block"
+DOMAIN_TICKET = "wwwserve/v1/ticket"
+DOMAIN_DUEL = "wwwserve/v1/duel"
+DOMAIN_RECEIPT = "wwwserve/v1/receipt"
+DOMAIN_VOTE = "wwwserve/v1/vote"
+
+#: Signs ``domain``-separated bytes with the node's key: ``sign(domain, payload) -> 64 bytes``.
+Signer = Callable[[str, bytes], bytes]
+
+
+class Reason(StrEnum):
+    """Stable rejection codes (``InvalidBlock.reason``, metrics labels, logs)."""
+
+    WRONG_NETWORK = "wrong_network"
+    BAD_AUTHOR = "bad_author"
+    BAD_SIGNATURE = "bad_signature"
+    OVERSIZED = "oversized"
+    TOO_MANY_ENTRIES = "too_many_entries"
+    MALFORMED = "malformed_entry"
+    HEIGHT_GAP = "height_gap"
+    WRONG_PREV_HASH = "wrong_prev_hash"
+    TIME_BACKWARDS = "time_backwards"
+    #: the block is dated before the genesis' ``created_ms``
+    BEFORE_GENESIS = "time_before_genesis"
+    #: the block is dated before the ``issued_ms`` of a ticket / duel ticket it references
+    BEFORE_ISSUE = "time_before_issue"
+    #: dated beyond the local clock + tolerance (held, not refused, by services; see
+    #: :func:`is_premature`); in ``validate_own``: an entry issued that far in the future
+    PREMATURE = "premature"
+    EQUIVOCATED = "author_equivocated"
+    TICKET_SIGNATURE = "ticket_signature"
+    NOT_TICKET_EXECUTOR = "not_ticket_executor"
+    NOT_TICKET_REQUESTER = "not_ticket_requester"
+    TICKET_CLAIMED = "ticket_already_claimed"
+    TICKET_EXPIRED = "ticket_expired"
+    AMOUNT_EXCEEDS_PRICE = "amount_exceeds_price"
+    UNSTAKE_EXCEEDS_STAKE = "unstake_exceeds_stake"
+    NOT_MATURED = "unstake_not_matured"
+    DUEL_SIGNATURE = "duel_signature"
+    NOT_DUEL_REQUESTER = "not_duel_requester"
+    DUEL_SETTLED = "duel_already_settled"
+    RECEIPT_INVALID = "receipt_invalid"
+    VOTE_INVALID = "vote_invalid"
+    SELF_TRANSFER = "self_transfer"
+    PROOF_INVALID = "proof_invalid"
+
+
+class AddStatus(StrEnum):
+    """Outcome kinds of :meth:`Ledger.add_block` (see :class:`AddResult`)."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    PENDING = "pending"
+    REJECTED = "rejected"
+    EQUIVOCATION = "equivocation"
+    #: dated beyond ``now_ms + tolerance_ms`` (only when ``add_block`` is given ``now_ms``):
+    #: nothing was stored; offer it again when its time has come
+    PREMATURE = "premature"
+
+
+def canonical(obj: Any) -> bytes:
+    """Canonical bytes of a JSON-able object: compact, key-sorted, ASCII."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_peer(value: Any, what: str) -> str:
+    """:raises InvalidBlock: (MALFORMED) ``value`` is not an Ed25519 PeerId string."""
+    if not isinstance(value, str):
+        raise InvalidBlock(Reason.MALFORMED, f"{what} is not a PeerId")
+    try:
+        public_bytes_from_peer_id(value)
+    except MalformedMessage:
+        raise InvalidBlock(Reason.MALFORMED, f"{what} is not an Ed25519 PeerId: {value[:60]!r}") from None
+    return value
+
+
+def check_amount(value: Any, what: str = "amount") -> int:
+    """:raises InvalidBlock: (MALFORMED) not an integer in [1, 2^62)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0 or value >= 1 << 62:
+        raise InvalidBlock(Reason.MALFORMED, f"{what} must be an integer in [1, 2^62), got {value!r}")
+    return value
+
+
+def check_time(value: Any, what: str) -> int:
+    """:raises InvalidBlock: (MALFORMED) not an integer in [0, 2^62) (milliseconds)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value >= 1 << 62:
+        raise InvalidBlock(Reason.MALFORMED, f"{what} must be an integer >= 0 (ms), got {value!r}")
+    return value
+
+
+def check_hex(value: Any, what: str, n: int = 64) -> str:
+    """:raises InvalidBlock: (MALFORMED) not ``n`` lowercase hex digits."""
+    if not isinstance(value, str) or len(value) != n or any(c not in "0123456789abcdef" for c in value):
+        raise InvalidBlock(Reason.MALFORMED, f"{what} must be {n} lowercase hex digits")
+    return value
+
+
+# the names the monolithic module used (kept for callers that reached for them)
+_check_peer, _check_amount, _check_hex = check_peer, check_amount, check_hex

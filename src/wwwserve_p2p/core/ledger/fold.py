@@ -1,0 +1,262 @@
+"""The replicated state: the :class:`Fold` (balances, stakes, claims, voids, duel counts), the
+per-author :class:`Chain` facts its validity rules need, and the :class:`Account` view.
+
+The fold is a sum of per-entry effects (:meth:`EntryRules.apply`) with ``sign=+1`` to add an
+entry and ``-1`` to remove it; claim/void pairs are resolved from the *set* of present claims
+and voids (a claim is paid iff its ticket is not voided), so adding and removing blocks in any
+order leaves the fold of the remaining set. That is what makes an equivocation cut
+incremental: the replica removes the cut blocks' entries instead of refolding everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .blocks import Block
+    from .genesis import LedgerParams
+    from .signed import DuelTicket
+
+
+@dataclass(frozen=True)
+class Account:
+    """One account in a node's view. Amounts in micro-credits; ``height``: the author's last
+    block counted; ``in_debt``: balance below ``-overdraft``; ``burned``: stake and unbonding
+    destroyed after an equivocation; ``earned``/``spent``: paid claims as executor/requester;
+    ``duels_*``: settled duels as an executor; ``judge_*``: counted votes as a judge, by whether
+    they sided with the outcome (a vote in a tied duel counts as neither majority nor minority
+    unless it abstained)."""
+
+    peer_id: str
+    balance: int
+    stake: int
+    unbonding: int
+    height: int
+    in_debt: bool
+    equivocated: bool
+    burned: int
+    earned: int = 0
+    spent: int = 0
+    duels_won: int = 0
+    duels_lost: int = 0
+    duels_tied: int = 0
+    judge_majority: int = 0
+    judge_minority: int = 0
+    judge_abstained: int = 0
+
+    @property
+    def duels(self) -> int:
+        """Settled duels this peer answered in."""
+        return self.duels_won + self.duels_lost + self.duels_tied
+
+    @property
+    def win_rate(self) -> float | None:
+        """(won + tied / 2) / duels, ties counting half as in pairwise-comparison win rates;
+        None before the first settled duel."""
+        return None if not self.duels else (self.duels_won + 0.5 * self.duels_tied) / self.duels
+
+    @property
+    def selectable_stake(self) -> int:
+        """Stake that counts for executor selection: 0 when in debt or equivocated."""
+        return 0 if self.in_debt or self.equivocated else max(0, self.stake)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"peer_id": self.peer_id, "balance": self.balance, "stake": self.stake,
+                "unbonding": self.unbonding, "height": self.height, "in_debt": self.in_debt,
+                "equivocated": self.equivocated, "burned": self.burned, "earned": self.earned,
+                "spent": self.spent, "duels": self.duels, "duels_won": self.duels_won,
+                "duels_lost": self.duels_lost, "duels_tied": self.duels_tied,
+                "win_rate": None if self.win_rate is None else round(self.win_rate, 4),
+                "judge_majority": self.judge_majority, "judge_minority": self.judge_minority,
+                "judge_abstained": self.judge_abstained}
+
+
+class Fold:
+    """The state folded from a set of accepted blocks (plus genesis allocations), before burns.
+
+    ``balance``/``stake``/``unbonding``: PeerId -> micro-credits; ``claims``: ticket hash ->
+    (requester, executor, amount) of counted claims; ``voids``: voided ticket hashes;
+    ``earned``/``spent``: paid claims by executor/requester; ``duel_stats``: PeerId -> [won,
+    lost, tied, judge majority, judge minority, judge abstained]; ``mentions``: PeerId -> how
+    many counted entries touch it (an account exists while > 0 or it is in genesis).
+    """
+
+    __slots__ = ("allocations", "balance", "stake", "unbonding", "claims", "voids", "earned", "spent",
+                 "duel_stats", "mentions", "duels_settled", "entries_applied")
+
+    def __init__(self, allocations: tuple[tuple[str, int], ...]):
+        self.allocations = allocations
+        self.balance: dict[str, int] = dict(allocations)
+        self.stake: dict[str, int] = {}
+        self.unbonding: dict[str, int] = {}
+        self.claims: dict[str, tuple[str, str, int]] = {}
+        self.voids: set[str] = set()
+        self.earned: dict[str, int] = {}
+        self.spent: dict[str, int] = {}
+        self.duel_stats: dict[str, list[int]] = {}
+        self.mentions: dict[str, int] = {}
+        self.duels_settled = 0
+        self.entries_applied = 0
+
+    @staticmethod
+    def add(d: dict[str, int], peer: str, delta: int) -> None:
+        d[peer] = d.get(peer, 0) + delta
+
+    def mention(self, peer: str, sign: int) -> None:
+        m = self.mentions.get(peer, 0) + sign
+        if m:
+            self.mentions[peer] = m
+        else:
+            del self.mentions[peer]
+
+    def pay(self, requester: str, executor: str, amount: int) -> None:
+        add = self.add
+        add(self.balance, requester, -amount)
+        add(self.balance, executor, amount)
+        add(self.spent, requester, amount)
+        add(self.earned, executor, amount)
+
+    def claim(self, h: str, requester: str, executor: str, amount: int, sign: int) -> None:
+        """Add (``sign=1``) or remove (-1) the counted claim of ticket ``h``: paid unless voided."""
+        if sign > 0:
+            self.claims[h] = (requester, executor, amount)
+        else:
+            del self.claims[h]
+        if h not in self.voids:
+            self.pay(requester, executor, sign * amount)
+        self.mention(requester, sign)
+        self.mention(executor, sign)
+
+    def void(self, h: str, author: str, sign: int) -> None:
+        """Add or remove the void of ticket ``h``; a present claim is unpaid / paid again."""
+        if sign > 0:
+            self.voids.add(h)
+        else:
+            self.voids.discard(h)
+        c = self.claims.get(h)
+        if c is not None:
+            self.pay(c[0], c[1], -sign * c[2])
+        self.mention(author, sign)
+
+    def count_duel(self, duel: "DuelTicket", side: str, chosen: dict[str, str], sign: int) -> None:
+        a, b = duel.executors
+        self.duels_settled += sign
+
+        def bump(peer: str, i: int) -> None:
+            self.duel_stats.setdefault(peer, [0] * 6)[i] += sign
+            self.mention(peer, sign)
+
+        if side == "tie":
+            bump(a, 2)
+            bump(b, 2)
+        else:
+            bump(a if side == "A" else b, 0)
+            bump(b if side == "A" else a, 1)
+        for judge, choice in chosen.items():
+            if choice == "abstain":
+                bump(judge, 5)
+            elif side != "tie":
+                bump(judge, 3 if choice == side else 4)
+
+    def apply_block(self, block: "Block", params: "LedgerParams", sign: int = 1) -> None:
+        """Add (or with ``sign=-1`` remove) every entry of ``block``."""
+        author = block.author
+        entries = block.entries if sign > 0 else reversed(block.entries)
+        for e in entries:
+            e.apply(author, self, params, sign)
+        self.entries_applied += sign * len(block.entries)
+
+    def peers(self) -> set[str]:
+        """PeerIds the fold knows: genesis allocations and every peer a counted entry touches."""
+        return {p for p, _ in self.allocations} | set(self.mentions)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A canonical, comparable view (zero values dropped): equal for equal block sets."""
+        def nz(d: dict[str, int]) -> dict[str, int]:
+            return {k: v for k, v in d.items() if v}
+        return {"balance": nz(self.balance), "stake": nz(self.stake), "unbonding": nz(self.unbonding),
+                "earned": nz(self.earned), "spent": nz(self.spent), "claims": dict(self.claims),
+                "voids": set(self.voids), "mentions": dict(self.mentions),
+                "duel_stats": {k: v for k, v in self.duel_stats.items() if any(v)},
+                "duels_settled": self.duels_settled, "entries_applied": self.entries_applied}
+
+
+class ChainScratch:
+    """Chain-local facts while checking one block against its author's :class:`Chain`: the
+    chain's running values plus what this block adds so far (``unbonds``, ``claimed``,
+    ``voided``, ``settled``). Entry ``check_chain`` methods read and update it."""
+
+    __slots__ = ("chain", "time_ms", "unbonding_ms", "own_stake", "withdrawn", "unbonds", "claimed",
+                 "voided", "settled")
+
+    def __init__(self, chain: "Chain", time_ms: int, unbonding_ms: int):
+        self.chain = chain
+        self.time_ms = time_ms
+        self.unbonding_ms = unbonding_ms
+        self.own_stake = chain.own_stake
+        self.withdrawn = chain.withdrawn
+        self.unbonds: list[tuple[int, int]] = []
+        self.claimed: set[str] = set()
+        self.voided: set[str] = set()
+        self.settled: set[str] = set()
+
+    def matured(self) -> int:
+        """Unbonding (the chain's and this block's so far) withdrawable at this block's time."""
+        t = self.time_ms
+        return (sum(a for m, a in self.chain.unbonds if m <= t) + sum(a for m, a in self.unbonds if m <= t)
+                - self.withdrawn)
+
+
+@dataclass
+class Chain:
+    """One author's accepted chain and the chain-local facts its validity rules need."""
+
+    blocks: list["Block"] = field(default_factory=list)
+    own_stake: int = 0                      # Stake - Unstake of this chain's own entries
+    unbonds: list[tuple[int, int]] = field(default_factory=list)  # (maturity_ms, amount)
+    withdrawn: int = 0
+    claimed: set[str] = field(default_factory=set)
+    voided: set[str] = field(default_factory=set)
+    settled: set[str] = field(default_factory=set)
+    # per block: (own_stake delta, unbonds added, withdrawn delta, claimed, voided, settled)
+    undo: list[tuple[int, int, int, tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = \
+        field(default_factory=list)
+
+    @property
+    def height(self) -> int:
+        return len(self.blocks)
+
+    def tip_hash(self, genesis_hash: str) -> str:
+        return self.blocks[-1].hash if self.blocks else genesis_hash
+
+    @property
+    def last_time(self) -> int:
+        return self.blocks[-1].time_ms if self.blocks else 0
+
+    def matured(self, time_ms: int) -> int:
+        return sum(a for m, a in self.unbonds if m <= time_ms) - self.withdrawn
+
+    def commit(self, s: ChainScratch, block: "Block") -> None:
+        """Append ``block`` whose checks produced ``s``."""
+        self.undo.append((s.own_stake - self.own_stake, len(s.unbonds), s.withdrawn - self.withdrawn,
+                          tuple(s.claimed), tuple(s.voided), tuple(s.settled)))
+        self.own_stake = s.own_stake
+        self.withdrawn = s.withdrawn
+        self.unbonds.extend(s.unbonds)
+        self.claimed.update(s.claimed)
+        self.voided.update(s.voided)
+        self.settled.update(s.settled)
+        self.blocks.append(block)
+
+    def pop(self) -> "Block":
+        """Remove the tip block and its chain-local facts; returns it."""
+        dstake, nunb, dwd, claimed, voided, settled = self.undo.pop()
+        self.own_stake -= dstake
+        self.withdrawn -= dwd
+        if nunb:
+            del self.unbonds[-nunb:]
+        self.claimed.difference_update(claimed)
+        self.voided.difference_update(voided)
+        self.settled.difference_update(settled)
+        return self.blocks.pop()

@@ -1,0 +1,406 @@
+"""The :class:`Ledger` replica: accepted chains, pending out-of-order blocks, proofs, the fold."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import InvalidBlock
+from .blocks import MAX_CLOCK_SKEW_MS, Block, build_block, is_premature
+from .codes import AddStatus, Reason, Signer, canonical, check_hex, check_peer, sha256_hex
+from .entries import ENTRY_TYPES, Entry
+from .fold import Account, Chain, ChainScratch, Fold
+from .genesis import Genesis
+from .pending import MAX_PENDING_BYTES, MAX_PENDING_BYTES_PER_AUTHOR, MAX_PENDING_BLOCKS, PendingBuffer
+from .proofs import BlockHeader, EquivocationProof
+
+_KNOWN_ENTRY = frozenset(ENTRY_TYPES)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What :meth:`Ledger.add_block` did. ``status`` (:class:`AddStatus`, compares equal to its
+    string): ``applied`` (with ``applied`` blocks, the given one and any pending successors it
+    unlocked), ``duplicate``, ``pending`` (a gap below it: pull ``author`` from ``have + 1``),
+    ``rejected`` (``reason``), ``equivocation`` (``proof`` is new and should be gossiped),
+    ``premature`` (dated beyond the ``now_ms`` given + tolerance: nothing stored, offer it
+    again later)."""
+
+    status: AddStatus
+    reason: str = ""
+    applied: tuple[Block, ...] = ()
+    proof: EquivocationProof | None = None
+    have: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", AddStatus(self.status))
+        if self.reason and not isinstance(self.reason, Reason) and self.reason in Reason._value2member_map_:
+            object.__setattr__(self, "reason", Reason(self.reason))
+
+
+class Ledger:
+    """A replica of the ledger: accepted chains, pending out-of-order blocks, and the fold.
+
+    Thread-unsafe; one per node. Pending (out-of-order) blocks are held in a
+    :class:`~.pending.PendingBuffer` capped at ``max_pending`` blocks, ``max_pending_bytes_per_author``
+    and ``max_pending_bytes`` (canonical sizes); beyond the caps the highest blocks are dropped
+    (must be re-pulled). Equivocation proofs: one per author (the lowest height).
+    """
+
+    def __init__(self, genesis: Genesis, *, max_pending: int = MAX_PENDING_BLOCKS,
+                 max_pending_bytes_per_author: int = MAX_PENDING_BYTES_PER_AUTHOR,
+                 max_pending_bytes: int = MAX_PENDING_BYTES):
+        self.genesis = genesis
+        self.params = genesis.params
+        self.network_id = genesis.network_id
+        self._genesis_hash = genesis.hash
+        self.max_pending = max_pending
+        self._chains: dict[str, Chain] = {}
+        self._pending = PendingBuffer(max_pending, max_pending_bytes_per_author, max_pending_bytes)
+        self._proofs: dict[str, EquivocationProof] = {}   # author -> lowest-height proof
+        # signed headers refused by the chain checks: a different block at the same height is
+        # still an equivocation, whatever order the two arrive in
+        self._refused: dict[tuple[str, int], BlockHeader] = {}
+        self._version = 0          # bumped on every accepted block or proof (digest cache)
+        self._digest_key: tuple[int] | None = None
+        self._digest = ""
+        self._fold = Fold(genesis.allocations)
+
+    # ------------------------------------------------------------ fold
+    @property
+    def entries_applied(self) -> int:
+        return self._fold.entries_applied
+
+    @property
+    def duels_settled(self) -> int:
+        return self._fold.duels_settled
+
+    def recompute_fold(self) -> Fold:
+        """The fold computed from scratch over the accepted chains (audits and tests: it equals
+        the incrementally maintained one, compare :meth:`Fold.snapshot`)."""
+        fold = Fold(self.genesis.allocations)
+        for ch in self._chains.values():
+            for blk in ch.blocks:
+                fold.apply_block(blk, self.params)
+        return fold
+
+    # ------------------------------------------------------------ validation
+    def check_static(self, block: Block) -> None:
+        """Checks that need nothing but the block (and genesis): network, sizes, time not before
+        the genesis' ``created_ms``, entry shapes and ticket windows, all signatures.
+
+        :raises InvalidBlock: with the rejection reason.
+        """
+        if block.network != self.network_id:
+            raise InvalidBlock(Reason.WRONG_NETWORK, f"block of network {str(block.network)[:40]!r}")
+        try:
+            check_peer(block.author, "block author")
+        except InvalidBlock:
+            raise InvalidBlock(Reason.BAD_AUTHOR, f"author {str(block.author)[:60]!r} is not an Ed25519 PeerId")
+        if not isinstance(block.height, int) or block.height < 1:
+            raise InvalidBlock(Reason.MALFORMED, "height must be >= 1")
+        if not isinstance(block.time_ms, int) or block.time_ms < 0:
+            raise InvalidBlock(Reason.MALFORMED, "time_ms must be >= 0")
+        if block.time_ms < self.genesis.created_ms:
+            raise InvalidBlock(Reason.BEFORE_GENESIS,
+                               f"time_ms {block.time_ms} < genesis created_ms {self.genesis.created_ms}")
+        check_hex(block.prev_hash, "prev_hash")
+        if len(block.entries) > self.params.max_block_entries:
+            raise InvalidBlock(Reason.TOO_MANY_ENTRIES, f"{len(block.entries)} > {self.params.max_block_entries}")
+        # cheap checks first: a forged or oversized block must not cost one verify per entry
+        size = block.canonical_size()
+        if size > self.params.max_block_bytes:
+            raise InvalidBlock(Reason.OVERSIZED, f"{size} bytes > {self.params.max_block_bytes}")
+        if not block.header.signature_valid():
+            raise InvalidBlock(Reason.BAD_SIGNATURE, f"block {block.height} not signed by {block.author}")
+        for e in block.entries:
+            self._check_entry_static(block, e)
+
+    def _check_entry_static(self, block: Block, e: Entry) -> None:
+        if type(e) not in _KNOWN_ENTRY:
+            raise InvalidBlock(Reason.MALFORMED, f"unknown entry type {type(e).__name__}")
+        e.check_static(block, self.network_id)
+
+    def _check_chain(self, block: Block, ch: Chain) -> ChainScratch:
+        """Checks against the author's own chain below ``block`` (which must be its successor);
+        returns the scratch to :meth:`Chain.commit`."""
+        if block.prev_hash != ch.tip_hash(self._genesis_hash):
+            raise InvalidBlock(Reason.WRONG_PREV_HASH, f"block {block.height} does not extend {block.author}'s chain")
+        if block.time_ms < ch.last_time:
+            raise InvalidBlock(Reason.TIME_BACKWARDS, f"time_ms {block.time_ms} < previous {ch.last_time}")
+        s = ChainScratch(ch, block.time_ms, self.params.unbonding_ms)
+        for e in block.entries:
+            e.check_chain(s)
+        return s
+
+    # ------------------------------------------------------------ adding blocks and proofs
+    def cut_height(self, author: str) -> int | None:
+        """Height of ``author``'s proven equivocation (its chain counts only below), or None."""
+        p = self._proofs.get(author)
+        return p.height if p else None
+
+    @staticmethod
+    def is_premature(block: Block | BlockHeader, now_ms: int, tolerance_ms: int = MAX_CLOCK_SKEW_MS) -> bool:
+        """See :func:`~.blocks.is_premature`: ``block.time_ms > now_ms + tolerance_ms``."""
+        return is_premature(block, now_ms, tolerance_ms)
+
+    def add_block(self, block: Block, *, verified: bool = False, now_ms: int | None = None,
+                  tolerance_ms: int = MAX_CLOCK_SKEW_MS) -> AddResult:
+        """Offer a block. ``verified=True`` skips :meth:`check_static` (blocks read back from our
+        own store, already checked once). With ``now_ms`` (the caller's clock), a block that is
+        :meth:`is_premature` is neither stored nor applied (status ``premature``); duplicates,
+        equivocations and the proofs it carries still count. Never raises for bad input: see
+        :class:`AddResult`."""
+        author = block.author
+        try:
+            if not verified:
+                self.check_static(block)
+        except InvalidBlock as exc:
+            return AddResult(AddStatus.REJECTED, exc.reason)
+        if not isinstance(block.height, int) or block.height < 1:
+            return AddResult(AddStatus.REJECTED, Reason.MALFORMED)
+        # a proof is a self-contained fact: it counts whether or not the block carrying it is
+        # ever accepted, so replicas holding the same blocks agree
+        for e in block.entries:
+            if type(e) is EquivocationProof:
+                self.add_proof(e, checked=True)
+        cut = self.cut_height(author)
+        if cut is not None and block.height >= cut:
+            return AddResult(AddStatus.REJECTED, Reason.EQUIVOCATED)
+        ch = self._chains.setdefault(author, Chain())
+        # same height already accepted or pending?
+        if block.height <= ch.height:
+            have = ch.blocks[block.height - 1]
+            if have.hash == block.hash:
+                return AddResult(AddStatus.DUPLICATE, have=ch.height)
+            return self._equivocation(have.header, block.header)
+        other = self._pending.get(author, block.height)
+        if other is not None:
+            if other.hash == block.hash:
+                return AddResult(AddStatus.DUPLICATE, have=ch.height)
+            return self._equivocation(other.header, block.header)
+        refused = self._refused.get((author, block.height))
+        if refused is not None and refused.hash != block.hash:
+            return self._equivocation(refused, block.header)
+        if now_ms is not None and is_premature(block, now_ms, tolerance_ms):
+            return AddResult(AddStatus.PREMATURE, Reason.PREMATURE, have=ch.height)
+        if block.height > ch.height + 1:
+            if not self._pending.offer(block):
+                return AddResult(AddStatus.REJECTED, Reason.HEIGHT_GAP, have=ch.height)
+            return AddResult(AddStatus.PENDING, have=ch.height)
+        try:
+            s = self._check_chain(block, ch)
+        except InvalidBlock as exc:
+            self._refuse(block)
+            return AddResult(AddStatus.REJECTED, exc.reason, have=ch.height)
+        applied = [block]
+        self._accept(ch, s, block)
+        # unlock pending successors
+        while (blk := self._pending.pop(author, ch.height + 1)) is not None:
+            refused = self._refused.get((author, blk.height))
+            if refused is not None and refused.hash != blk.hash:
+                self._equivocation(refused, blk.header)
+                break
+            try:
+                s = self._check_chain(blk, ch)
+            except InvalidBlock:
+                self._refuse(blk)
+                break
+            self._accept(ch, s, blk)
+            applied.append(blk)
+        return AddResult(AddStatus.APPLIED, applied=tuple(applied), have=ch.height)
+
+    def _accept(self, ch: Chain, s: ChainScratch, block: Block) -> None:
+        self._version += 1
+        ch.commit(s, block)
+        self._fold.apply_block(block, self.params)
+
+    def _refuse(self, block: Block) -> None:
+        if len(self._refused) < self.max_pending:
+            self._refused.setdefault((block.author, block.height), block.header)
+
+    def _equivocation(self, have: BlockHeader, other: BlockHeader) -> AddResult:
+        proof = EquivocationProof(have, other).normalized()
+        new = self.add_proof(proof, checked=True)
+        return AddResult(AddStatus.EQUIVOCATION, Reason.EQUIVOCATED, proof=proof if new else None,
+                         have=self.height(have.author))
+
+    # kept for callers of the monolithic module's name
+    _equivocation_headers = _equivocation
+
+    def add_proof(self, proof: EquivocationProof, *, checked: bool = False) -> bool:
+        """Record an equivocation proof; the author's chain is cut at its height: the blocks at
+        and above it are removed from the fold one by one (their entries' effects subtracted,
+        cross-chain claim/void effects included), never by refolding everything. Returns True
+        if it lowered (or set) the author's cut height; only that proof is kept (one per author).
+
+        :raises InvalidBlock: the proof is invalid (unless ``checked``).
+        """
+        if not checked:
+            proof.check(self.network_id)
+        proof = proof.normalized()
+        author, h = proof.author, proof.height
+        cur = self._proofs.get(author)
+        if cur is not None and cur.height <= h:
+            return False
+        self._proofs[author] = proof
+        self._version += 1
+        self._pending.drop_from(author, h)
+        ch = self._chains.get(author)
+        if ch is not None:
+            while ch.height >= h:
+                self._fold.apply_block(ch.pop(), self.params, -1)
+        return True
+
+    # ------------------------------------------------------------ building our own blocks
+    def block_time(self, author: str, time_ms: int, entries: Iterable[Entry] = ()) -> int:
+        """The ``time_ms`` :meth:`next_block` gives ``author``'s next block: ``time_ms`` raised to
+        the previous block's time, the genesis' ``created_ms`` and every entry's issue time."""
+        ch = self._chains.get(author)
+        t = max(time_ms, ch.last_time if ch else 0, self.genesis.created_ms)
+        for e in entries:
+            t = max(t, e.time_window()[0])
+        return t
+
+    def validate_own(self, author: str, time_ms: int, entries: Iterable[Entry], *,
+                     tolerance_ms: int = MAX_CLOCK_SKEW_MS) -> tuple[list[Entry], list[tuple[Entry, str]]]:
+        """Split candidate entries for ``author``'s next block into (valid, [(rejected, reason)]).
+
+        ``time_ms`` is the caller's clock. Each entry is checked as if appended after the valid
+        ones before it, in a block dated :meth:`block_time` of those entries (so a ticket issued
+        slightly ahead of our clock raises the block's time instead of failing). An entry whose
+        ticket was issued beyond ``time_ms + tolerance_ms`` is refused (``premature``): our chain
+        must not be dated into the future; one that would need a time after an earlier valid
+        entry's expiry is refused with ``time_before_issue``.
+        """
+        ch = self._chains.get(author, Chain())
+        ok: list[Entry] = []
+        bad: list[tuple[Entry, str]] = []
+        t = self.block_time(author, time_ms)
+        deadline: int | None = None
+        for e in entries:
+            issued, expires = e.time_window() if type(e) in _KNOWN_ENTRY else (0, None)
+            if issued > time_ms + tolerance_ms:
+                bad.append((e, Reason.PREMATURE))
+                continue
+            t_e = max(t, issued)
+            if deadline is not None and t_e > deadline:
+                bad.append((e, Reason.BEFORE_ISSUE))
+                continue
+            probe = Block(self.network_id, author, ch.height + 1, ch.tip_hash(self._genesis_hash), t_e, tuple([*ok, e]))
+            try:
+                self._check_entry_static(probe, e)
+                self._check_chain(probe, ch)
+            except InvalidBlock as exc:
+                bad.append((e, exc.reason))
+                continue
+            ok.append(e)
+            t = t_e
+            if expires is not None:
+                deadline = expires if deadline is None else min(deadline, expires)
+        return ok, bad
+
+    def next_block(self, author: str, time_ms: int, entries: Iterable[Entry], sign: Signer) -> Block:
+        """Build and sign ``author``'s next block (not added: pass it to :meth:`add_block`),
+        dated :meth:`block_time` (never before the previous block, the genesis or a ticket's
+        issue time, whatever the clock says)."""
+        entries = tuple(entries)
+        ch = self._chains.get(author, Chain())
+        return build_block(self.network_id, author, ch.height + 1, ch.tip_hash(self._genesis_hash),
+                           self.block_time(author, time_ms, entries), entries, sign)
+
+    # ------------------------------------------------------------ queries
+    def height(self, author: str) -> int:
+        ch = self._chains.get(author)
+        return ch.height if ch else 0
+
+    def heads_digest(self) -> str:
+        """SHA-256 (hex) of every chain head and equivocation cut: replicas holding the same blocks
+        have the same digest (cheap to compare in status messages)."""
+        key = (self._version,)
+        if self._digest_key != key:
+            heads = sorted((a, h, t) for a, (h, t) in self.heads().items())
+            cuts = sorted((a, p.height) for a, p in self._proofs.items())  # not which pair proved it
+            self._digest = sha256_hex(canonical({"heads": heads, "cuts": cuts}))
+            self._digest_key = key
+        return self._digest
+
+    def heads(self) -> dict[str, tuple[int, str]]:
+        """author -> (height, tip hash) of every non-empty accepted chain."""
+        return {a: (c.height, c.blocks[-1].hash) for a, c in self._chains.items() if c.blocks}
+
+    def blocks(self, author: str, lo: int = 1, hi: int | None = None) -> list[Block]:
+        """Accepted blocks of ``author`` with ``lo <= height <= hi`` (inclusive)."""
+        ch = self._chains.get(author)
+        if ch is None:
+            return []
+        hi = ch.height if hi is None else min(hi, ch.height)
+        return ch.blocks[max(1, lo) - 1: hi]
+
+    def proofs(self) -> list[EquivocationProof]:
+        return list(self._proofs.values())
+
+    def pending_count(self) -> int:
+        return self._pending.count
+
+    def pending_bytes(self) -> int:
+        """Canonical bytes held in the out-of-order buffer."""
+        return self._pending.bytes
+
+    def matured_unbonding(self, author: str, time_ms: int) -> int:
+        """Unbonding of ``author``'s own chain that a Withdraw at ``time_ms`` may take."""
+        ch = self._chains.get(author)
+        return ch.matured(time_ms) if ch else 0
+
+    def is_claimed(self, ticket_hash: str) -> bool:
+        return ticket_hash in self._fold.claims
+
+    def is_voided(self, ticket_hash: str) -> bool:
+        return ticket_hash in self._fold.voids
+
+    def account(self, peer_id: str) -> Account:
+        f = self._fold
+        bal = f.balance.get(peer_id, 0)
+        stake = f.stake.get(peer_id, 0)
+        unb = f.unbonding.get(peer_id, 0)
+        burned = 0
+        eq = peer_id in self._proofs
+        if eq:  # burn what it holds; a negative stake (lost bonds) stays as debt
+            burned = max(0, stake) + max(0, unb)
+            stake, unb = min(0, stake), min(0, unb)
+        return Account(peer_id, bal, stake, unb, self.height(peer_id), bal < -self.params.overdraft, eq, burned,
+                       f.earned.get(peer_id, 0), f.spent.get(peer_id, 0),
+                       *f.duel_stats.get(peer_id, (0,) * 6))
+
+    def accounts(self) -> dict[str, Account]:
+        """Every account that appears anywhere (genesis, chains, counterparties), by PeerId."""
+        peers = self._fold.peers() | set(self._chains) | set(self._proofs)
+        return {p: self.account(p) for p in sorted(peers)}
+
+    def total_supply(self) -> int:
+        """Balances + stakes + unbonding over all accounts (equals genesis supply minus burns)."""
+        return sum(a.balance + a.stake + a.unbonding for a in self.accounts().values())
+
+    def burned(self) -> int:
+        return sum(a.burned for a in self.accounts().values())
+
+    def state_hash(self) -> str:
+        """SHA-256 (hex) of the canonical account table and cut heights: equal on replicas that
+        hold the same valid blocks."""
+        rows = [[a.peer_id, a.balance, a.stake, a.unbonding, a.height, a.burned]
+                for a in self.accounts().values() if (a.balance, a.stake, a.unbonding, a.height, a.burned) != (0, 0, 0, 0, 0)]
+        cuts = sorted((a, p.height) for a, p in self._proofs.items())
+        return sha256_hex(canonical({"network": self.network_id, "accounts": rows, "cuts": cuts}))
+
+    def summary(self, accounts: bool = True) -> dict[str, Any]:
+        """Counts for status pages; ``accounts=False`` skips the per-account work (supply, hash)."""
+        out: dict[str, Any] = {
+            "network_id": self.network_id, "network": self.genesis.network, "authors": len(self.heads()),
+            "blocks": sum(c.height for c in self._chains.values()), "entries": self.entries_applied,
+            "pending": self._pending.count, "pending_bytes": self._pending.bytes,
+            "equivocators": sorted(self._proofs), "genesis_supply": self.genesis.supply,
+            "duels_settled": self.duels_settled}
+        if accounts:
+            out.update(supply=self.total_supply(), burned=self.burned(), state_hash=self.state_hash())
+        return out

@@ -1,0 +1,198 @@
+"""Signed objects that entries carry: :class:`Ticket`, :class:`DuelTicket`, :class:`Receipt`, :class:`Vote`.
+
+Each is a frozen dataclass whose ``body()`` (canonical dict without the signature) is signed
+under its domain by the party its ``SIGNER_FIELD`` names.
+
+Issue times: a :class:`Ticket` or :class:`DuelTicket` may carry ``issued_ms`` (the requester's
+clock when it signed). It is part of the signed body only when non-zero, so tickets signed
+before the field existed keep their hash and signature (``issued_ms == 0``: the legacy form,
+whose only lower bound on the claim's date is the genesis' ``created_ms``). A block may not be
+dated before the ``issued_ms`` of any ticket it references, and ``issued_ms <= expires_ms``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ...errors import InvalidBlock
+from ..crypto import verify
+from .codes import (DOMAIN_DUEL, DOMAIN_RECEIPT, DOMAIN_TICKET, DOMAIN_VOTE, Reason, Signer, canonical,
+                    check_amount, check_peer, check_time, sha256_hex)
+
+
+class _Signed:
+    """Shared behaviour of signed records: ``body()`` (canonical dict without the signature)
+    is signed under ``DOMAIN`` by ``signer`` (the field named by ``SIGNER_FIELD``)."""
+
+    DOMAIN = ""
+    SIGNER_FIELD = ""
+    signature: bytes
+
+    def body(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_canonical(self) -> dict[str, Any]:
+        return {**self.body(), "sig": self.signature.hex()}
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 (hex) of the canonical body (cached)."""
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = sha256_hex(canonical(self.body()))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def signed(self, sign: Signer):
+        """A copy signed with ``sign`` (the signer's ``Identity.sign``)."""
+        return replace(self, signature=sign(self.DOMAIN, canonical(self.body())))
+
+    def signature_ok(self) -> bool:
+        return verify(getattr(self, self.SIGNER_FIELD), self.DOMAIN, canonical(self.body()), self.signature)
+
+
+def _check_window(issued_ms: Any, expires_ms: int, what: str) -> None:
+    check_time(issued_ms, f"{what} issued_ms")
+    if issued_ms > expires_ms:
+        raise InvalidBlock(Reason.MALFORMED, f"{what} expires ({expires_ms}) before it was issued ({issued_ms})")
+
+
+@dataclass(frozen=True)
+class Ticket(_Signed):
+    """A requester's signed promise to pay ``executor`` up to ``price`` for ``request_id``.
+
+    ``request_id`` names one delegation attempt (unique per requester). ``expires_ms``: the
+    claim must be in a block whose ``time_ms`` is not later; ``issued_ms`` (0 = unset): nor
+    earlier. Signed by ``requester``. A ticket (by :attr:`hash`) is claimable once: DESIGN §4's
+    "one claim per request_id", keyed by the signed ticket so that a requester re-using a
+    request_id for two executors pays both.
+    """
+
+    DOMAIN = DOMAIN_TICKET
+    SIGNER_FIELD = "requester"
+
+    network: str
+    request_id: str
+    requester: str
+    executor: str
+    price: int
+    expires_ms: int
+    signature: bytes = b""
+    issued_ms: int = 0
+
+    def body(self) -> dict[str, Any]:
+        out = {"t": "ticket", "network": self.network, "request_id": self.request_id,
+               "requester": self.requester, "executor": self.executor, "price": self.price,
+               "expires_ms": self.expires_ms}
+        if self.issued_ms:
+            out["issued_ms"] = self.issued_ms
+        return out
+
+    def check(self, network_id: str) -> None:
+        """:raises InvalidBlock: malformed, other network, or bad signature."""
+        if self.network != network_id:
+            raise InvalidBlock(Reason.WRONG_NETWORK, "ticket of another network")
+        check_peer(self.requester, "ticket requester")
+        check_peer(self.executor, "ticket executor")
+        check_amount(self.price, "ticket price")
+        if not isinstance(self.request_id, str) or not 0 < len(self.request_id) <= 200:
+            raise InvalidBlock(Reason.MALFORMED, "ticket request_id must be 1..200 characters")
+        if not isinstance(self.expires_ms, int) or self.expires_ms < 0:
+            raise InvalidBlock(Reason.MALFORMED, "ticket expires_ms must be >= 0")
+        _check_window(self.issued_ms, self.expires_ms, f"ticket {self.request_id}")
+        if not self.signature_ok():
+            raise InvalidBlock(Reason.TICKET_SIGNATURE, f"ticket {self.request_id} not signed by its requester")
+
+
+@dataclass(frozen=True)
+class DuelTicket(_Signed):
+    """A requester's signed duel: ``executors`` (A, B) answer the same request, ``judges`` vote.
+
+    ``executor_bond``: what the losing executor forfeits to the winner; ``judge_bond``: the base
+    of judge penalties; the verdict's block must be dated in ``[issued_ms, expires_ms]``
+    (``issued_ms`` 0 = unset). Signed by ``requester``.
+    """
+
+    DOMAIN = DOMAIN_DUEL
+    SIGNER_FIELD = "requester"
+
+    network: str
+    duel_id: str
+    requester: str
+    executors: tuple[str, str]
+    judges: tuple[str, ...]
+    executor_bond: int
+    judge_bond: int
+    expires_ms: int
+    signature: bytes = b""
+    issued_ms: int = 0
+
+    def body(self) -> dict[str, Any]:
+        out = {"t": "duel", "network": self.network, "duel_id": self.duel_id, "requester": self.requester,
+               "executors": list(self.executors), "judges": list(self.judges),
+               "executor_bond": self.executor_bond, "judge_bond": self.judge_bond, "expires_ms": self.expires_ms}
+        if self.issued_ms:
+            out["issued_ms"] = self.issued_ms
+        return out
+
+    def check(self, network_id: str) -> None:
+        """:raises InvalidBlock: malformed, other network, or bad signature."""
+        if self.network != network_id:
+            raise InvalidBlock(Reason.WRONG_NETWORK, "duel ticket of another network")
+        check_peer(self.requester, "duel requester")
+        if len(self.executors) != 2 or self.executors[0] == self.executors[1]:
+            raise InvalidBlock(Reason.MALFORMED, "a duel has two distinct executors")
+        for p in (*self.executors, *self.judges):
+            check_peer(p, "duel participant")
+        if len(set(self.judges)) != len(self.judges) or set(self.judges) & {*self.executors, self.requester}:
+            raise InvalidBlock(Reason.MALFORMED, "judges must be distinct and exclude requester and executors")
+        check_amount(self.executor_bond, "executor_bond")
+        check_amount(self.judge_bond, "judge_bond")
+        check_time(self.expires_ms, f"duel {str(self.duel_id)[:60]} expires_ms")
+        _check_window(self.issued_ms, self.expires_ms, f"duel {str(self.duel_id)[:60]}")
+        if not self.signature_ok():
+            raise InvalidBlock(Reason.DUEL_SIGNATURE, f"duel {self.duel_id} not signed by its requester")
+
+
+@dataclass(frozen=True)
+class Receipt(_Signed):
+    """An executor's signed consent to a duel: it answered ``duel_hash`` with ``response_digest``."""
+
+    DOMAIN = DOMAIN_RECEIPT
+    SIGNER_FIELD = "executor"
+
+    executor: str
+    duel_hash: str
+    response_digest: str
+    signature: bytes = b""
+
+    def body(self) -> dict[str, Any]:
+        return {"t": "receipt", "executor": self.executor, "duel_hash": self.duel_hash,
+                "response_digest": self.response_digest}
+
+    def valid(self) -> bool:
+        return self.signature_ok()
+
+
+VOTE_CHOICES = ("A", "B", "abstain")
+
+
+@dataclass(frozen=True)
+class Vote(_Signed):
+    """A judge's signed vote on ``duel_hash``: ``"A"``, ``"B"`` or ``"abstain"`` (an acceptance
+    without a verdict also counts as abstain: it is the judge's consent to the penalties)."""
+
+    DOMAIN = DOMAIN_VOTE
+    SIGNER_FIELD = "judge"
+
+    judge: str
+    duel_hash: str
+    choice: str
+    signature: bytes = b""
+
+    def body(self) -> dict[str, Any]:
+        return {"t": "vote", "judge": self.judge, "duel_hash": self.duel_hash, "choice": self.choice}
+
+    def valid(self) -> bool:
+        return self.choice in VOTE_CHOICES and self.signature_ok()
