@@ -10,8 +10,11 @@ Endpoints:
   ``X-WWWServe-Executor`` (executor of the first chunk); JSON bodies have ``x_wwwserve``.
 - ``GET /v1/models``, ``GET /status``, ``GET /metrics`` (Prometheus text), ``GET /healthz``.
 
-Every request is counted in ``node.metrics.http`` by (route path or ``other``, status), just
-before the end of its response is sent; a request whose client left (or that was cancelled)
+Every request is counted in ``node.metrics.http`` by (route, status), just before the end of
+its response is sent: the route label is the path template of the app's route that handles
+the request (``/ledger/blocks``, ``/admin/denied-peers``, ...; a wrong method is counted on
+its route with 405), and every path that matches no route shares the label ``other``, so the
+label set is bounded; a request whose client left (or that was cancelled)
 before any response is counted with status ``499``.
 
 Client disconnects: the node's generator is closed (cancelling its work) as soon as the
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
@@ -36,7 +39,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.types import FINISH_STOP, RoutedChunk, Usage
@@ -63,8 +66,8 @@ log = logging.getLogger(__name__)
 #: Header naming the executor (PeerId) of the first chunk of a completion.
 EXECUTOR_HEADER = "X-WWWServe-Executor"
 
-_ROUTE_PATHS = frozenset({
-    "/v1/chat/completions", "/v1/completions", "/v1/models", "/status", "/metrics", "/healthz"})
+#: Metrics label of requests that match no route.
+OTHER_ROUTE_LABEL = "other"
 
 #: Bytes of an over-long body read and discarded before answering 413 (so that the client,
 #: still sending, can read the answer); beyond it the connection is just closed.
@@ -76,17 +79,38 @@ class _BodyTooLarge(Exception):
 
 
 def create_app(node: ServingNode, *, max_body_bytes: int = 1_048_576,
-               max_tokens_cap: int = 4096, heartbeat_interval: float | None = 10.0,
-               admin: bool = False) -> Starlette:
-    """Build the ASGI app serving ``node``.
+               max_tokens_cap: int | None = None, heartbeat_interval: float | None = 10.0,
+               admin: bool | None = None) -> Starlette:
+    """The Starlette ASGI app serving ``node``'s HTTP API (every endpoint of the module
+    docstring) -- what ``open_node`` runs under Hypercorn when ``api.enabled`` is true.
+
+    Embedders that run their own ASGI server can mount it instead (with ``api.enabled =
+    false``)::
+
+        app = Starlette(routes=[Mount("/llm", app=create_app(node))])   # /llm/v1/chat/completions
+
+    The app runs its work under trio, so serve it from the trio run that holds ``node`` (e.g.
+    ``hypercorn.trio.serve``, or ``httpx.ASGITransport`` in tests), while the node's
+    ``open_node`` context is open. It has no lifespan of its own.
 
     - ``max_body_bytes``: larger request bodies get 413.
-    - ``max_tokens_cap``: ``max_tokens`` of requests is capped at this.
+    - ``max_tokens_cap``: ``max_tokens`` of requests is capped at this (default: the node's
+      ``api.max_tokens_cap``, else 4096).
     - ``heartbeat_interval``: seconds without output after which a stream writes an SSE
       comment ``: ping`` (None: never).
     - ``admin``: serve ``PUT /admin/denied-peers`` (body ``{"peers": [PeerId, ...]}``; replaces
-      the deny-list, ``[]`` lifts every ban). Off by default: enable it only on a trusted address.
+      the deny-list, ``[]`` lifts every ban). Default: the node's ``api.admin``, else off;
+      enable it only on a trusted address.
+
+    Returns a new app on each call; ``node`` only needs the
+    :class:`~wwwserve_p2p.api.node_protocol.ServingNode` methods (the ``/ledger*`` endpoints
+    answer 404 for a node without a ledger).
     """
+    api_config = getattr(getattr(node, "config", None), "api", None)
+    if max_tokens_cap is None:
+        max_tokens_cap = getattr(api_config, "max_tokens_cap", 4096)
+    if admin is None:
+        admin = bool(getattr(api_config, "admin", False))
 
     async def chat_completions(request: Request) -> Response:
         return await _completion_endpoint(request, chat=True)
@@ -181,7 +205,7 @@ def create_app(node: ServingNode, *, max_body_bytes: int = 1_048_576,
         routes.append(Route("/admin/denied-peers", _guarded(denied_peers), methods=["PUT"]))
     return Starlette(
         routes=routes,
-        middleware=[Middleware(_HttpMetricsMiddleware, node=node)],
+        middleware=[Middleware(_HttpMetricsMiddleware, node=node, routes=tuple(routes))],
         exception_handlers={HTTPException: _http_exception_handler},
     )
 
@@ -455,19 +479,37 @@ class _GenerationResponse(Response):
 # ----------------------------------------------------------------------------- metrics
 
 
-class _HttpMetricsMiddleware:
-    """Counts each HTTP request in ``node.metrics.http`` by (path, status)."""
+def route_label(routes: Sequence[BaseRoute], scope: Scope) -> str:
+    """The metrics label of a request: the path template of the route that handles it (the
+    first full match, else the first partial match, e.g. a wrong method, as Starlette's
+    router does), or :data:`OTHER_ROUTE_LABEL` for a path no route matches."""
+    partial: str | None = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return getattr(route, "path", OTHER_ROUTE_LABEL)
+        if match is Match.PARTIAL and partial is None:
+            partial = getattr(route, "path", OTHER_ROUTE_LABEL)
+    return partial or OTHER_ROUTE_LABEL
 
-    def __init__(self, app: ASGIApp, node: ServingNode) -> None:
+
+class _HttpMetricsMiddleware:
+    """Counts each HTTP request in ``node.metrics.http`` by (route label, status)."""
+
+    def __init__(self, app: ASGIApp, node: ServingNode, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.node = node
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope.get("path", "")
-        label = path if path in _ROUTE_PATHS else "other"
+        try:
+            label = route_label(self.routes, scope)
+        except Exception:  # metrics must never break a response
+            log.exception("cannot label HTTP request")
+            label = OTHER_ROUTE_LABEL
         status: int | None = None
         counted = False
 
