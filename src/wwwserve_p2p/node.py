@@ -621,7 +621,7 @@ async def open_node(
             if hasattr(executor, "start"):
                 await executor.start()
         if overlay is None:
-            from .net.libp2p_overlay import open_libp2p_overlay
+            from .net.libp2p import open_libp2p_overlay
             overlay = await stack.enter_async_context(open_libp2p_overlay(identity, config.net))
         overlay = FilteredOverlay(overlay, config.net.deny_peers)
         genesis = genesis or config.genesis()

@@ -15,7 +15,7 @@ import trio
 from wwwserve_p2p.errors import ConfigError, DialError, OverlayError, StreamClosed
 from wwwserve_p2p.identity import Identity
 from wwwserve_p2p.net.base import GossipMessage, Stream
-from wwwserve_p2p.net.libp2p_overlay import Libp2pConfig, Libp2pOverlay, open_libp2p_overlay
+from wwwserve_p2p.net.libp2p import Libp2pConfig, Libp2pOverlay, open_libp2p_overlay
 
 pytestmark = pytest.mark.real
 
@@ -387,7 +387,7 @@ def test_token_buckets() -> None:
 def test_dial_delay_removed_per_instance_only() -> None:
     import libp2p.network.swarm as swarm_module
 
-    from wwwserve_p2p.net._libp2p_compat import remove_dial_delay
+    from wwwserve_p2p.net.libp2p.compat import remove_dial_delay
 
     assert swarm_module._HAPPY_EYEBALLS_DELAY == 0.25  # module constant untouched by our hosts
 

@@ -18,7 +18,7 @@ import trio
 from wwwserve_p2p.core.types import ErrorReply, GenerationRequest, Offer
 from wwwserve_p2p.identity import Identity
 from wwwserve_p2p.localnet import NodeSpec, start_network, stop_network, wait_for_mesh
-from wwwserve_p2p.net.libp2p_overlay import Libp2pConfig, open_libp2p_overlay
+from wwwserve_p2p.net.libp2p import Libp2pConfig, open_libp2p_overlay
 from wwwserve_p2p.services.delegation import PROTOCOL
 from wwwserve_p2p.wire import codec
 from wwwserve_p2p.wire.framing import FrameReader, encode_uvarint, frame

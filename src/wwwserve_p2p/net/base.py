@@ -1,6 +1,6 @@
 """The Overlay interface: what services need from a peer-to-peer network.
 
-Two implementations: :mod:`wwwserve_p2p.net.libp2p_overlay` (real py-libp2p: TCP, Noise,
+Two implementations: :mod:`wwwserve_p2p.net.libp2p` (real py-libp2p: TCP, Noise,
 yamux, GossipSub, Kademlia) and :mod:`wwwserve_p2p.testing.memory` (in-process, for
 deterministic multi-node tests under trio's MockClock). Nothing here imports libp2p.
 

@@ -1,6 +1,6 @@
 """Settings of the libp2p overlay; also the ``[net]`` section of a node's config.
 
-Kept apart from :mod:`wwwserve_p2p.net.libp2p_overlay` so that loading a config does not
+Kept apart from :mod:`wwwserve_p2p.net.libp2p` so that loading a config does not
 import py-libp2p (~0.65 s).
 """
 

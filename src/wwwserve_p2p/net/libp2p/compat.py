@@ -1,7 +1,9 @@
-"""Workarounds for measured py-libp2p 0.8.1 behaviour (DESIGN §8). Private to net/.
+"""Workarounds for measured py-libp2p 0.8.1 behaviour (DESIGN §8), and the version guard
+that keeps them from running against a py-libp2p they were not written for.
 
 Each helper names the library behaviour it changes and how; the overlay applies them to its
 own host only, except the logging fix, which is process-wide (it only reroutes log records).
+Each is tested in ``tests/net/test_libp2p_compat.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import time
 import types
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from libp2p.abc import INotifee
@@ -22,7 +25,51 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import PriorityQueue, RpcQueue
 
+from ...errors import OverlayError
+from .streams import best_effort
+
 log = logging.getLogger("wwwserve_p2p.net")
+
+# --------------------------------------------------------------------------------------------
+# Version guard
+# --------------------------------------------------------------------------------------------
+
+#: py-libp2p releases these patches were written and tested against.
+TESTED_LIBP2P_VERSIONS = ("0.8.1",)
+#: Set to 1 to run against an untested py-libp2p anyway (a warning is logged).
+ALLOW_UNTESTED_ENV = "WWWSERVE_ALLOW_UNTESTED_LIBP2P"
+
+
+def installed_libp2p_version() -> str:
+    """The installed py-libp2p distribution's version (``"unknown"`` if it has no metadata)."""
+    try:
+        return version("libp2p")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def check_libp2p_version() -> str:
+    """Return the installed py-libp2p version if it is a tested one.
+
+    The helpers below reach into py-libp2p internals (private attributes, function globals,
+    subclassed methods) that change between releases without notice; against another
+    release they could fail silently (e.g. drops no longer counted) rather than loudly.
+
+    :raises OverlayError: another version is installed and ``WWWSERVE_ALLOW_UNTESTED_LIBP2P``
+        is not set to ``1`` (with it, a warning is logged instead).
+    """
+    installed = installed_libp2p_version()
+    if installed in TESTED_LIBP2P_VERSIONS:
+        return installed
+    tested = ", ".join(TESTED_LIBP2P_VERSIONS)
+    problem = (f"py-libp2p {installed} is installed, but wwwserve_p2p is tested only with py-libp2p {tested}: "
+               "its overlay patches py-libp2p internals (wwwserve_p2p/net/libp2p/compat.py)")
+    if os.environ.get(ALLOW_UNTESTED_ENV) == "1":
+        log.warning("%s; running anyway because %s=1", problem, ALLOW_UNTESTED_ENV)
+        return installed
+    raise OverlayError(f"{problem}. Install the tested version (pip install libp2p=={TESTED_LIBP2P_VERSIONS[-1]}) "
+                       f"or set {ALLOW_UNTESTED_ENV}=1 to run at your own risk")
+
 
 # --------------------------------------------------------------------------------------------
 # Logging
@@ -275,7 +322,10 @@ class OverlayPubsub(Pubsub):
       the overlay filters out our own publishes there.
     - an exception while processing one inbound message (e.g. an undecodable key in a signed
       message raises out of ``signature_validator``) is counted and logged instead of
-      escaping into the service.
+      escaping into the service. The catch is broad on purpose: this code runs inside
+      py-libp2p's per-peer reader task, where *any* exception raised by remote input (the
+      library does not document them) would end the service for every peer; each one is
+      passed to ``on_bad_message`` (the overlay counts it as ``malformed`` and logs it).
     - per-peer outbound queues get ``outbound_queue_size`` slots and count drops.
     """
 
@@ -301,7 +351,7 @@ class OverlayPubsub(Pubsub):
         token = _FORWARDER.set(msg_forwarder)
         try:
             await super().push_msg(msg_forwarder, msg)
-        except Exception as exc:
+        except Exception as exc:  # broad on purpose: see the class docstring; counted and logged
             if msg_forwarder == self.my_id:
                 raise
             self._on_bad_message(msg_forwarder, exc)
@@ -314,13 +364,10 @@ class OverlayPubsub(Pubsub):
     async def stream_handler(self, stream: Any) -> None:
         try:
             await super().stream_handler(stream)
-        except Exception as exc:
+        except Exception as exc:  # broad on purpose: one peer's input must not end the service
             peer_id = stream.muxed_conn.peer_id
             self._on_bad_message(peer_id, exc)
-            try:
-                await stream.reset()
-            except Exception:
-                pass
+            await best_effort(f"resetting the pubsub stream of {peer_id}", stream.reset)
             self._handle_dead_peer(peer_id)
 
 
@@ -351,5 +398,5 @@ class ConnectionLogger(INotifee):
     def _peer_event(self, what: str, conn: Any) -> None:
         try:
             self._on_event(what, conn.muxed_conn.peer_id)
-        except Exception:  # never disturb the swarm
-            pass
+        except Exception as exc:  # a swarm notifee callback must never raise into the swarm
+            log.debug("connection event %s: %r", what, exc)

@@ -1,0 +1,376 @@
+"""The overlay object and its lifecycle: building the py-libp2p host (Noise, yamux, TCP),
+running its services, and closing it; :func:`open_libp2p_overlay`.
+
+:class:`Libp2pOverlay` implements :class:`~wwwserve_p2p.net.base.Overlay` by composing one
+helper per job: :class:`~.dialing.Dialer`, :class:`~.streams.StreamService`,
+:class:`~.gossip.Gossip`, :class:`~.dht.Dht`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import trio
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.network.config import ConnectionConfig, RetryConfig
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.tools.anyio_service import background_trio_service
+from libp2p.utils.address_validation import expand_wildcard_address
+from multiaddr import Multiaddr
+
+from ...errors import DialError, OverlayError
+from ...identity import Identity
+from ..base import GossipMessage, Overlay, Stream, StreamHandler, Validator
+from ..config import Libp2pConfig
+from .compat import ConnectionLogger, cache_addrs, check_libp2p_version, configure_libp2p_logging, remove_dial_delay
+from .dht import Dht
+from .dialing import Dialer, parse_peer_id
+from .gossip import Gossip
+from .streams import StreamService, best_effort
+
+log = logging.getLogger("wwwserve_p2p.net")
+
+
+class Libp2pOverlay(Overlay):
+    """The overlay of one node over py-libp2p. Build it with :func:`open_libp2p_overlay`."""
+
+    def __init__(self, identity: Identity, config: Libp2pConfig):
+        self._config = config
+        key_pair = create_new_key_pair(identity.private_bytes)
+        self._listen = [Multiaddr(a) for a in config.listen]
+        announce = [Multiaddr(a) for a in config.announce] or None
+        self._host = new_host(
+            key_pair=key_pair,
+            sec_opt={NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)},
+            muxer_opt={YAMUX_PROTOCOL_ID: Yamux},
+            listen_addrs=self._listen,
+            connection_config=ConnectionConfig(
+                dial_timeout=config.dial_timeout,
+                outbound_upgrade_timeout=config.dial_timeout,
+                inbound_upgrade_timeout=max(config.dial_timeout, 10.0),
+            ),
+            announce_addrs=announce,
+            addrs_factory=None if announce else _expand_wildcards,
+        )
+        cache_addrs(self._host)
+        self._swarm = self._host.get_network()
+        self._swarm.retry_config = RetryConfig(max_retries=config.dial_retries, initial_delay=0.05, max_delay=1.0)
+        if not remove_dial_delay(self._swarm):
+            log.warning("could not remove py-libp2p's 250 ms dial delay (library changed?)")
+        self._swarm.register_notifee(ConnectionLogger(self._on_connection_event))
+        self._my_id = self._host.get_id()
+        self._peer_id_str = self._my_id.to_base58()
+        if self._peer_id_str != identity.peer_id:
+            raise OverlayError("libp2p derived a different PeerId from the identity key")
+
+        self._stats: Counter[str] = Counter()
+        self._tasks: trio.Nursery | None = None
+        self._open = False
+        self._closed = False
+        self._gossip = Gossip(self._host, config, self._stats, self._spawn)
+        self._dht = Dht(self._host, config)
+        self._dialer = Dialer(self._host, config, self._stats, self._dht.kad.routing_table)
+        self._streams = StreamService(self._host, config, self._stats, self._dialer.dial, lambda: self._open)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def _run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        t0 = trio.current_time()
+        busy = [m for m in self._listen if _port_taken(m)]
+        if len(busy) == len(self._listen):
+            raise OverlayError(f"cannot listen on {', '.join(map(str, busy))}: address already in use")
+        for m in busy:
+            log.warning("not listening on %s: address already in use", m)
+        listen = [m for m in self._listen if m not in busy]
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(self._host.run(listen))
+            failed = [str(m) for m in listen if str(m) not in self._swarm.listeners]
+            if len(failed) == len(listen):
+                raise OverlayError(f"could not listen on any of {', '.join(failed)}")
+            for text in failed:
+                log.warning("could not listen on %s", text)
+            for service in (*self._gossip.services, self._dht.kad):
+                await stack.enter_async_context(background_trio_service(service))
+            await self._gossip.pubsub.wait_until_ready()
+            tasks = await stack.enter_async_context(trio.open_nursery())
+            self._tasks = tasks
+            self._open = True
+            log.info("libp2p overlay %s listening on %s (%.0f ms)", self._peer_id_str,
+                     ", ".join(self.addrs()), (trio.current_time() - t0) * 1000)
+            await self._dht.bootstrap(self._dialer, self._spawn)
+            tasks.start_soon(self._dht.maintenance_loop, self._dialer)
+            task_status.started()
+            await trio.sleep_forever()
+
+    def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Start ``fn(*args)`` in the overlay's task nursery while it runs (else nothing)."""
+        if self._tasks is not None and self._open:
+            self._tasks.start_soon(fn, *args)
+
+    async def _close(self) -> None:
+        """Graceful shutdown, bounded by ``shutdown_timeout``; the caller cancels the rest."""
+        if self._closed:
+            return
+        self._closed = True
+        self._open = False
+        with trio.move_on_after(self._config.shutdown_timeout) as deadline:
+            # Release the port first: whatever happens below, nobody can connect any more.
+            for listener in list(self._swarm.listeners.values()):
+                await best_effort("closing listener", listener.close)
+            self._streams.cancel_handlers()
+            if self._tasks is not None:
+                self._tasks.cancel_scope.cancel()
+            self._gossip.close_subscriptions()
+            for service in (self._dht.kad, *reversed(self._gossip.services)):
+                manager = getattr(service, "_manager", None)
+                if manager is not None and manager.is_running:
+                    manager.cancel()
+            # py-libp2p closes connections one by one with a 100 ms sleep each; do it at once.
+            conns = [c for cs in list(self._swarm.connections.values()) for c in list(cs)]
+            async with trio.open_nursery() as nursery:
+                for conn in conns:
+                    nursery.start_soon(best_effort, "closing connection", conn.close)
+            await best_effort("closing the libp2p host", self._host.close, logging.WARNING)
+        if deadline.cancelled_caught:
+            log.warning("libp2p overlay %s: graceful shutdown took over %.1f s; cancelling the rest",
+                        self._peer_id_str, self._config.shutdown_timeout)
+        log.info("libp2p overlay %s closed", self._peer_id_str)
+
+    def _on_connection_event(self, what: str, pid: Any) -> None:
+        self._stats[f"connections_{what}"] += 1
+        log.debug("peer %s %s (%d connected)", pid, what, len(self._host.get_connected_peers()))
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise OverlayError("the libp2p overlay is closed" if self._closed else "the libp2p overlay is not running")
+
+    # ---------------------------------------------------------------- identity and peers
+
+    @property
+    def peer_id(self) -> str:
+        return self._peer_id_str
+
+    def addrs(self) -> list[str]:
+        return [str(a) for a in self._host.get_addrs()]
+
+    def connected_peers(self) -> list[str]:
+        return sorted(p.to_base58() for p in self._host.get_connected_peers())
+
+    def peer_addrs(self, peer_id: str) -> list[str]:
+        """Known multiaddrs of ``peer_id``, each ending in ``/p2p/<peer_id>`` (may be empty)."""
+        return self._dialer.peer_addrs(peer_id)
+
+    async def connect(self, multiaddr: str) -> str:
+        """Dial ``multiaddr`` (ending in ``/p2p/<PeerId>``) and return the PeerId.
+
+        Clears the peer from py-libp2p's negative dial cache first, keeps its address in the
+        peerstore, and adds it to the DHT routing table. Bounded by ``dial_timeout``.
+
+        :raises DialError: malformed address, ourselves, unreachable, refused, timed out, or
+            the security handshake failed (e.g. the peer does not speak Noise).
+        """
+        self._check_open()
+        return await self._dialer.connect(multiaddr)
+
+    # ---------------------------------------------------------------- gossip
+
+    async def subscribe(self, topic: str, validator: Validator | None = None) -> trio.abc.ReceiveChannel[GossipMessage]:
+        """Subscribe to ``topic``; see :meth:`Overlay.subscribe`.
+
+        Subscribing again to a topic replaces the previous subscription (its channel ends).
+        Closing the returned channel unsubscribes. At most ``subscription_buffer`` messages
+        wait in the channel; more are dropped and counted in :meth:`statistics`.
+
+        :raises OverlayError: empty topic, the overlay is closed, or py-libp2p failed.
+        """
+        self._check_open()
+        return await self._gossip.subscribe(topic, validator)
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        """Publish ``data`` on ``topic``, signed with our key; see :meth:`Overlay.publish`.
+
+        :raises OverlayError: ``data`` is over ``gossip_max_bytes``, our own validator for
+            ``topic`` rejected it, or the overlay is closed.
+        """
+        self._check_open()
+        await self._gossip.publish(topic, data)
+
+    # ---------------------------------------------------------------- streams
+
+    def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
+        """Serve ``protocol``; see :meth:`Overlay.set_stream_handler`.
+
+        Each inbound stream runs in its own task (py-libp2p's per-stream task). A handler
+        that raises is logged and its stream reset; one that returns has its stream closed.
+        All handlers are cancelled when the overlay closes.
+
+        :raises OverlayError: ``protocol`` does not start with ``/``.
+        """
+        self._streams.set_handler(protocol, handler)
+
+    async def open_stream(self, peer_id: str, protocol: str) -> Stream:
+        """Open a stream to ``peer_id`` for ``protocol``; see :meth:`Overlay.open_stream`.
+
+        Dials if not connected (known addresses: peerstore, DHT provider records; the
+        negative dial cache is bypassed). Dial plus protocol negotiation are bounded by
+        ``dial_timeout``.
+
+        :raises DialError: bad PeerId, ourselves, unreachable, timed out, or the peer does not
+            speak ``protocol``.
+        """
+        self._check_open()
+        pid = parse_peer_id(peer_id)
+        if pid == self._my_id:
+            raise DialError("refusing to open a stream to ourselves")
+        return await self._streams.open(pid, peer_id, protocol)
+
+    # ---------------------------------------------------------------- DHT
+
+    async def provide(self, key: str) -> None:
+        """Announce a provider record for ``key`` on the DHT (also kept locally, republished
+        by py-libp2p every 22 h). Bounded by ``dht_timeout``; a lookup that reaches no peer is
+        logged, not raised (the record is announced again on the next call).
+
+        :raises OverlayError: ``key`` is empty, or the overlay is closed."""
+        self._check_open()
+        await self._dht.provide(key)
+
+    async def find_providers(self, key: str, limit: int = 20) -> list[str]:
+        """PeerIds providing ``key``: the local provider store plus an iterative Kademlia
+        lookup (GET_PROVIDERS on the closest peers, following closer peers), de-duplicated,
+        never ourselves, at most ``limit``. Their addresses go into the peerstore so
+        :meth:`open_stream` can dial them. Bounded by ``dht_timeout`` (returns what it found).
+
+        :raises OverlayError: ``key`` is empty, or the overlay is closed."""
+        self._check_open()
+        return await self._dht.find_providers(key, limit)
+
+    # ---------------------------------------------------------------- statistics
+
+    def statistics(self) -> dict[str, Any]:
+        """A snapshot: ``connected_peers`` (count), ``mesh`` ({topic: mesh size}),
+        ``topic_peers`` ({topic: peers known to subscribe}), ``routing_table`` (size),
+        ``gossip_published`` / ``gossip_delivered`` (counts), ``gossip_received`` (messages
+        received from neighbours on our topics, duplicates included), ``gossip_rejected``
+        ({reason: count}; reasons: oversize, rate_limited, validator, validator_error,
+        malformed), ``gossip_dropped`` ({subscriber_full, outbound_queue}), ``streams_inbound``
+        / ``streams_outbound``, ``dials`` / ``dial_failures``."""
+        gossip = self._gossip.statistics()
+        return {
+            "peer_id": self._peer_id_str,
+            "connected_peers": len(self._host.get_connected_peers()),
+            "mesh": gossip.pop("mesh"),
+            "topic_peers": gossip.pop("topic_peers"),
+            "routing_table": self._dht.routing_table_size(),
+            **gossip,
+            "streams_inbound": self._stats["streams_inbound"],
+            "streams_outbound": self._stats["streams_outbound"],
+            "dials": self._stats["dials"],
+            "dial_failures": self._stats["dial_failures"],
+        }
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _port_taken(maddr: Multiaddr) -> bool:
+    """True if something already listens on ``maddr``'s fixed TCP port.
+
+    py-libp2p binds its listeners with SO_REUSEPORT (for hole punching), so a second node on
+    the same port binds successfully and the kernel then splits incoming connections between
+    the two processes. A probe bind *without* SO_REUSEPORT fails if anyone listens there.
+    """
+    try:
+        port = int(maddr.value_for_protocol("tcp"))
+    except (LookupError, ValueError, TypeError):  # no /tcp/ (ProtocolLookupError) or no number
+        return False
+    if port == 0:
+        return False
+    for proto, family in (("ip4", socket.AF_INET), ("ip6", socket.AF_INET6)):
+        try:
+            host = maddr.value_for_protocol(proto)
+        except LookupError:
+            continue
+        if not host:
+            continue
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+                probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def _expand_wildcards(candidates: list[Any]) -> list[Any]:
+    """Advertise each interface's address instead of 0.0.0.0 / ::."""
+    out: list[Any] = []
+    for addr in candidates:
+        text = str(addr)
+        if text.startswith(("/ip4/0.0.0.0/", "/ip6/::/")):
+            try:
+                out.extend(expand_wildcard_address(addr))
+                continue
+            except (OSError, ValueError) as exc:  # interface enumeration failed: advertise as is
+                log.debug("could not expand %s: %r", text, exc)
+        out.append(addr)
+    return out
+
+
+@asynccontextmanager
+async def open_libp2p_overlay(identity: Identity, config: Libp2pConfig | None = None) -> AsyncIterator[Libp2pOverlay]:
+    """Run a libp2p overlay for ``identity`` until the context exits.
+
+    On entry: checks the installed py-libp2p version (:func:`.compat.check_libp2p_version`),
+    listens on ``config.listen``, starts GossipSub and the Kademlia DHT, dials the bootstrap
+    peers (unreachable ones are logged), and starts discovery in the background.
+    On exit: closes the listeners and the host (bounded by ``shutdown_timeout``) and cancels
+    every task, including running stream handlers. An exception from the body propagates as
+    itself (not wrapped in an ExceptionGroup).
+
+    :raises OverlayError: no listen address could be bound (e.g. the port is in use), or the
+        installed py-libp2p is not a tested version.
+    """
+    config = config or Libp2pConfig()
+    check_libp2p_version()
+    level = config.libp2p_log_level.upper()
+    configure_libp2p_logging(level)
+    overlay = Libp2pOverlay(identity, config)
+    configure_libp2p_logging(level)  # again: building the host imports more libp2p modules
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                await nursery.start(overlay._run)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await overlay._close()
+                raise
+            try:
+                yield overlay
+            finally:
+                with trio.CancelScope(shield=True):
+                    await overlay._close()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:  # type: ignore[type-arg]
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
