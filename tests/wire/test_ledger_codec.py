@@ -336,3 +336,31 @@ def test_judge_messages_reject_garbage_and_missing_parts():
     big.first_receipt.executor = big.second_receipt.executor = "a"
     with pytest.raises(MalformedMessage, match="prompt"):
         codec.decode_judge_request(big.SerializeToString())
+
+
+# ---------------------------------------------------------------- issue times (issue 18)
+
+def test_issued_ms_round_trips_and_the_legacy_form_keeps_its_bytes_and_hash():
+    legacy = ticket(3)
+    assert "issued_ms" not in legacy.body()
+    # a legacy ticket encodes exactly as before the field existed (proto3 omits a zero)
+    m = ledger_pb2.Ticket()
+    m.ParseFromString(lc.encode_ticket(legacy))
+    assert m.issued_ms == 0
+    old = ledger_pb2.Ticket(network=legacy.network, request_id=legacy.request_id, requester=legacy.requester,
+                            executor=legacy.executor, price=legacy.price, expires_ms=legacy.expires_ms,
+                            signature=legacy.signature)
+    assert lc.encode_ticket(legacy) == old.SerializeToString()
+    got = lc.decode_ticket(old.SerializeToString())
+    assert got == legacy and got.hash == legacy.hash and got.signature_ok()
+    dated = Ticket(NET, "req-dated", REQ.peer_id, EXA.peer_id, 50_000, 10**13, issued_ms=1_234).signed(REQ.sign)
+    back = lc.decode_ticket(lc.encode_ticket(dated))
+    assert back == dated and back.issued_ms == 1_234 and back.hash == dated.hash != legacy.hash
+    assert back.signature_ok()
+    duel = DuelTicket(NET, "duel-dated", REQ.peer_id, (EXA.peer_id, EXB.peer_id), (J1.peer_id,), 10, 10, 10**13,
+                      issued_ms=777).signed(REQ.sign)
+    receipts = tuple(Receipt(e.peer_id, duel.hash, DIGEST).signed(e.sign) for e in (EXA, EXB))
+    blk = build_block(NET, REQ.peer_id, 1, GEN.hash, 1_234, [Verdict(duel, receipts, ()), Void(dated)], REQ.sign)
+    got_blk = lc.decode_block(lc.encode_block(blk))
+    assert got_blk == blk and got_blk.hash == blk.hash and got_blk.entries[0].duel.issued_ms == 777
+    Ledger(GEN).check_static(got_blk)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Ticket(_message.Message):
-    __slots__ = ("network", "request_id", "requester", "executor", "price", "expires_ms", "signature")
+    __slots__ = ("network", "request_id", "requester", "executor", "price", "expires_ms", "signature", "issued_ms")
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class Ticket(_message.Message):
     PRICE_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_MS_FIELD_NUMBER: _ClassVar[int]
     network: str
     request_id: str
     requester: str
@@ -23,10 +24,11 @@ class Ticket(_message.Message):
     price: int
     expires_ms: int
     signature: bytes
-    def __init__(self, network: _Optional[str] = ..., request_id: _Optional[str] = ..., requester: _Optional[str] = ..., executor: _Optional[str] = ..., price: _Optional[int] = ..., expires_ms: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    issued_ms: int
+    def __init__(self, network: _Optional[str] = ..., request_id: _Optional[str] = ..., requester: _Optional[str] = ..., executor: _Optional[str] = ..., price: _Optional[int] = ..., expires_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., issued_ms: _Optional[int] = ...) -> None: ...
 
 class DuelTicket(_message.Message):
-    __slots__ = ("network", "duel_id", "requester", "executors", "judges", "executor_bond", "judge_bond", "expires_ms", "signature")
+    __slots__ = ("network", "duel_id", "requester", "executors", "judges", "executor_bond", "judge_bond", "expires_ms", "signature", "issued_ms")
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     DUEL_ID_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +38,7 @@ class DuelTicket(_message.Message):
     JUDGE_BOND_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_MS_FIELD_NUMBER: _ClassVar[int]
     network: str
     duel_id: str
     requester: str
@@ -45,7 +48,8 @@ class DuelTicket(_message.Message):
     judge_bond: int
     expires_ms: int
     signature: bytes
-    def __init__(self, network: _Optional[str] = ..., duel_id: _Optional[str] = ..., requester: _Optional[str] = ..., executors: _Optional[_Iterable[str]] = ..., judges: _Optional[_Iterable[str]] = ..., executor_bond: _Optional[int] = ..., judge_bond: _Optional[int] = ..., expires_ms: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    issued_ms: int
+    def __init__(self, network: _Optional[str] = ..., duel_id: _Optional[str] = ..., requester: _Optional[str] = ..., executors: _Optional[_Iterable[str]] = ..., judges: _Optional[_Iterable[str]] = ..., executor_bond: _Optional[int] = ..., judge_bond: _Optional[int] = ..., expires_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., issued_ms: _Optional[int] = ...) -> None: ...
 
 class Receipt(_message.Message):
     __slots__ = ("executor", "duel_hash", "response_digest", "signature")

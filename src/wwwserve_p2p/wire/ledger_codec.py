@@ -160,6 +160,7 @@ def _put_ticket(m, t: Ticket) -> None:
     m.price = t.price
     m.expires_ms = t.expires_ms
     m.signature = t.signature
+    m.issued_ms = t.issued_ms
 
 
 def _put_duel(m, d: DuelTicket) -> None:
@@ -172,6 +173,7 @@ def _put_duel(m, d: DuelTicket) -> None:
     m.judge_bond = d.judge_bond
     m.expires_ms = d.expires_ms
     m.signature = d.signature
+    m.issued_ms = d.issued_ms
 
 
 def _put_receipt(m, r: Receipt) -> None:
@@ -266,7 +268,7 @@ def _ticket(m, what: str = "ticket") -> Ticket:
     network, request_id, requester, executor = m.network, m.request_id, m.requester, m.executor
     if len(network) > MAX_STR or len(request_id) > MAX_STR or len(requester) > MAX_STR or len(executor) > MAX_STR:
         raise _too_long(f"a {what} field", MAX_STR)
-    return Ticket(network, request_id, requester, executor, m.price, m.expires_ms, s)
+    return Ticket(network, request_id, requester, executor, m.price, m.expires_ms, s, m.issued_ms)
 
 
 def _duel(m) -> DuelTicket:
@@ -277,7 +279,7 @@ def _duel(m) -> DuelTicket:
     return DuelTicket(_s(m.network, "duel network"), _s(m.duel_id, "duel_id"), _s(m.requester, "duel requester"),
                       (_s(m.executors[0], "duel executor"), _s(m.executors[1], "duel executor")),
                       tuple(_s(j, "duel judge") for j in m.judges),
-                      m.executor_bond, m.judge_bond, m.expires_ms, _sig(m.signature, "duel"))
+                      m.executor_bond, m.judge_bond, m.expires_ms, _sig(m.signature, "duel"), m.issued_ms)
 
 
 def _header(m, what: str) -> BlockHeader:
