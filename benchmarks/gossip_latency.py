@@ -317,7 +317,7 @@ async def _overlay_child_main(args: argparse.Namespace) -> None:
 
     from wwwserve_p2p.identity import Identity
     from wwwserve_p2p.net.config import Libp2pConfig
-    from wwwserve_p2p.net.libp2p_overlay import open_libp2p_overlay
+    from wwwserve_p2p.net.libp2p import open_libp2p_overlay
     from wwwserve_p2p.services.status import DecodedStatuses, make_validator, status_topic
 
     assert status_topic(NETWORK) == TOPIC
