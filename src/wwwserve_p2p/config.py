@@ -397,7 +397,7 @@ def _section_class(name: str) -> type:
 
 
 def _executor_table(table: Mapping[str, Any]) -> dict[str, Any]:
-    if "kind" not in table:
+    if not isinstance(table.get("kind"), str) or not table["kind"]:
         raise ConfigError("[executor] needs kind = \"echo\" | \"hf\" | \"openai\" | \"simulated\" | \"random\"")
     return dict(table)
 
