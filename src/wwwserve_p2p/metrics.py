@@ -48,7 +48,9 @@ class NodeMetrics:
             "wwwserve_gossip_rejected_total", "Gossip messages rejected by our validators",
             ["topic", "reason"], registry=r)
         self.http = Counter(
-            "wwwserve_http_requests_total", "HTTP API requests", ["path", "status"], registry=r)
+            "wwwserve_http_requests_total",
+            "HTTP API requests by route (path template of the matched route, 'other' for unknown paths) "
+            "and status", ["path", "status"], registry=r)
         # ledger (micro-credits)
         self.balance = Gauge("wwwserve_ledger_balance_microcredits", "This node's balance in its own view",
                              registry=r)
