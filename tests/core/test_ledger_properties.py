@@ -113,8 +113,9 @@ class World:
             a.buf_time = max(self.now, a.last_time)
         return a.buf_time
 
-    def _ticket(self, req: int, exe: int, price: int, expires: int) -> Ticket:
-        t = Ticket(NID, self._uid("r"), P[req], P[exe], price, expires).signed(IDS[req].sign)
+    def _ticket(self, req: int, exe: int, price: int, expires: int, issued: int = 0) -> Ticket:
+        """A signed ticket; ``issued`` > 0 gives it an issue time (0: the legacy form)."""
+        t = Ticket(NID, self._uid("r"), P[req], P[exe], price, expires, issued_ms=min(issued, expires)).signed(IDS[req].sign)
         self.tickets.append(t)
         return t
 
@@ -128,7 +129,7 @@ class World:
         elif kind == "fork":
             self.fork(i, x)
         elif kind == "ticket":
-            self._ticket(i, others[x % 4], 500 + y % 4_000, self.now + (y % 5) * 500)
+            self._ticket(i, others[x % 4], 500 + y % 4_000, self.now + (y % 5) * 500, self.now if y & 1 else 0)
         else:
             t = self._open(a)
             if kind == "stake":
@@ -147,13 +148,16 @@ class World:
                 a.buf.append(Transfer(P[others[x % 4]], 1 + y % 5_000))
             elif kind == "claim":
                 mine = [tk for tk in self.tickets
-                        if tk.executor == P[i] and tk.hash not in a.claimed and tk.expires_ms >= t]
-                tk = mine[x % len(mine)] if mine else self._ticket(others[x % 4], i, 500 + y % 4_000, t + (y % 3) * 500)
+                        if tk.executor == P[i] and tk.hash not in a.claimed and tk.issued_ms <= t <= tk.expires_ms]
+                tk = mine[x % len(mine)] if mine else self._ticket(others[x % 4], i, 500 + y % 4_000, t + (y % 3) * 500,
+                                                                   t if y & 2 else 0)
                 a.claimed.add(tk.hash)
                 a.buf.append(Claim(tk, DIGEST, 1 + y % tk.price))
             elif kind == "void":
-                mine = [tk for tk in self.tickets if tk.requester == P[i] and tk.hash not in a.voided]
-                tk = mine[x % len(mine)] if mine else self._ticket(i, others[x % 4], 500 + y % 4_000, t + 2_000)
+                mine = [tk for tk in self.tickets if tk.requester == P[i] and tk.hash not in a.voided
+                        and tk.issued_ms <= t]
+                tk = mine[x % len(mine)] if mine else self._ticket(i, others[x % 4], 500 + y % 4_000, t + 2_000,
+                                                                   t if y & 2 else 0)
                 a.voided.add(tk.hash)
                 a.buf.append(Void(tk))
             elif kind == "proof":
@@ -167,7 +171,7 @@ class World:
                 e2 = rest.pop((x // 4) % 3)
                 judges = rest
                 d = DuelTicket(NID, self._uid("d"), P[i], (P[e1], P[e2]), tuple(P[j] for j in judges),
-                               1 + x % 4_000, 1 + y % 2_000, 10**12).signed(IDS[i].sign)
+                               1 + x % 4_000, 1 + y % 2_000, 10**12, issued_ms=t if y & 4 else 0).signed(IDS[i].sign)
                 receipts = tuple(Receipt(P[e], d.hash, DIGEST).signed(IDS[e].sign) for e in (e1, e2))
                 votes = []
                 for k, j in enumerate(judges):
@@ -298,7 +302,9 @@ def state(led: Ledger):
 
 
 def check_invariants(led: Ledger) -> None:
-    """Supply is conserved except burns, burns never create credit, pending is never negative."""
+    """Supply is conserved except burns, burns never create credit, pending is never negative,
+    and the incrementally kept fold (cuts subtract, never refold) equals a fold from scratch."""
+    assert led._fold.snapshot() == led.recompute_fold().snapshot()
     assert led.total_supply() + led.burned() == G.supply
     assert led.burned() >= 0 and led.total_supply() <= G.supply
     assert led.pending_count() >= 0
@@ -415,6 +421,44 @@ def test_any_delivery_converges_to_the_reference_fold(ops, data):
         led.add_block(b)
     check_invariants(led)
     assert state(led) == want and led.pending_count() == 0
+
+
+@settings(max_examples=40, **FAST)
+@given(ops=OPS, data=st.data())
+def test_holding_premature_blocks_converges_to_the_reference_fold(ops, data):
+    """A replica whose clock advances while blocks arrive holds the ones dated beyond its clock
+    + tolerance (``premature``: nothing stored) and offers them again later: once its clock has
+    passed every block's time it holds exactly the state of a replica that never held any."""
+    w = build_world(ops)
+    assume(w.universe)
+    want = view_of_all(w.universe)
+    blocks = data.draw(st.permutations(w.universe), label="arrival order")
+    tol = data.draw(st.integers(0, 1_000), label="tolerance")
+    clock = 0
+    held: list[Block] = []
+    led = Ledger(G)
+    for b in blocks:
+        clock += data.draw(st.integers(0, 600), label="clock step")
+        for h in [h for h in held if not Ledger.is_premature(h, clock, tol)]:   # due now
+            held.remove(h)
+            assert led.add_block(h, now_ms=clock, tolerance_ms=tol).status != "premature"
+        before = (led.height(b.author), led.pending_count(), led.pending_bytes())
+        r = led.add_block(b, now_ms=clock, tolerance_ms=tol)
+        if r.status == "premature":   # nothing stored (a proof it carries still counts: a fact)
+            assert b.time_ms > clock + tol
+            assert (led.height(b.author), led.pending_count(), led.pending_bytes()) == before
+            held.append(b)
+    check_invariants(led)
+    for h in held:
+        led.add_block(h, now_ms=10**12, tolerance_ms=tol)
+    assert state(led) == want
+
+
+def view_of_all(blocks) -> tuple:
+    led = Ledger(G)
+    for b in blocks:
+        led.add_block(b)
+    return state(led)
 
 
 @settings(max_examples=60, **FAST)
