@@ -176,12 +176,12 @@ def test_cut_subtracts_cross_chain_effects_like_a_fold_from_scratch():
 
 
 _OP = st.tuples(st.integers(0, 3), st.sampled_from(["stake", "unstake", "withdraw", "transfer", "claim", "void",
-                                                     "verdict", "seal"]), st.integers(0, 2**16))
+                                                     "verdict", "seal", "seal", "seal"]), st.integers(0, 2**16))
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
+@settings(max_examples=40, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(ops=st.lists(_OP, min_size=5, max_size=50), cuts=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 8)),
+@given(ops=st.lists(_OP, min_size=20, max_size=150), cuts=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**16)),
                                                                   min_size=1, max_size=4),
        order=st.randoms(use_true_random=False))
 def test_incremental_cut_equals_a_fold_from_scratch(ops, cuts, order):
@@ -191,6 +191,7 @@ def test_incremental_cut_equals_a_fold_from_scratch(ops, cuts, order):
     writers = [Writer(i) for i in range(4)]
     bufs: list[list] = [[] for _ in range(4)]
     tickets: list[Ticket] = []
+    voided: set[str] = set()
     blocks = []
     for i, kind, x in ops:
         others = [j for j in range(4) if j != i]
@@ -202,8 +203,8 @@ def test_incremental_cut_equals_a_fold_from_scratch(ops, cuts, order):
         elif kind == "unstake":
             bufs[i].append(Stake(1 + x % 500))
             bufs[i].append(Unstake(1 + x % 500))
-        elif kind == "withdraw":
-            bufs[i].append(Withdraw(1 + x % 5))   # mostly invalid: the block is refused
+        elif kind == "withdraw" and x % 4 == 0:
+            bufs[i].append(Withdraw(1 + x % 5))   # often not matured: the block (and its chain after it) is refused
         elif kind == "transfer":
             bufs[i].append(Transfer(P[others[x % 3]], 1 + x % 1_000))
         elif kind == "claim":
@@ -211,8 +212,9 @@ def test_incremental_cut_equals_a_fold_from_scratch(ops, cuts, order):
             tickets.append(t)
             bufs[i].append(Claim(t, DIGEST, 1 + x % 2_000))
         elif kind == "void":
-            mine = [t for t in tickets if t.requester == P[i]]
+            mine = [t for t in tickets if t.requester == P[i] and t.hash not in voided]
             if mine:
+                voided.add(mine[x % len(mine)].hash)
                 bufs[i].append(Void(mine[x % len(mine)]))
         elif kind == "verdict":
             e1, e2, j = others
@@ -229,10 +231,11 @@ def test_incremental_cut_equals_a_fold_from_scratch(ops, cuts, order):
     assert same_fold(led)
     accepted = {b.hash for i in range(4) for b in led.blocks(P[i])}
     order.shuffle(cuts)
-    for i, h in cuts:
+    for i, hx in cuts:
         chain = led.blocks(P[i])
-        if h > len(chain):
+        if not chain:
             continue
+        h = 1 + hx % len(chain)
         target = chain[h - 1]
         led.add_proof(EquivocationProof(target.header, fork_of(target).header))
         assert same_fold(led)
