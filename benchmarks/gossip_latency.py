@@ -326,8 +326,8 @@ async def _overlay_child_main(args: argparse.Namespace) -> None:
                           bootstrap=tuple(args.bootstrap or ()),
                           heartbeat_interval=args.heartbeat)
     async with open_libp2p_overlay(identity, config) as overlay:
-        decoded = DecodedStatuses()  # as run_status_service wires its validator and receive loop
-        channel = await overlay.subscribe(TOPIC, make_validator(_ValidatorNodeShim(NETWORK), decoded))
+        decoded = DecodedStatuses()  # as StatusService.run wires its validator and receive loop
+        channel = await overlay.subscribe(TOPIC, make_validator(NETWORK, _ValidatorNodeShim(NETWORK).metrics, decoded))
         child = _OverlayChild(overlay, channel, NETWORK, decoded)
         _emit({"event": "listening", "peer_id": overlay.peer_id, "addrs": overlay.addrs(), "pid": os.getpid()})
         async with trio.open_nursery() as nursery:

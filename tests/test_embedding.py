@@ -54,7 +54,6 @@ def test_readme_example_generates_an_answer_without_http(readme_run) -> None:
     assert proc.stdout.strip() == "hello from an embedded node"
 
 
-@pytest.mark.xfail(reason="waits on open_node's in-memory mode for node.data_dir = ''", strict=False)
 def test_readme_example_writes_nothing_to_disk(readme_run) -> None:
     proc, cwd = readme_run
     assert proc.returncode == 0, proc.stderr

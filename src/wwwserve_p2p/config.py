@@ -146,8 +146,7 @@ class LedgerSection:
     queued entries (claims, voids, stake changes) are sealed into a block; ``sync_interval``:
     anti-entropy with a random peer over ``/wwwserve/ledger-sync/1``; ``ticket_ttl``: how long a
     delegation ticket stays claimable; ``stake_interval``: how often the stake policy runs;
-    ``db``: SQLite file (default ``<data_dir>/ledger.sqlite``); ``io_thread``: run SQLite writes and
-    batch signature checks on a worker thread (turn off only for MockClock tests). Times in seconds."""
+    ``db``: SQLite file (default ``<data_dir>/ledger.sqlite``). Times in seconds."""
 
     genesis: str = ""
     block_interval: float = 1.0
@@ -155,7 +154,6 @@ class LedgerSection:
     ticket_ttl: float = 3600.0
     stake_interval: float = 2.0
     db: str = ""
-    io_thread: bool = True
 
     def __post_init__(self) -> None:
         for name in ("block_interval", "sync_interval", "ticket_ttl", "stake_interval"):

@@ -68,6 +68,10 @@ _PAGE = 500
 T = TypeVar("T")
 
 
+#: The ``path`` of an in-memory store.
+MEMORY = ":memory:"
+
+
 class LedgerStore:
     """The node's ledger file. Open with :meth:`open`; close with :meth:`close` (idempotent),
     or use it as a context manager: ``with LedgerStore.open(path, genesis) as store: ...``.
@@ -88,6 +92,8 @@ class LedgerStore:
         """Open (creating it and its parent directory if needed) the store at ``path``.
 
         Sets WAL journaling and ``synchronous=FULL``; a new file records ``genesis.hash``.
+        ``path`` = ``":memory:"`` keeps the ledger in memory (an embedded node that writes
+        nothing to disk; lost on exit).
 
         :raises StorageError: the file cannot be created, opened or read (corrupt, not a
             database, read-only, locked), belongs to another network (another genesis hash),
@@ -95,7 +101,8 @@ class LedgerStore:
         """
         p = Path(path)
         try:
-            p.parent.mkdir(parents=True, exist_ok=True)
+            if str(path) != MEMORY:
+                p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"ledger store {p}: cannot create its directory: {exc}") from exc
         try:
@@ -116,7 +123,7 @@ class LedgerStore:
 
         def init() -> None:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
+            if str(mode).lower() != ("memory" if str(self._path) == MEMORY else "wal"):
                 raise StorageError(f"ledger store {self._path}: cannot enable WAL journaling (got {mode!r})")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=OFF")

@@ -99,15 +99,15 @@ async def duel_swarm(executors, judges, n_requests: int, **duel):
     swarm = await swarm_cm.__aenter__()
     for node, judge in zip(swarm.nodes[3:], judges):
         if callable(judge) and not hasattr(judge, "judge"):
-            node.judge = FirstJudge()       # placeholder: this node votes via the override
-            node.decide_vote = judge
+            node.duels.judge = FirstJudge()       # placeholder: this node votes via the override
+            node.duels.decide_vote = judge
         else:
-            node.judge = judge
+            node.duels.judge = judge
         node.status_changed()
-    await swarm.wait_until(lambda: len(swarm[0].choose_judges({swarm[0].peer_id})) == len(judges), timeout=30)
+    await swarm.wait_until(lambda: len(swarm[0].duels.choose_judges({swarm[0].peer_id})) == len(judges), timeout=30)
     origin = swarm[0]
     answers = [await collect(origin, req()) for _ in range(n_requests)]
-    await swarm.wait_until(lambda: origin.duel_stats["settled"] + origin.duel_stats["abandoned"] >= n_requests,
+    await swarm.wait_until(lambda: origin.duels.stats["settled"] + origin.duels.stats["abandoned"] >= n_requests,
                            timeout=120)
     await swarm.wait_until(lambda: swarm.ledgers_agree() and origin.ledger.duels_settled >= n_requests, timeout=60)
     return swarm_cm, swarm, answers
@@ -195,7 +195,7 @@ async def test_duel_is_skipped_without_judges_and_executor_refuses_high_bonds(au
     async with open_swarm(nodes, config=config(), genesis=genesis_for(3)) as swarm:
         await swarm.wait_until(swarm.all_know_each_other, timeout=30)
         assert await collect(swarm[0], req()) == PROMPT
-        assert swarm[0].duel_stats["started"] == 0
+        assert swarm[0].duels.stats["started"] == 0
         assert swarm[0].metrics.duels.labels("skipped")._value.get() == 1
     # executors that accept bonds up to 1_000 refuse a duel of bond 20_000; the user is answered
     cfg = config()
@@ -203,26 +203,26 @@ async def test_duel_is_skipped_without_judges_and_executor_refuses_high_bonds(au
     async with open_swarm([front(), EchoExecutor(), EchoExecutor(), front()], config=strict,
                           genesis=genesis_for(4)) as swarm:
         swarm[0].config = cfg  # the requester itself offers the usual bond
-        swarm[3].judge = OverlapJudge()
+        swarm[3].duels.judge = OverlapJudge()
         swarm[3].status_changed()
-        await swarm.wait_until(lambda: swarm[0].choose_judges({swarm[0].peer_id}) == [swarm[3].peer_id], timeout=30)
+        await swarm.wait_until(lambda: swarm[0].duels.choose_judges({swarm[0].peer_id}) == [swarm[3].peer_id], timeout=30)
         with trio.fail_after(120):
             assert await collect(swarm[0], req()) == PROMPT
-        await swarm.wait_until(lambda: swarm[0].duel_stats["abandoned"] == 1, timeout=60)
-        assert swarm[0].duel_stats["settled"] == 0
+        await swarm.wait_until(lambda: swarm[0].duels.stats["abandoned"] == 1, timeout=60)
+        assert swarm[0].duels.stats["settled"] == 0
 
 
 async def test_judge_refuses_bad_requests(autojump_clock):
     """A judge checks the duel before judging: a duelist named as its own judge, another
     requester, answers that do not match the receipts, a judge not named."""
     from wwwserve_p2p.core.ledger import DuelTicket, Receipt
-    from wwwserve_p2p.services.duel import answer_digest, check_judge_request
+    from wwwserve_p2p.core.acceptance import answer_digest
     from wwwserve_p2p.wire.codec import JudgeRequest
 
     async with open_swarm([front(), EchoExecutor(), EchoExecutor(), front()], config=config(),
                           genesis=genesis_for(4)) as swarm:
         req_node, a, b, judge = swarm.nodes
-        judge.judge = a.judge = OverlapJudge()  # the duelist could judge other duels
+        judge.duels.judge = a.duels.judge = OverlapJudge()  # the duelist could judge other duels
         ids = [swarm_identity(0, i) for i in range(4)]
         net = judge.network_id
 
@@ -236,17 +236,17 @@ async def test_judge_refuses_bad_requests(autojump_clock):
             return JudgeRequest(d, PROMPT, first + ("!" if tamper else ""), second, ra, rb)
 
         ok = duel([judge.peer_id])
-        assert check_judge_request(judge, request(ok), req_node.peer_id) == ""
+        assert judge.duels.check_request(request(ok), req_node.peer_id) == ""
         # a duelist named as judge of its own duel: the ticket itself is invalid
         own = dataclasses.replace(duel([a.peer_id]), signature=b"")
         own = own.signed(ids[0].sign)
-        assert "judges must be distinct and exclude" in check_judge_request(a, request(own), req_node.peer_id)
-        assert "another requester" in check_judge_request(judge, request(ok), b.peer_id)
-        assert "does not match" in check_judge_request(judge, request(ok, tamper=True), req_node.peer_id)
-        assert "not a judge of this duel" in check_judge_request(a, request(ok), req_node.peer_id)
-        assert "does not judge" in check_judge_request(b, request(ok), req_node.peer_id)  # b has no method
+        assert "judges must be distinct and exclude" in a.duels.check_request(request(own), req_node.peer_id)
+        assert "another requester" in judge.duels.check_request(request(ok), b.peer_id)
+        assert "does not match" in judge.duels.check_request(request(ok, tamper=True), req_node.peer_id)
+        assert "not a judge of this duel" in a.duels.check_request(request(ok), req_node.peer_id)
+        assert "does not judge" in b.duels.check_request(request(ok), req_node.peer_id)  # b has no method
         forged = duel([judge.peer_id], signer=3)
-        assert "invalid duel ticket" in check_judge_request(judge, request(forged), req_node.peer_id)
+        assert "invalid duel ticket" in judge.duels.check_request(request(forged), req_node.peer_id)
 
 
 async def test_a_duel_that_times_out_never_cuts_the_users_answer(autojump_clock):
@@ -255,11 +255,11 @@ async def test_a_duel_that_times_out_never_cuts_the_users_answer(autojump_clock)
     slow = [EchoExecutor(delay_per_token=0.5), EchoExecutor(delay_per_token=0.5)]
     nodes = [front(), *slow, front()]
     async with open_swarm(nodes, config=config(answer_timeout=1.0), genesis=genesis_for(4)) as swarm:
-        swarm[3].judge = OverlapJudge()
+        swarm[3].duels.judge = OverlapJudge()
         swarm[3].status_changed()
-        await swarm.wait_until(lambda: swarm[0].choose_judges({swarm[0].peer_id}) == [swarm[3].peer_id], timeout=30)
+        await swarm.wait_until(lambda: swarm[0].duels.choose_judges({swarm[0].peer_id}) == [swarm[3].peer_id], timeout=30)
         assert await collect(swarm[0], req()) == PROMPT
-        await swarm.wait_until(lambda: swarm[0].duel_stats["abandoned"] == 1, timeout=60)
+        await swarm.wait_until(lambda: swarm[0].duels.stats["abandoned"] == 1, timeout=60)
         # A queues its claim once its side of the stream is done; then every replica agrees
         await swarm.wait_until(lambda: sum(n.metrics.ledger_earned._value.get() for n in swarm.nodes[1:3]) == 1,
                                timeout=60)

@@ -90,13 +90,13 @@ async def test_a_void_beats_a_lying_executors_claim(autojump_clock):
     async with open_swarm([echo(models=("front",)), echo(delay=0.5)], config=config(), genesis=genesis_for(2)) \
             as swarm:
         executor = swarm[1]
-        real_check = executor.check_ticket
+        real_check = executor.tickets.accept
 
         def spy(ticket, requester, min_price):
             seen.append(ticket)
             return real_check(ticket, requester, min_price)
 
-        executor.check_ticket = spy
+        executor.tickets.accept = spy
         async with aclosing(swarm[0].generate(req())) as gen:
             async for _ in gen:
                 break  # user leaves after the first chunk: the ticket is voided
@@ -113,12 +113,12 @@ async def test_a_requester_in_debt_may_not_offload(autojump_clock):
     g = genesis_for(2, credits=[0, 100], overdraft=0)
     async with open_swarm([echo(models=("front",)), echo()], config=config(), genesis=g) as swarm:
         assert await collect(swarm[0], req()) == PROMPT
-        await swarm.wait_until(lambda: swarm[1].in_debt(swarm[0].peer_id) and swarm[0].in_debt(swarm[0].peer_id),
+        await swarm.wait_until(lambda: swarm[1].ledger_service.in_debt(swarm[0].peer_id) and swarm[0].ledger_service.in_debt(swarm[0].peer_id),
                                timeout=20)
         with pytest.raises(NoExecutorAvailable, match="in debt"):
             await collect(swarm[0], req())
         # and the executor refuses its probes on its own, too
-        accepted, reason = swarm[1].decide_accept("echo", swarm[0].peer_id)
+        accepted, reason = swarm[1].delegation.decide("echo", swarm[0].peer_id)
         assert not accepted and reason == "requester in debt"
 
 
@@ -209,8 +209,7 @@ async def test_auto_stake_follows_idle_capacity(autojump_clock):
         node = swarm[0]
         await swarm.wait_until(lambda: node.ledger.account(node.peer_id).stake == 4 * CREDIT, timeout=30)
         # keep all four slots busy: the stake drains toward 0 while the node has no idle capacity
-        cfg_local = dataclasses.replace(node.config, policy=dataclasses.replace(node.config.policy, target_load=10.0))
-        node.config = cfg_local
+        node.set_policy(dataclasses.replace(node.policy, target_load=10.0))
         async with trio.open_nursery() as nursery:
             for _ in range(4):
                 nursery.start_soon(collect, node, req())

@@ -109,7 +109,7 @@ def test_the_service_decodes_each_accepted_status_once(monkeypatch):
                     load=LoadSnapshot(capacity=2), accepting=True)
     msg = GossipMessage("/wwwserve/net/status", codec.encode_status(st, "net"), "12D3KooWpeer", "12D3KooWpeer")
     decoded = status_service.DecodedStatuses(max_entries=2)
-    validate = status_service.make_validator(Shim, decoded)
+    validate = status_service.make_validator(Shim.network_id, Shim.metrics, decoded)
     assert validate(msg)
     assert decoded.take(msg, "net") == st
     assert len(calls) == 1

@@ -123,3 +123,28 @@ def stake_target(policy: OffloadPolicy, load: LoadSnapshot, current_stake: int, 
     want = round(AUTO_STAKE_UNITS * idle) * unit
     step = max(1, int(AUTO_STAKE_RATE * max(0.0, elapsed_s))) * unit
     return max(current_stake - step, min(current_stake + step, want))
+
+
+def plan_stake(balance: int, stake: int, equivocated: bool, matured: int, target: int) -> list:
+    """Ledger entries that move an account's stake toward ``target`` (micro-credits).
+
+    ``balance``/``stake``: the account now; ``matured``: its unbonding credit that may be
+    withdrawn now; an equivocated account plans nothing. Returns :class:`Withdraw` of the
+    matured credit first, then one :class:`Stake` (bounded by what is spendable) or
+    :class:`Unstake`; empty when nothing is to be done.
+    """
+    from .ledger import Stake, Unstake, Withdraw
+
+    if equivocated:
+        return []
+    out: list = []
+    if matured > 0:
+        out.append(Withdraw(matured))
+    available = balance + max(0, matured)
+    if target > stake:
+        amount = min(target - stake, max(0, available))
+        if amount > 0:
+            out.append(Stake(amount))
+    elif target < stake:
+        out.append(Unstake(stake - target))
+    return out

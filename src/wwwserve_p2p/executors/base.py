@@ -54,6 +54,13 @@ class Executor(ABC):
         :raises ExecutorError: the backend failed.
         """
 
+    async def start(self) -> None:
+        """Prepare to serve (connect to a backend, discover models). Called by ``open_node``
+        before the node announces the executor's models. Idempotent; the default does nothing.
+
+        :raises ExecutorError: the backend cannot be reached.
+        """
+
     async def aclose(self) -> None:
         """Release resources. Idempotent."""
 

@@ -20,40 +20,68 @@ that the requester is not in debt), serves, and after the final frame queues a
 or is cancelled voids the ticket instead, so it is never claimable. After the commit the
 requester keeps its side open; closing or resetting it cancels the remote generation. An
 accepted-but-uncommitted offer holds a delegated slot for at most ``commit_timeout``.
+
+Two services: :class:`DelegationServer` (executor side: owns the accept decision and the
+delegated slots) and :class:`Requester` (our users' requests: owns the in-flight attempts and
+performs the actions of the pure :class:`~wwwserve_p2p.core.dispatch.Dispatch` machine).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import random
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from contextlib import aclosing
+from dataclasses import dataclass
+from functools import partial
+from typing import Protocol
 
 import trio
 
-from ..core.ledger import Claim, DuelTicket, Receipt, Ticket
-from ..core.types import ErrorReply, GenerationChunk, GenerationRequest, Offer
+from ..config import DelegationSection
+from ..core.acceptance import answer_digest, check_duel_ticket
+from ..core.dispatch import (
+    Candidate,
+    Dispatch,
+    DispatchLimits,
+    DispatchView,
+    GiveUp,
+    Probe,
+    RunLocal,
+    Variates,
+    Wait,
+)
+from ..core.ledger import DuelTicket, Receipt, Signer, Ticket
+from ..core.peers import PeerEvent
+from ..core.policy import OffloadPolicy, decide_accept
+from ..core.types import ErrorReply, GenerationChunk, GenerationRequest, Offer, PeerStatus, RoutedChunk
 from ..errors import (
     ExecutorError,
     InvalidRequest,
     MalformedMessage,
     ModelNotFound,
+    NoExecutorAvailable,
     OverlayError,
     RemoteError,
     RequestTimeout,
-    StorageError,
     WwwServeError,
 )
-from ..net.base import Stream
+from ..executors.base import Executor
+from ..metrics import NodeMetrics
+from ..net.base import Overlay, Stream
 from ..wire import codec
 from ..wire.framing import FrameReader, frame
-
-if TYPE_CHECKING:
-    from ..node import Node
+from .ledger import LedgerService
+from .membership import Membership
+from .runtime import Runtime
+from .stats import NodeStats
+from .tickets import TicketDesk
 
 PROTOCOL = "/wwwserve/delegate/1"
 log = logging.getLogger("wwwserve_p2p.delegation")
+
+#: Remote error codes after which another executor may succeed.
+RETRYABLE_CODES = frozenset({"executor_error", "overloaded", "eof", "bad_ticket"})
 
 
 def _error_code(exc: BaseException) -> str:
@@ -64,134 +92,142 @@ def _error_code(exc: BaseException) -> str:
     return "executor_error"
 
 
-# ------------------------------------------------------------------ executor side
-
-async def serve_delegate_stream(node: "Node", stream: Stream) -> None:
-    """Handle one inbound delegation stream (registered as the protocol handler)."""
-    cfg = node.config.delegation
-    reader = FrameReader(stream, cfg.max_frame)
-    try:
-        data = await reader.read_frame(cfg.probe_timeout)
-        if data is None:
-            return
-        request, network_id, timeout_ms = codec.decode_request(data)
-    except MalformedMessage as exc:
-        node.metrics.delegated.labels("malformed").inc()
-        log.warning("malformed delegation request from %s: %s", stream.remote_peer, exc)
-        await _try_write(stream, ErrorReply("malformed", str(exc)))
-        return
-    except (RequestTimeout, OverlayError):
-        return
-    if network_id != node.network_id:
-        await _try_write(stream, ErrorReply("wrong_network", f"this node is on network {node.network_id}"))
-        return
-
-    accepted, reason = node.decide_accept(request.model, stream.remote_peer)
-    load = node.executor.load().load
-    if not await _try_write(stream, Offer(accepted, reason, load)):
-        return
-    if not accepted:
-        node.metrics.delegated.labels("rejected").inc()
-        return
-    node.delegated_running += 1  # the slot is held from the offer on
-    try:
-        ticket: Ticket | None = None
-        duel: DuelTicket | None = None
-        try:
-            decision = await reader.read_frame(cfg.commit_timeout)
-            commit, ticket, duel = codec.decode_decision(decision) if decision is not None else (False, None, None)
-        except (MalformedMessage, RequestTimeout, OverlayError):
-            commit = False
-        if not commit:
-            node.metrics.delegated.labels("withdrawn").inc()
-            return
-        problem = node.check_ticket(ticket, stream.remote_peer, node.ledger.params.price(request.max_tokens))
-        if not problem and duel is not None:
-            problem = node.check_duel(duel, stream.remote_peer)
-        if problem or ticket is None:
-            node.metrics.delegated.labels("bad_ticket").inc()
-            log.warning("refusing %s from %s: %s", request.request_id, stream.remote_peer, problem)
-            await _try_write(stream, ErrorReply("bad_ticket", problem))
-            return
-        node.metrics.delegated.labels("accepted").inc()
-        node.stats.accepted_for_others += 1
-        log.info("executing %s for %s (model %s)", request.request_id, stream.remote_peer, request.model)
-        served = await _execute_for_peer(node, stream, reader, request)
-        if served is not None:
-            _claim(node, ticket, *served)
-            if duel is not None:  # our consent to the duel: the bond is at risk from here on
-                receipt = Receipt(node.peer_id, duel.hash, answer_digest(served[0])).signed(node.identity.sign)
-                await _try_write(stream, receipt)
-    finally:
-        node.delegated_running -= 1
-        node.status_changed()
-
-
-def _claim(node: "Node", ticket: Ticket, text: str, completion_tokens: int) -> None:
-    """Queue the claim for a request we served completely (price per DESIGN §4 / LedgerParams)."""
-    claim_ticket(node, ticket, min(ticket.price, node.ledger.params.price(completion_tokens)), answer_digest(text))
-
-
-def answer_digest(text: str) -> str:
-    """SHA-256 (hex) of an answer's UTF-8 text: what claims and duel receipts commit to."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def claim_ticket(node: "Node", ticket: Ticket, amount: int, response_digest: str) -> None:
-    """Queue a :class:`Claim` of ``amount`` micro-credits on ``ticket`` for our next block."""
-    node.metrics.ledger_earned.inc()
-    try:
-        node.ledger_service.submit(f"claim:{ticket.hash}", Claim(ticket, response_digest, amount))
-    except StorageError as exc:
-        log.error("claim for %s queued but not persisted: %s", ticket.request_id, exc)
-
-
-async def _execute_for_peer(node: "Node", stream: Stream, reader: FrameReader,
-                            request: GenerationRequest) -> tuple[str, int] | None:
-    """Run ``request`` and stream it back. Returns (full text, completion tokens) when the final
-    frame was written, None otherwise."""
-    start = trio.current_time()
-    served: tuple[str, int] | None = None
-    async with trio.open_nursery() as nursery:
-
-        async def watch_requester() -> None:
-            # After commit the requester sends nothing; EOF or reset means it gave up.
-            try:
-                why = f"read {await stream.read(1)!r}"
-            except OverlayError as exc:
-                why = str(exc)
-            log.info("requester of %s went away (%s); cancelling", request.request_id, why)
-            nursery.cancel_scope.cancel()
-
-        nursery.start_soon(watch_requester)
-        try:
-            gen = node.executor.generate(request)
-            parts: list[str] = []
-            try:
-                async for chunk in gen:
-                    if chunk.is_final and chunk.usage:
-                        node.metrics.tokens.inc(chunk.usage.completion_tokens)
-                    await stream.write(frame(codec.encode_reply(chunk)))
-                    parts.append(chunk.text)
-                    if chunk.is_final:
-                        served = ("".join(parts), chunk.usage.completion_tokens if chunk.usage else len(parts))
-            finally:
-                await gen.aclose()
-        except OverlayError as exc:
-            log.warning("stream to %s broke while serving %s: %s", stream.remote_peer, request.request_id, exc)
-        except (ExecutorError, WwwServeError) as exc:
-            await _try_write(stream, ErrorReply(_error_code(exc), str(exc)))
-        nursery.cancel_scope.cancel()
-    node.stats.record_served_for_peer(trio.current_time() - start)
-    return served
-
-
 async def _try_write(stream: Stream, reply) -> bool:
     try:
         await stream.write(frame(codec.encode_reply(reply)))
         return True
     except OverlayError:
         return False
+
+
+# ------------------------------------------------------------------ executor side
+
+class DelegationServer:
+    """Serves peers' delegation streams: decides on probes, checks tickets and duel tickets,
+    runs the work, claims the ticket. Owns the count of delegated slots held (``running``).
+
+    ``max_bond``: the largest duel bond we risk as an executor; ``on_change()``: our status
+    changed (a slot was freed)."""
+
+    def __init__(self, me: str, network_id: str, executor: Executor, policy: OffloadPolicy,
+                 config: DelegationSection, tickets: TicketDesk, ledger: LedgerService, sign: Signer,
+                 runtime: Runtime, rng: random.Random, metrics: NodeMetrics, stats: NodeStats, *,
+                 max_bond: int, on_change: Callable[[], None] = lambda: None):
+        self.me, self.network_id, self.executor, self.policy, self.config = me, network_id, executor, policy, config
+        self.tickets, self.ledger, self._sign, self.runtime, self.rng = tickets, ledger, sign, runtime, rng
+        self.metrics, self.stats, self.max_bond, self._on_change = metrics, stats, max_bond, on_change
+        #: delegated requests we execute or have offered to execute
+        self.running = 0
+
+    def accepting(self) -> bool:
+        """Whether our status says we take delegated work now."""
+        return self.policy.participate and self.running < self.policy.max_delegated \
+            and self.executor.load().idle_slots > 0
+
+    def decide(self, model: str, requester: str = "") -> tuple[bool, str]:
+        """Policy decision on a delegation probe for ``model`` from ``requester``."""
+        if requester and self.ledger.in_debt(requester):
+            return False, "requester in debt"
+        return decide_accept(self.executor.load(), self.running, model in self.executor.models(),
+                             self.policy, self.rng.random())
+
+    async def serve_stream(self, stream: Stream) -> None:
+        """Handle one inbound delegation stream (registered as the protocol handler)."""
+        cfg = self.config
+        reader = FrameReader(stream, cfg.max_frame)
+        try:
+            data = await reader.read_frame(cfg.probe_timeout, may_have_processed=False)
+            if data is None:
+                return
+            request, network_id, _timeout_ms = codec.decode_request(data)
+        except MalformedMessage as exc:
+            self.metrics.delegated.labels("malformed").inc()
+            log.warning("malformed delegation request from %s: %s", stream.remote_peer, exc)
+            await _try_write(stream, ErrorReply("malformed", str(exc)))
+            return
+        except (RequestTimeout, OverlayError):
+            return
+        if network_id != self.network_id:
+            await _try_write(stream, ErrorReply("wrong_network", f"this node is on network {self.network_id}"))
+            return
+        accepted, reason = self.decide(request.model, stream.remote_peer)
+        if not await _try_write(stream, Offer(accepted, reason, self.executor.load().load)):
+            return
+        if not accepted:
+            self.metrics.delegated.labels("rejected").inc()
+            return
+        self.running += 1  # the slot is held from the offer on
+        try:
+            await self._serve_committed(stream, reader, request)
+        finally:
+            self.running -= 1
+            self._on_change()
+
+    async def _serve_committed(self, stream: Stream, reader: FrameReader, request: GenerationRequest) -> None:
+        ticket: Ticket | None = None
+        duel: DuelTicket | None = None
+        try:
+            decision = await reader.read_frame(self.config.commit_timeout, may_have_processed=False)
+            commit, ticket, duel = codec.decode_decision(decision) if decision is not None else (False, None, None)
+        except (MalformedMessage, RequestTimeout, OverlayError):
+            commit = False
+        if not commit:
+            self.metrics.delegated.labels("withdrawn").inc()
+            return
+        problem = self.tickets.accept(ticket, stream.remote_peer, self.ledger.ledger.params.price(request.max_tokens))
+        if not problem and duel is not None:
+            problem = check_duel_ticket(duel, network_id=self.network_id, requester=stream.remote_peer, me=self.me,
+                                        max_bond=self.max_bond, now_ms=self.runtime.clock.wall_ms())
+        if problem or ticket is None:
+            self.metrics.delegated.labels("bad_ticket").inc()
+            log.warning("refusing %s from %s: %s", request.request_id, stream.remote_peer, problem)
+            await _try_write(stream, ErrorReply("bad_ticket", problem))
+            return
+        self.metrics.delegated.labels("accepted").inc()
+        self.stats.accepted_for_others += 1
+        log.info("executing %s for %s (model %s)", request.request_id, stream.remote_peer, request.model)
+        served = await self._execute(stream, request)
+        if served is not None:
+            text, tokens = served
+            self.tickets.claim(ticket, min(ticket.price, self.ledger.ledger.params.price(tokens)), answer_digest(text))
+            if duel is not None:  # our consent to the duel: the bond is at risk from here on
+                receipt = Receipt(self.me, duel.hash, answer_digest(text)).signed(self._sign)
+                await _try_write(stream, receipt)
+
+    async def _execute(self, stream: Stream, request: GenerationRequest) -> tuple[str, int] | None:
+        """Run ``request`` and stream it back. Returns (full text, completion tokens) when the final
+        frame was written, None otherwise."""
+        start = trio.current_time()
+        served: tuple[str, int] | None = None
+        async with trio.open_nursery() as nursery:
+
+            async def watch_requester() -> None:
+                # After commit the requester sends nothing; EOF or reset means it gave up.
+                try:
+                    why = f"read {await stream.read(1)!r}"
+                except OverlayError as exc:
+                    why = str(exc)
+                log.info("requester of %s went away (%s); cancelling", request.request_id, why)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch_requester)
+            try:
+                parts: list[str] = []
+                async with aclosing(self.executor.generate(request)) as gen:
+                    async for chunk in gen:
+                        if chunk.is_final and chunk.usage:
+                            self.metrics.tokens.inc(chunk.usage.completion_tokens)
+                        await stream.write(frame(codec.encode_reply(chunk)))
+                        parts.append(chunk.text)
+                        if chunk.is_final:
+                            served = ("".join(parts), chunk.usage.completion_tokens if chunk.usage else len(parts))
+            except OverlayError as exc:
+                log.warning("stream to %s broke while serving %s: %s", stream.remote_peer, request.request_id, exc)
+            except (ExecutorError, WwwServeError) as exc:
+                await _try_write(stream, ErrorReply(_error_code(exc), str(exc)))
+            nursery.cancel_scope.cancel()
+        self.stats.record_served_for_peer(trio.current_time() - start)
+        return served
 
 
 # ------------------------------------------------------------------ requester side
@@ -208,10 +244,10 @@ class DelegationAttempt:
 
     In a duel, ``duel`` is the signed duel ticket and ``partner`` (on the attempt that streams
     to the user) the other duelist's attempt; after the final chunk, :meth:`receipt` reads the
-    executor's signed receipt."""
+    executor's signed receipt. Timeouts in seconds from ``config``."""
 
-    def __init__(self, node: "Node", probe: _Probe, ticket: Ticket, duel: DuelTicket | None = None):
-        self.node = node
+    def __init__(self, config: DelegationSection, probe: _Probe, ticket: Ticket, duel: DuelTicket | None = None):
+        self.config = config
         self.peer_id = probe.peer_id
         self.ticket = ticket
         self.duel = duel
@@ -245,8 +281,7 @@ class DelegationAttempt:
         :raises RequestTimeout: no chunk within the deadline (``may_have_processed=True``).
         :raises MalformedMessage, OverlayError: the stream broke or carried garbage.
         """
-        cfg = self.node.config.delegation
-        timeout = cfg.first_token_timeout
+        timeout = self.config.first_token_timeout
         while True:
             reply = await self._next_reply(timeout, "the final frame")
             if not isinstance(reply, GenerationChunk):
@@ -254,7 +289,7 @@ class DelegationAttempt:
             yield reply
             if reply.is_final:
                 return
-            timeout = cfg.chunk_timeout
+            timeout = self.config.chunk_timeout
 
     async def aclose(self, *, abort: bool = False) -> None:
         if abort:
@@ -263,105 +298,262 @@ class DelegationAttempt:
             await self._probe.stream.close()
 
 
-async def probe_and_commit(node: "Node", request: GenerationRequest, candidates: list[str],
-                           make_ticket: Callable[[str], Ticket],
-                           make_duel: Callable[[str, str], DuelTicket | None] | None = None,
-                           ) -> DelegationAttempt | None:
-    """Probe ``candidates`` in parallel; commit to the first that accepts, sending it the ticket
-    ``make_ticket(peer_id)``.
+class DuelRunner(Protocol):
+    """What the requester needs from the duel service (DESIGN §6)."""
 
-    With ``make_duel``, wait up to ``duel.probe_grace`` after the first acceptance for a second;
-    if one comes and ``make_duel(first, second)`` returns a duel ticket, commit to both with it:
-    the first is returned, the second is its ``partner``.
+    def make_duel(self, request: GenerationRequest, a: str, b: str) -> DuelTicket | None:
+        """A signed duel ticket for ``request`` answered by ``a`` and ``b`` (None: no judges)."""
 
-    Returns None when none accepted within ``probe_timeout``. Refusals and failures of
-    individual candidates are logged, never raised.
-    """
-    cfg = node.config.delegation
-    want = 2 if make_duel is not None else 1
-    payload = frame(codec.encode_request(request, node.network_id, int(cfg.first_token_timeout * 1000)))
-    # Probes run in the node's nursery and are never cancelled half-way: cancelling a stream
-    # open while its connection is being set up tears that connection down, and with it every
-    # other stream to the peer. A probe that is accepted after we decided declines itself.
-    results_send, results = trio.open_memory_channel[_Probe | None](len(candidates))
-    decided = False
+    def start(self, request: GenerationRequest, a: DelegationAttempt, b: DelegationAttempt) -> "DuelHandle":
+        """Run the duel in the background: B's side and the judging."""
 
-    async def probe(peer_id: str) -> None:
-        stream: Stream | None = None
-        accepted: _Probe | None = None
+
+class DuelHandle(Protocol):
+    gave_up: bool
+
+    def a_finished(self, text: str | None) -> None: ...
+
+
+class Requester:
+    """Serves our users' requests: runs each through a :class:`~wwwserve_p2p.core.dispatch.Dispatch`
+    and performs its actions (local generation, probes and commits, failover). Owns the
+    in-flight remote attempts; a peer going offline resets its attempts so they re-dispatch."""
+
+    def __init__(self, me: str, network_id: str, overlay: Overlay, executor: Executor, membership: Membership,
+                 ledger: LedgerService, tickets: TicketDesk, runtime: Runtime, rng: random.Random,
+                 policy: OffloadPolicy, limits: DispatchLimits, config: DelegationSection, probe_grace: float,
+                 metrics: NodeMetrics, stats: NodeStats, duels: DuelRunner | None = None):
+        self.me, self.network_id, self.overlay, self.executor = me, network_id, overlay, executor
+        self.membership, self.ledger, self.tickets, self.runtime, self.rng = membership, ledger, tickets, runtime, rng
+        self.policy, self.limits, self.config, self.probe_grace = policy, limits, config, probe_grace
+        self.metrics, self.stats, self.duels = metrics, stats, duels
+        self._inflight: dict[str, set[DelegationAttempt]] = {}
+
+    # ------------------------------------------------------------ membership
+    def on_peer_events(self, events: list[PeerEvent], status: PeerStatus | None) -> None:
+        """Membership subscriber: reset in-flight streams to peers gone offline; their readers
+        fail and the request re-dispatches."""
+        if not self.runtime.running:
+            return
+        for ev in events:
+            if ev.kind in ("offline", "forgotten"):
+                for attempt in list(self._inflight.get(ev.peer_id, ())):
+                    self.runtime.spawn(partial(attempt.aclose, abort=True))
+
+    # ------------------------------------------------------------ serving
+    def _view(self, model: str) -> DispatchView:
+        acc = self.ledger.ledger.account(self.me)
+        cands = tuple(Candidate(c.peer_id, self.ledger.stake_of(c.peer_id), c.load.load, self.ledger.in_debt(c.peer_id))
+                      for c in self.membership.candidates(model))
+        return DispatchView(cands, self.executor.load().load, model in self.executor.models(),
+                            acc.in_debt or acc.equivocated, acc.balance)
+
+    def _variates(self) -> Variates:
+        return Variates(self.rng.random(), self.rng.random(), self.rng.random(), self.rng.getrandbits(64))
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[RoutedChunk]:
+        """Serve ``request``: locally or offloaded per policy, with failover (an async generator
+        of :class:`RoutedChunk`). See :meth:`wwwserve_p2p.node.Node.generate`."""
+        t0 = trio.current_time()
+        d = Dispatch(request, self.me, self.policy, self.limits)
+        ok = False
         try:
-            with trio.fail_after(cfg.probe_timeout + 0.5):
-                stream = await node.overlay.open_stream(peer_id, PROTOCOL)
-                await stream.write(payload)
-                reader = FrameReader(stream, cfg.max_frame)
-                data = await reader.read_frame(cfg.probe_timeout)
-            reply = codec.decode_reply(data) if data is not None else ErrorReply("eof", "closed")
-            if isinstance(reply, Offer) and reply.accepted:
-                accepted = _Probe(peer_id, stream, reader)
-            else:
-                reason = reply.reason if isinstance(reply, Offer) else f"{reply.code}: {reply.message}"
-                log.debug("%s refused %s: %s", peer_id, request.request_id, reason)
-                await stream.close()
-        except (WwwServeError, trio.TooSlowError) as exc:
-            log.debug("probe of %s failed: %s", peer_id, exc or "timeout")
-            if isinstance(exc, OverlayError):
-                node.peer_unreachable(peer_id)
-            if stream is not None:
-                await stream.reset()
-        except trio.Cancelled:  # the node is shutting down
-            if stream is not None:
-                with trio.CancelScope(shield=True):
-                    await stream.reset()
-            raise
+            while True:
+                action = d.next(self._view(d.request.model), self._variates())
+                remote: DelegationAttempt | None = None
+                if isinstance(action, GiveUp):
+                    raise NoExecutorAvailable(action.message)
+                if isinstance(action, Wait):
+                    await trio.sleep(action.seconds)
+                    continue
+                if isinstance(action, Probe):
+                    remote = await self._probe_and_commit(action)
+                    if remote is None:
+                        after = d.probed(None, action.request.model in self.executor.models())
+                        if isinstance(after, Wait):
+                            await trio.sleep(after.seconds)
+                            continue
+                        action = after  # RunLocal: nobody took it, queue locally
+                    else:
+                        d.probed(remote.peer_id, True)
+                        log.info("request %s offloaded to %s", action.request.request_id, remote.peer_id)
+                if d.first_route is None:
+                    if remote:
+                        self.stats.offloaded += 1
+                    else:
+                        self.stats.served_local += 1
+                d.started(remote is not None)
+                async with aclosing(self._stream_attempt(d, action.request, remote, t0)) as attempt:
+                    async for rc in attempt:
+                        if rc.chunk.is_final:
+                            ok = True
+                        yield rc
+                        if ok:
+                            return
         finally:
-            if accepted is not None and decided:
-                with trio.CancelScope(shield=True):
-                    await _send_decision(accepted, False)  # too late: we already chose
-                accepted = None
-            results_send.send_nowait(accepted)
+            if not ok:
+                self.stats.failed += 1
+                self.metrics.requests.labels(d.first_route or "none", "error").inc()
 
-    losers: list[_Probe] = []
-    try:
-        if node._nursery is not None:
-            for pid in candidates:
-                node._nursery.start_soon(probe, pid)
-        else:  # not running inside open_node (direct use): probe in a nursery of our own
-            async with trio.open_nursery() as nursery:
-                for pid in candidates:
-                    nursery.start_soon(probe, pid)
-        winner = await _first_accepted(results, len(candidates), want, cfg.probe_timeout + 0.5,
-                                       node.config.duel.probe_grace)
-    finally:
-        decided = True  # from here on, a probe accepted late declines itself
-        while True:  # accepted but not (or no longer) wanted
+    async def _stream_attempt(self, d: Dispatch, req: GenerationRequest, remote: DelegationAttempt | None,
+                              t0: float) -> AsyncIterator[RoutedChunk]:
+        """Stream one attempt to the user; returns without a final chunk when it failed and the
+        dispatch re-dispatches (re-raises when it does not)."""
+        executor_id = remote.peer_id if remote else self.me
+        route = d.first_route or "local"
+        duel_run: DuelHandle | None = None
+        if remote:
+            self._inflight.setdefault(remote.peer_id, set()).add(remote)
+            if remote.partner is not None and self.duels is not None:
+                duel_run = self.duels.start(req, remote, remote.partner)
+        finished = False
+        try:
+            source = remote.chunks() if remote else self.executor.generate(req)
+            async with aclosing(source) as chunks:
+                async for chunk in chunks:
+                    chunk = d.chunk(chunk)
+                    if d.chunks_delivered == (0 if chunk.is_final else 1) and chunk.text:
+                        self.stats.ttfts.append(trio.current_time() - t0)
+                        self.metrics.ttft.labels(route).observe(trio.current_time() - t0)
+                    if chunk.is_final:
+                        # bookkeeping before the yield: a consumer may close us right after it
+                        finished = True
+                        self._record_success(route, t0)
+                        if duel_run is not None:
+                            duel_run.a_finished(d.delivered + chunk.text)
+                    yield RoutedChunk(chunk, executor_id)
+                    if finished:
+                        return
+            raise MalformedMessage("executor stream ended without a final chunk")
+        except (RemoteError, RequestTimeout, MalformedMessage, OverlayError) as exc:
+            retryable = not (isinstance(exc, RemoteError) and exc.code not in RETRYABLE_CODES)
+            _void, again = d.failed(remote.peer_id if remote else None, str(exc), retryable)
+            if not again:
+                raise
+            log.warning("executor %s failed on %s after %d chunks (%s); re-dispatching",
+                        executor_id, req.request_id, d.chunks_delivered, exc)
+            self.stats.redispatched += 1
+            self.metrics.redispatches.inc()
+        finally:
+            if remote:
+                self._inflight.get(remote.peer_id, set()).discard(remote)
+                if not self._inflight.get(remote.peer_id):
+                    self._inflight.pop(remote.peer_id, None)
+                if not finished:
+                    self.tickets.void(remote.ticket, "attempt failed or cancelled")
+                if duel_run is not None and not finished:
+                    duel_run.a_finished(None)
+                # a finished duelist's receipt is still to come, unless the duel gave up
+                if duel_run is None or not finished or duel_run.gave_up:
+                    with trio.CancelScope(shield=True):
+                        await remote.aclose(abort=not finished)
+
+    def _record_success(self, route: str, t0: float) -> None:
+        dt = trio.current_time() - t0
+        self.stats.latencies.append(dt)
+        self.metrics.latency.labels(route).observe(dt)
+        self.metrics.requests.labels(route, "ok").inc()
+
+    # ------------------------------------------------------------ probing
+    async def _probe_and_commit(self, action: Probe) -> DelegationAttempt | None:
+        """Probe ``action.peers`` in parallel; commit to the first that accepts, sending it our
+        ticket. In a duel, wait up to ``probe_grace`` after the first acceptance for a second;
+        if one comes and a duel ticket can be made (judges exist), commit to both with it: the
+        first is returned, the second is its ``partner``.
+
+        Returns None when none accepted within ``probe_timeout``. Refusals and failures of
+        individual candidates are logged, never raised.
+        """
+        cfg = self.config
+        request = action.request
+        candidates = list(action.peers)
+        duel_wanted = action.duel and self.duels is not None
+        want = 2 if duel_wanted else 1
+        payload = frame(codec.encode_request(request, self.network_id, int(cfg.first_token_timeout * 1000)))
+        # Probes run in the node's nursery and are never cancelled half-way: cancelling a stream
+        # open while its connection is being set up tears that connection down, and with it every
+        # other stream to the peer. A probe that is accepted after we decided declines itself.
+        results_send, results = trio.open_memory_channel[_Probe | None](len(candidates))
+        decided = False
+
+        async def probe(peer_id: str) -> None:
+            stream: Stream | None = None
+            accepted: _Probe | None = None
             try:
-                late = results.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-            if late is not None:
-                losers.append(late)
-        if node._nursery is not None:
-            for p in losers:  # background: declining must not delay the winner's commit
-                node._nursery.start_soon(_send_decision, p, False)
-            losers.clear()
-    duel = make_duel(winner[0].peer_id, winner[1].peer_id) if len(winner) == 2 and make_duel else None
-    if len(winner) == 2 and duel is None:
-        losers.append(winner.pop())
-    for p in losers:
-        await _send_decision(p, False)
-    if not winner:
-        return None
-    ticket = make_ticket(winner[0].peer_id)
-    if not await _send_decision(winner[0], True, ticket, duel):
-        if len(winner) == 2:
-            await _send_decision(winner[1], False)
-        return None  # never delivered: nothing to void
-    attempt = DelegationAttempt(node, winner[0], ticket, duel)
-    if duel is not None:
-        partner_ticket = make_ticket(winner[1].peer_id)
-        if await _send_decision(winner[1], True, partner_ticket, duel):
-            attempt.partner = DelegationAttempt(node, winner[1], partner_ticket, duel)
-    return attempt
+                with trio.fail_after(cfg.probe_timeout + 0.5):
+                    stream = await self.overlay.open_stream(peer_id, PROTOCOL)
+                    await stream.write(payload)
+                    reader = FrameReader(stream, cfg.max_frame)
+                    data = await reader.read_frame(cfg.probe_timeout, may_have_processed=False)
+                reply = codec.decode_reply(data) if data is not None else ErrorReply("eof", "closed")
+                if isinstance(reply, Offer) and reply.accepted:
+                    accepted = _Probe(peer_id, stream, reader)
+                else:
+                    reason = reply.reason if isinstance(reply, Offer) else f"{reply.code}: {reply.message}"
+                    log.debug("%s refused %s: %s", peer_id, request.request_id, reason)
+                    await stream.close()
+            except (WwwServeError, trio.TooSlowError) as exc:
+                log.debug("probe of %s failed: %s", peer_id, exc or "timeout")
+                if isinstance(exc, OverlayError):
+                    self.membership.mark_unreachable(peer_id)
+                if stream is not None:
+                    await stream.reset()
+            except trio.Cancelled:  # the node is shutting down
+                if stream is not None:
+                    with trio.CancelScope(shield=True):
+                        await stream.reset()
+                raise
+            finally:
+                if accepted is not None and decided:
+                    with trio.CancelScope(shield=True):
+                        await _send_decision(accepted, False)  # too late: we already chose
+                    accepted = None
+                results_send.send_nowait(accepted)
+
+        losers: list[_Probe] = []
+        try:
+            if self.runtime.running:
+                for pid in candidates:
+                    self.runtime.spawn(probe, pid)
+            else:  # not running inside open_node (direct use): probe in a nursery of our own
+                async with trio.open_nursery() as nursery:
+                    for pid in candidates:
+                        nursery.start_soon(probe, pid)
+            winner = await _first_accepted(results, len(candidates), want, cfg.probe_timeout + 0.5,
+                                           self.probe_grace)
+        finally:
+            decided = True  # from here on, a probe accepted late declines itself
+            while True:  # accepted but not (or no longer) wanted
+                try:
+                    late = results.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                if late is not None:
+                    losers.append(late)
+            if self.runtime.running:
+                for p in losers:  # background: declining must not delay the winner's commit
+                    self.runtime.spawn(_send_decision, p, False)
+                losers.clear()
+        duel = None
+        if len(winner) == 2 and self.duels is not None:
+            duel = self.duels.make_duel(request, winner[0].peer_id, winner[1].peer_id)
+        if len(winner) == 2 and duel is None:
+            losers.append(winner.pop())
+        for p in losers:
+            await _send_decision(p, False)
+        if not winner:
+            return None
+        ticket = self.tickets.make(winner[0].peer_id, request, action.attempt)
+        if not await _send_decision(winner[0], True, ticket, duel):
+            if len(winner) == 2:
+                await _send_decision(winner[1], False)
+            return None  # never delivered: nothing to void
+        attempt = DelegationAttempt(cfg, winner[0], ticket, duel)
+        if duel is not None:
+            partner_ticket = self.tickets.make(winner[1].peer_id, request, action.attempt)
+            if await _send_decision(winner[1], True, partner_ticket, duel):
+                attempt.partner = DelegationAttempt(cfg, winner[1], partner_ticket, duel)
+        return attempt
 
 
 async def _first_accepted(results: trio.MemoryReceiveChannel, n: int, want: int, timeout: float,
@@ -393,14 +585,5 @@ async def _send_decision(p: _Probe, commit: bool, ticket: Ticket | None = None,
         return False
 
 
-def continuation_request(request: GenerationRequest, delivered: str, delivered_chunks: int, failed_peer: str) -> GenerationRequest:
-    """The request to re-dispatch after an executor failed mid-answer.
-
-    ``delivered``: text already streamed to the user (becomes the continuation);
-    ``delivered_chunks``: chunks already received, subtracted from ``max_tokens`` (each
-    streamed chunk carries at least one token); ``failed_peer`` joins the route so it is
-    not chosen again.
-    """
-    remaining = max(1, request.max_tokens - delivered_chunks)
-    return replace(request, continuation=request.continuation + delivered, max_tokens=remaining,
-                   route=request.route + (failed_peer,))
+__all__ = ["PROTOCOL", "RETRYABLE_CODES", "DelegationAttempt", "DelegationServer", "DuelHandle", "DuelRunner",
+           "Requester"]

@@ -4,14 +4,13 @@ of the models we serve or relay, so gossip and delegation streams can reach them
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import trio
 
 from ..errors import OverlayError
-
-if TYPE_CHECKING:
-    from ..node import Node
+from ..executors.base import Executor
+from ..net.base import Overlay
+from .membership import Membership
 
 log = logging.getLogger("wwwserve_p2p.discovery")
 
@@ -24,35 +23,37 @@ def model_key(network_id: str, model: str) -> str:
     return f"/wwwserve/{network_id}/model/{model}"
 
 
-async def run_discovery_service(node: "Node") -> None:
-    """Provide our models, then periodically look up providers and dial unknown ones."""
-    interval = node.config.net.discovery_interval
+async def run_discovery_service(overlay: Overlay, membership: Membership, executor: Executor, network_id: str,
+                                interval: float) -> None:
+    """Provide our models, then every ``interval`` seconds look up providers of the models we
+    serve or know of and dial unknown ones."""
     first = True
     last_provide = -REPROVIDE_INTERVAL
+    me = overlay.peer_id
     while True:
-        models = set(node.executor.models())
+        models = set(executor.models())
         if trio.current_time() - last_provide >= REPROVIDE_INTERVAL:
             # provider records live 48 h in py-libp2p's DHT; re-announcing hourly is plenty
             for m in sorted(models):
                 try:
-                    await node.overlay.provide(model_key(node.network_id, m))
+                    await overlay.provide(model_key(network_id, m))
                 except OverlayError as exc:
                     log.info("provide %s failed: %s", m, exc)
             last_provide = trio.current_time()
-        models |= set(node.peers.network_models(trio.current_time()))
-        connected = set(node.overlay.connected_peers())
+        models |= set(membership.network_models())
+        connected = set(overlay.connected_peers())
         for m in sorted(models):
             try:
-                found = await node.overlay.find_providers(model_key(node.network_id, m))
+                found = await overlay.find_providers(model_key(network_id, m))
             except OverlayError as exc:
                 log.info("find_providers %s failed: %s", m, exc)
                 continue
             for pid in found:
-                if pid not in connected and pid != node.peer_id:
+                if pid not in connected and pid != me:
                     try:
-                        addrs = node.overlay.peer_addrs(pid)
+                        addrs = overlay.peer_addrs(pid)
                         if addrs:
-                            await node.overlay.connect(addrs[0] if "/p2p/" in addrs[0] else f"{addrs[0]}/p2p/{pid}")
+                            await overlay.connect(addrs[0] if "/p2p/" in addrs[0] else f"{addrs[0]}/p2p/{pid}")
                             connected.add(pid)
                             log.info("connected to provider %s of %s", pid, m)
                     except OverlayError as exc:

@@ -1,9 +1,9 @@
 """Duels and judging (DESIGN §6): the requester's side of a duel and the ``/wwwserve/judge/1`` server.
 
-A duel starts in :func:`~wwwserve_p2p.services.delegation.probe_and_commit`: two executors
+A duel starts in :meth:`~wwwserve_p2p.services.delegation.Requester._probe_and_commit`: two executors
 accepted and both commits carry the requester's signed
 :class:`~wwwserve_p2p.core.ledger.DuelTicket` (executors A and B, judges, bonds). The first
-(A) streams to the user through :meth:`Node.generate`; :func:`run_duel`, started beside it,
+(A) streams to the user through the requester; :meth:`DuelService.run`, started beside it,
 reads B's whole answer, waits for A's, collects both signed receipts, asks every judge, and
 queues the :class:`~wwwserve_p2p.core.ledger.Verdict` into the requester's next block, where
 every replica settles it the same way (:func:`~wwwserve_p2p.core.ledger.settle_duel`).
@@ -25,23 +25,30 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
+import random
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 import trio
 
-from ..core.ledger import DuelTicket, Receipt, Verdict, Vote
+from ..config import DuelSection
+from ..core.acceptance import check_judge_request, side_of, verify_receipt
+from ..core.ledger import DuelTicket, Receipt, Signer, Verdict, Vote
+from ..core.selection import select_candidates
 from ..core.types import ErrorReply, GenerationRequest
 from ..errors import MalformedMessage, OverlayError, RequestTimeout, StorageError, WwwServeError
-from ..net.base import Stream
+from ..metrics import NodeMetrics
+from ..net.base import Overlay, Stream
 from ..wire import codec
 from ..wire.codec import JudgeRequest
 from ..wire.framing import FrameReader, frame
-from .delegation import DelegationAttempt, answer_digest, claim_ticket
-
-if TYPE_CHECKING:
-    from ..node import Node
+from .delegation import DelegationAttempt
+from .ledger import LedgerService
+from .membership import Membership
+from .runtime import Runtime
+from .tickets import TicketDesk
 
 JUDGE_PROTOCOL = "/wwwserve/judge/1"
 log = logging.getLogger("wwwserve_p2p.duel")
@@ -57,8 +64,8 @@ def prompt_text(request: GenerationRequest) -> str:
 
 @dataclass
 class DuelRun:
-    """One duel in progress on the requester: filled by :meth:`Node.generate` (A's side) and
-    :func:`run_duel` (B's side and the judging)."""
+    """One duel in progress on the requester: filled by the requester (A's side, which streams
+    to the user) and :meth:`DuelService.run` (B's side and the judging)."""
 
     duel: DuelTicket
     request: GenerationRequest
@@ -66,26 +73,13 @@ class DuelRun:
     b: DelegationAttempt
     a_text: str | None = None
     a_done: trio.Event = field(default_factory=trio.Event)
-    #: set when :func:`run_duel` gave up before A finished: A's stream is then closed by its owner
+    #: set when the duel gave up before A finished: A's stream is then closed by its owner
     gave_up: bool = False
 
     def a_finished(self, text: str | None) -> None:
         """A's answer reached the user completely (``text``), or A failed (None)."""
         self.a_text = text
         self.a_done.set()
-
-
-def verify_receipt(duel: DuelTicket, receipt: Receipt | None, executor: str, text: str) -> str:
-    """Why ``receipt`` does not prove that ``executor`` answered ``duel`` with ``text`` ("" if it does)."""
-    if receipt is None:
-        return "no receipt"
-    if receipt.executor != executor or receipt.duel_hash != duel.hash:
-        return "receipt for another executor or duel"
-    if receipt.response_digest != answer_digest(text):
-        return "receipt digest does not match the answer received"
-    if not receipt.valid():
-        return "receipt signature invalid"
-    return ""
 
 
 async def _answer(attempt: DelegationAttempt) -> str:
@@ -95,178 +89,238 @@ async def _answer(attempt: DelegationAttempt) -> str:
     return "".join(parts)
 
 
-async def run_duel(node: "Node", run: DuelRun) -> None:
-    """Finish a duel after both commits (runs in the node's nursery; never raises).
+class DuelService:
+    """Duels as requester (judges chosen by stake, the verdict queued into our chain) and the
+    ``/wwwserve/judge/1`` server. Owns our judging method (``judge``, None = we do not judge),
+    the judging slots and the counts of duels we ran (``stats``: started, settled, abandoned).
 
-    Reads B's answer and receipt, waits for A's answer (streamed to the user by
-    :meth:`Node.generate`) and receipt, asks the judges, and queues the Verdict. A duel with a
-    failed duelist or a receipt that does not match is abandoned: nothing is settled.
-    """
-    cfg = node.config.duel
-    duel = run.duel
-    a_exec, b_exec = duel.executors
-    b_text: str | None = None
-    b_receipt = a_receipt = None
-    why = ""
-    try:
-        with trio.move_on_after(cfg.answer_timeout) as scope:
-            try:
-                b_text = await _answer(run.b)
-                b_receipt = await run.b.receipt(cfg.answer_timeout)
-            except (WwwServeError, trio.TooSlowError) as exc:
-                why = f"executor B {b_exec} failed: {exc}"
-            await run.a_done.wait()
-            if run.a_text is None:
-                why = why or f"executor A {a_exec} failed"
-            elif not why:
-                try:
-                    a_receipt = await run.a.receipt(cfg.answer_timeout)
-                except WwwServeError as exc:
-                    why = f"executor A {a_exec} sent no receipt: {exc}"
-        if scope.cancelled_caught:
-            why = why or f"answers not complete within {cfg.answer_timeout} s"
-    finally:
-        with trio.CancelScope(shield=True):
-            if b_text is None:  # B never finished: its ticket must not be claimable
-                node.void_ticket(run.b.ticket, "duel partner did not finish")
-            await run.b.aclose(abort=b_text is None)
-            if run.a_done.is_set():
-                await run.a.aclose(abort=a_receipt is None)
-            else:  # A is still streaming to the user: Node.generate closes it
-                run.gave_up = True
-    if not why:
-        why = (verify_receipt(duel, a_receipt, a_exec, run.a_text or "")
-               or verify_receipt(duel, b_receipt, b_exec, b_text or ""))
-    if why:
-        log.warning("duel %s abandoned: %s", duel.duel_id, why)
-        node.metrics.duels.labels("abandoned").inc()
-        node.duel_stats["abandoned"] += 1
-        return
-    assert a_receipt is not None and b_receipt is not None and run.a_text is not None and b_text is not None
-    votes = await ask_judges(node, duel, prompt_text(run.request), {a_exec: (run.a_text, a_receipt),
-                                                                     b_exec: (b_text, b_receipt)})
-    verdict = Verdict(duel, (a_receipt, b_receipt), tuple(votes))
-    try:
-        node.ledger_service.submit(f"verdict:{duel.hash}", verdict)
-    except StorageError as exc:
-        log.error("verdict of duel %s queued but not persisted: %s", duel.duel_id, exc)
-    node.metrics.duels.labels("settled").inc()
-    node.duel_stats["settled"] += 1
-    counts = {c: sum(1 for v in votes if v.choice == c) for c in ("A", "B", "abstain")}
-    log.info("duel %s between %s (A) and %s (B): votes %s", duel.duel_id, a_exec, b_exec, counts)
+    ``max_frame``: bytes per frame; ``exploration_share``: as in executor selection."""
 
+    def __init__(self, me: str, network_id: str, overlay: Overlay, membership: Membership, ledger: LedgerService,
+                 tickets: TicketDesk, sign: Signer, runtime: Runtime, rng: random.Random, config: DuelSection,
+                 metrics: NodeMetrics, *, max_frame: int, exploration_share: float, judge: Any = None):
+        self.me, self.network_id, self.overlay, self.membership = me, network_id, overlay, membership
+        self.ledger, self.tickets, self._sign, self.runtime, self.rng = ledger, tickets, sign, runtime, rng
+        self.config, self.metrics, self.max_frame, self.exploration_share = config, metrics, max_frame, exploration_share
+        #: our judging method (:class:`wwwserve_p2p.judging.Judge`), None if we do not judge
+        self.judge = judge
+        self.slots = trio.Semaphore(config.max_judging)
+        #: duels we ran as requester: started, settled, abandoned
+        self.stats: Counter[str] = Counter()
 
-async def ask_judges(node: "Node", duel: DuelTicket, prompt: str,
-                     answers: dict[str, tuple[str, Receipt]]) -> list[Vote]:
-    """Ask every judge of ``duel`` in parallel; returns the valid votes that came back in time.
+    # ------------------------------------------------------------ as requester
+    def choose_judges(self, exclude: set[str]) -> list[str]:
+        """Up to ``duel.judges_k`` judges, stake-weighted among alive peers that judge and are
+        not in debt, never one of ``exclude`` (the requester and the duelists)."""
+        eligible = [e.status.peer_id for e in self.membership.alive_entries()
+                    if e.status.judges and e.status.peer_id not in exclude and not self.ledger.in_debt(e.status.peer_id)]
+        stakes = {p: self.ledger.stake_of(p) for p in eligible}
+        return select_candidates(stakes, self.config.judges_k, self.rng.getrandbits(64), self.exploration_share)
 
-    ``answers``: executor PeerId -> (answer text, its receipt). Each judge sees the answers in
-    an order drawn from the node's seeded RNG; its fee ticket is voided if it does not vote.
-    """
-    cfg = node.config.duel
-    votes: list[Vote] = []
+    def make_duel(self, request: GenerationRequest, a: str, b: str) -> DuelTicket | None:
+        """Our signed duel ticket for ``request`` answered by ``a`` (streams to the user) and
+        ``b``, with judges chosen now; None (no duel) when no judge is available."""
+        judges = self.choose_judges({self.me, a, b})
+        if not judges:
+            self.metrics.duels.labels("skipped").inc()
+            log.info("no judge available: %s goes to %s alone", request.request_id, a)
+            return None
+        cfg = self.config
+        now = self.runtime.clock.wall_ms()
+        return DuelTicket(self.network_id, f"{request.request_id}/duel/{self.tickets.incarnation}", self.me, (a, b),
+                          tuple(judges), cfg.executor_bond, cfg.judge_bond, now + int(cfg.duel_ttl * 1000),
+                          issued_ms=self.tickets.issued_ms(now)).signed(self._sign)
 
-    async def ask(judge: str, swap: bool) -> None:
-        a, b = duel.executors
-        first, second = (b, a) if swap else (a, b)
-        fee = node.make_fee_ticket(judge, duel) if cfg.judge_fee > 0 else None
-        req = JudgeRequest(duel, prompt, answers[first][0], answers[second][0], answers[first][1],
-                           answers[second][1], fee)
-        vote: Vote | None = None
-        stream: Stream | None = None
+    def start(self, request: GenerationRequest, a: DelegationAttempt, b: DelegationAttempt) -> DuelRun:
+        """Run the duel of the committed attempts ``a`` (streams to the user) and ``b`` in the
+        background; the caller reports A's answer with :meth:`DuelRun.a_finished`."""
+        assert a.duel is not None
+        run = DuelRun(a.duel, request, a, b)
+        self.stats["started"] += 1
+        self.runtime.spawn(self.run, run)
+        return run
+
+    async def run(self, run: DuelRun) -> None:
+        """Finish a duel after both commits (never raises).
+
+        Reads B's answer and receipt, waits for A's answer (streamed to the user by the
+        requester) and receipt, asks the judges, and queues the Verdict. A duel with a
+        failed duelist or a receipt that does not match is abandoned: nothing is settled.
+        """
+        cfg = self.config
+        duel = run.duel
+        a_exec, b_exec = duel.executors
+        b_text: str | None = None
+        b_receipt = a_receipt = None
+        why = ""
         try:
-            with trio.fail_after(cfg.judge_timeout):
-                stream = await node.overlay.open_stream(judge, JUDGE_PROTOCOL)
-                await stream.write(frame(codec.encode_judge_request(req)))
-                data = await FrameReader(stream, node.config.delegation.max_frame).read_frame(cfg.judge_timeout)
-                reply = codec.decode_judge_response(data) if data is not None else ErrorReply("eof", "closed")
-            if isinstance(reply, ErrorReply):
-                log.info("judge %s refused duel %s: %s: %s", judge, duel.duel_id, reply.code, reply.message)
-            elif reply.judge != judge or reply.duel_hash != duel.hash or not reply.valid():
-                log.warning("judge %s sent an invalid vote on duel %s", judge, duel.duel_id)
-            else:
-                vote = reply
-        except (WwwServeError, trio.TooSlowError) as exc:
-            log.info("judge %s did not vote on duel %s: %s", judge, duel.duel_id, exc or "timeout")
+            with trio.move_on_after(cfg.answer_timeout) as scope:
+                try:
+                    b_text = await _answer(run.b)
+                    b_receipt = await run.b.receipt(cfg.answer_timeout)
+                except (WwwServeError, trio.TooSlowError) as exc:
+                    why = f"executor B {b_exec} failed: {exc}"
+                await run.a_done.wait()
+                if run.a_text is None:
+                    why = why or f"executor A {a_exec} failed"
+                elif not why:
+                    try:
+                        a_receipt = await run.a.receipt(cfg.answer_timeout)
+                    except WwwServeError as exc:
+                        why = f"executor A {a_exec} sent no receipt: {exc}"
+            if scope.cancelled_caught:
+                why = why or f"answers not complete within {cfg.answer_timeout} s"
         finally:
-            if stream is not None:
-                with trio.CancelScope(shield=True):
-                    await stream.close()
-        if vote is not None:
-            votes.append(vote)
-        elif fee is not None:
-            node.void_ticket(fee, "judge did not vote")
-
-    async with trio.open_nursery() as nursery:
-        for j in duel.judges:
-            nursery.start_soon(ask, j, node.rng.random() < 0.5)
-    return sorted(votes, key=lambda v: duel.judges.index(v.judge))
-
-
-# ------------------------------------------------------------------ judge side
-
-async def serve_judge_stream(node: "Node", stream: Stream) -> None:
-    """Handle one ``/wwwserve/judge/1`` stream: check the request, judge, sign, claim the fee."""
-    cfg = node.config.duel
-    try:
-        data = await FrameReader(stream, node.config.delegation.max_frame).read_frame(cfg.judge_timeout)
-        if data is None:
+            with trio.CancelScope(shield=True):
+                if b_text is None:  # B never finished: its ticket must not be claimable
+                    self.tickets.void(run.b.ticket, "duel partner did not finish")
+                await run.b.aclose(abort=b_text is None)
+                if run.a_done.is_set():
+                    await run.a.aclose(abort=a_receipt is None)
+                else:  # A is still streaming to the user: the requester closes it
+                    run.gave_up = True
+        if not why:
+            why = (verify_receipt(duel, a_receipt, a_exec, run.a_text or "")
+                   or verify_receipt(duel, b_receipt, b_exec, b_text or ""))
+        if why:
+            log.warning("duel %s abandoned: %s", duel.duel_id, why)
+            self.metrics.duels.labels("abandoned").inc()
+            self.stats["abandoned"] += 1
             return
-        req = codec.decode_judge_request(data)
-    except MalformedMessage as exc:
-        node.metrics.judged.labels("refused").inc()
-        await _reply(stream, ErrorReply("malformed", str(exc)))
-        return
-    except (RequestTimeout, OverlayError):
-        return
-    problem = check_judge_request(node, req, stream.remote_peer)
-    if problem:
-        node.metrics.judged.labels("refused").inc()
-        log.warning("refusing to judge duel %s for %s: %s", req.duel.duel_id, stream.remote_peer, problem)
-        await _reply(stream, ErrorReply("refused", problem))
-        return
-    try:
-        async with node.judging_slots:
-            with trio.fail_after(cfg.judge_timeout):
-                choice = await node.decide_vote(req)
-    except (trio.TooSlowError, WwwServeError) as exc:
-        node.metrics.judged.labels("refused").inc()
-        await _reply(stream, ErrorReply("judge_failed", str(exc) or "judging timed out"))
-        return
-    vote = Vote(node.peer_id, req.duel.hash, choice).signed(node.identity.sign)
-    node.metrics.judged.labels(choice).inc()
-    if await _reply(stream, vote) and req.fee is not None:
-        claim_ticket(node, req.fee, req.fee.price, hashlib.sha256(vote.hash.encode()).hexdigest())
-    with trio.CancelScope(shield=True):
-        await stream.close()
+        assert a_receipt is not None and b_receipt is not None and run.a_text is not None and b_text is not None
+        votes = await self.ask_judges(duel, prompt_text(run.request), {a_exec: (run.a_text, a_receipt),
+                                                                        b_exec: (b_text, b_receipt)})
+        verdict = Verdict(duel, (a_receipt, b_receipt), tuple(votes))
+        try:
+            self.ledger.submit(f"verdict:{duel.hash}", verdict)
+        except StorageError as exc:
+            log.error("verdict of duel %s queued but not persisted: %s", duel.duel_id, exc)
+        self.metrics.duels.labels("settled").inc()
+        self.stats["settled"] += 1
+        counts = {c: sum(1 for v in votes if v.choice == c) for c in ("A", "B", "abstain")}
+        log.info("duel %s between %s (A) and %s (B): votes %s", duel.duel_id, a_exec, b_exec, counts)
 
+    async def ask_judges(self, duel: DuelTicket, prompt: str, answers: dict[str, tuple[str, Receipt]]) -> list[Vote]:
+        """Ask every judge of ``duel`` in parallel; returns the valid votes that came back in time.
 
-def check_judge_request(node: "Node", req: JudgeRequest, requester: str) -> str:
-    """Why we refuse to judge ``req`` sent by ``requester`` ("" if we judge it)."""
-    duel = req.duel
-    if node.judge is None:
-        return "this node does not judge (duel.judge = none)"
-    problem = node.signed_by_requester(duel, requester, "duel ticket")
-    if problem:
-        return problem
-    if node.in_debt(requester):
-        return "requester in debt"
-    if node.peer_id not in duel.judges:
-        return "we are not a judge of this duel"
-    if duel.judge_bond > node.config.duel.max_bond:
-        return f"judge bond {duel.judge_bond} above our duel.max_bond {node.config.duel.max_bond}"
-    if duel.expires_ms < time.time_ns() // 1_000_000:
-        return "the duel ticket expired"
-    pair = {req.first_receipt.executor, req.second_receipt.executor}
-    if pair != set(duel.executors):
-        return "the receipts are not from the duel's two executors"
-    for text, rc in ((req.first, req.first_receipt), (req.second, req.second_receipt)):
-        problem = verify_receipt(duel, rc, rc.executor, text)
+        ``answers``: executor PeerId -> (answer text, its receipt). Each judge sees the answers in
+        an order drawn from the node's seeded RNG; its fee ticket is voided if it does not vote.
+        """
+        cfg = self.config
+        votes: list[Vote] = []
+
+        async def ask(judge: str, swap: bool) -> None:
+            a, b = duel.executors
+            first, second = (b, a) if swap else (a, b)
+            fee = self.tickets.make_fee(judge, duel, cfg.judge_fee) if cfg.judge_fee > 0 else None
+            req = JudgeRequest(duel, prompt, answers[first][0], answers[second][0], answers[first][1],
+                               answers[second][1], fee)
+            vote: Vote | None = None
+            stream: Stream | None = None
+            try:
+                with trio.fail_after(cfg.judge_timeout):
+                    stream = await self.overlay.open_stream(judge, JUDGE_PROTOCOL)
+                    await stream.write(frame(codec.encode_judge_request(req)))
+                    data = await FrameReader(stream, self.max_frame).read_frame(cfg.judge_timeout)
+                    reply = codec.decode_judge_response(data) if data is not None else ErrorReply("eof", "closed")
+                if isinstance(reply, ErrorReply):
+                    log.info("judge %s refused duel %s: %s: %s", judge, duel.duel_id, reply.code, reply.message)
+                elif reply.judge != judge or reply.duel_hash != duel.hash or not reply.valid():
+                    log.warning("judge %s sent an invalid vote on duel %s", judge, duel.duel_id)
+                else:
+                    vote = reply
+            except (WwwServeError, trio.TooSlowError) as exc:
+                log.info("judge %s did not vote on duel %s: %s", judge, duel.duel_id, exc or "timeout")
+            finally:
+                if stream is not None:
+                    with trio.CancelScope(shield=True):
+                        await stream.close()
+            if vote is not None:
+                votes.append(vote)
+            elif fee is not None:
+                self.tickets.void(fee, "judge did not vote")
+
+        async with trio.open_nursery() as nursery:
+            for j in duel.judges:
+                nursery.start_soon(ask, j, self.rng.random() < 0.5)
+        return sorted(votes, key=lambda v: duel.judges.index(v.judge))
+
+    # ------------------------------------------------------------ as judge
+    def check_request(self, req: JudgeRequest, requester: str) -> str:
+        """Why we refuse to judge ``req`` sent by ``requester`` ("" if we judge it)."""
+        if self.judge is None:
+            return "this node does not judge (duel.judge = none)"
+        problem = check_judge_request(
+            req.duel, ((req.first, req.first_receipt), (req.second, req.second_receipt)),
+            network_id=self.network_id, requester=requester, me=self.me, max_bond=self.config.max_bond,
+            now_ms=self.runtime.clock.wall_ms(), requester_in_debt=self.ledger.in_debt(requester))
         if problem:
-            return f"answer of {rc.executor}: {problem}"
-    if req.fee is not None:
-        return node.check_ticket(req.fee, requester, req.fee.price)
-    return ""
+            return problem
+        if req.fee is not None:
+            return self.tickets.accept(req.fee, requester, req.fee.price)
+        return ""
+
+    async def decide_vote(self, req: JudgeRequest) -> str:
+        """Our vote on a duel (``"A"``, ``"B"`` or ``"abstain"``): our judge method sees the prompt
+        and the two answers in the order the requester drew for us, never who wrote them.
+
+        :raises WwwServeError: the judge method failed.
+        """
+        judgement = await self.judge.judge(req.prompt, req.first, req.second)
+        return side_of(req.duel, req.first_receipt, req.second_receipt, judgement.choice)
+
+    async def serve_stream(self, stream: Stream) -> None:
+        """Handle one ``/wwwserve/judge/1`` stream: check the request, judge, sign, claim the fee."""
+        cfg = self.config
+        try:
+            data = await FrameReader(stream, self.max_frame).read_frame(cfg.judge_timeout, may_have_processed=False)
+            if data is None:
+                return
+            req = codec.decode_judge_request(data)
+        except MalformedMessage as exc:
+            self.metrics.judged.labels("refused").inc()
+            await _reply(stream, ErrorReply("malformed", str(exc)))
+            return
+        except (RequestTimeout, OverlayError):
+            return
+        problem = self.check_request(req, stream.remote_peer)
+        if problem:
+            self.metrics.judged.labels("refused").inc()
+            log.warning("refusing to judge duel %s for %s: %s", req.duel.duel_id, stream.remote_peer, problem)
+            await _reply(stream, ErrorReply("refused", problem))
+            return
+        try:
+            async with self.slots:
+                with trio.fail_after(cfg.judge_timeout):
+                    choice = await self.decide_vote(req)
+        except (trio.TooSlowError, WwwServeError) as exc:
+            self.metrics.judged.labels("refused").inc()
+            await _reply(stream, ErrorReply("judge_failed", str(exc) or "judging timed out"))
+            return
+        vote = Vote(self.me, req.duel.hash, choice).signed(self._sign)
+        self.metrics.judged.labels(choice).inc()
+        if await _reply(stream, vote) and req.fee is not None:
+            self.tickets.claim(req.fee, req.fee.price, hashlib.sha256(vote.hash.encode()).hexdigest())
+        with trio.CancelScope(shield=True):
+            await stream.close()
+
+    # ------------------------------------------------------------ reporting
+    def summary(self, duel_rate: float) -> dict[str, Any]:
+        """Duels we ran as requester, and every executor's settled duels and win rate in our
+        ledger view (``win_rate``: ties count half)."""
+        ledger = self.ledger.ledger
+        accounts = ledger.accounts().values()
+        return {
+            "duel_rate": duel_rate, "judge": getattr(self.judge, "name", None),
+            "as_requester": {k: self.stats.get(k, 0) for k in ("started", "settled", "abandoned")},
+            "settled_in_ledger": ledger.duels_settled,
+            "executors": [{"peer_id": a.peer_id, "duels": a.duels, "won": a.duels_won, "lost": a.duels_lost,
+                           "tied": a.duels_tied, "win_rate": a.to_dict()["win_rate"]}
+                          for a in accounts if a.duels],
+            "judges": [{"peer_id": a.peer_id, "majority": a.judge_majority, "minority": a.judge_minority,
+                        "abstained": a.judge_abstained}
+                       for a in accounts if a.judge_majority or a.judge_minority or a.judge_abstained],
+        }
 
 
 async def _reply(stream: Stream, reply: Vote | ErrorReply) -> bool:
@@ -277,13 +331,4 @@ async def _reply(stream: Stream, reply: Vote | ErrorReply) -> bool:
         return False
 
 
-def side_of(req: JudgeRequest, judgement: str) -> str:
-    """Map a judge method's ``"first"``/``"second"``/``"abstain"`` to the duel side A/B."""
-    if judgement == "abstain":
-        return "abstain"
-    rc = req.first_receipt if judgement == "first" else req.second_receipt
-    return "A" if rc.executor == req.duel.executors[0] else "B"
-
-
-__all__ = ["JUDGE_PROTOCOL", "DuelRun", "answer_digest", "ask_judges", "check_judge_request", "prompt_text",
-           "run_duel", "serve_judge_stream", "side_of", "verify_receipt"]
+__all__ = ["JUDGE_PROTOCOL", "DuelRun", "DuelService", "prompt_text"]

@@ -20,24 +20,28 @@ on the trio thread.
 from __future__ import annotations
 
 import logging
-import time
+import random
 from collections import OrderedDict
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..core.ledger import AddResult, Block, Entry, EquivocationProof, Ledger, Stake, Unstake, Withdraw
-from ..core.policy import stake_target
+from ..core.ledger import AddResult, Block, Entry, EquivocationProof, Ledger, Signer
+from ..core.peers import PeerEvent
+from ..core.policy import plan_stake
+from ..core.types import PeerStatus
 from ..errors import InvalidBlock, MalformedMessage, OverlayError, RequestTimeout, StorageError
-from ..net.base import GossipMessage, Stream
+from ..net.base import GossipMessage, Overlay, Stream
 from ..wire import ledger_codec as lc
 from ..wire.framing import FrameReader, frame
 from ._validated import Validated
+from .runtime import Runtime
 
 if TYPE_CHECKING:
+    from ..config import LedgerSection
     from ..ledger_store import LedgerStore
-    from ..node import Node
 
 SYNC_PROTOCOL = "/wwwserve/ledger-sync/1"
 #: Blocks per sync response frame, and the most blocks one range request returns.
@@ -59,12 +63,32 @@ class LedgerService:
 
     ``ledger`` is the in-memory replica (pure :class:`~wwwserve_p2p.core.ledger.Ledger`);
     ``store`` persists it. Use :meth:`submit` to queue an entry for our next block.
+
+    Dependencies: ``me``/``sign`` (our PeerId and signer), ``overlay``, ``runtime`` (clock,
+    blocking-work runner), ``config`` (the ``[ledger]`` section), ``max_frame`` (bytes per sync
+    frame), ``rng`` (sync peer choice), ``alive_peers()`` (sync candidates),
+    ``stake_target(elapsed_s)`` (the stake policy: micro-credits to hold now), ``incarnation``
+    (keys of our stake entries across restarts) and ``on_change()`` (called after blocks were
+    applied).
     """
 
-    def __init__(self, node: "Node", ledger: Ledger, store: "LedgerStore"):
-        self.node = node
+    def __init__(self, ledger: Ledger, store: "LedgerStore", *, me: str, sign: Signer, overlay: Overlay,
+                 runtime: Runtime, config: "LedgerSection", max_frame: int, rng: random.Random,
+                 alive_peers: Callable[[], list[str]], stake_target: Callable[[float], int],
+                 incarnation: int, on_change: Callable[[], None] = lambda: None):
         self.ledger = ledger
         self.store = store
+        self.me = me
+        self._sign_fn = sign
+        self.overlay = overlay
+        self.runtime = runtime
+        self.config = config
+        self.max_frame = max_frame
+        self.rng = rng
+        self._alive_peers = alive_peers
+        self._stake_target = stake_target
+        self.incarnation = incarnation
+        self._on_change = on_change
         self.topic = ledger_topic(ledger.network_id)
         self._queue: "OrderedDict[str, Entry]" = OrderedDict()
         self._wakeup = trio.Event()
@@ -96,15 +120,58 @@ class LedgerService:
         return len(self._queue)
 
     async def _blocking(self, fn: Any, *args: Any) -> Any:
-        """Run blocking work (SQLite, batch signature checks) on a worker thread, or inline when
-        ``ledger.io_thread`` is off (in-memory tests under MockClock, whose autojump would
-        otherwise advance virtual time while a thread works)."""
-        if self.node.config.ledger.io_thread:
-            return await trio.to_thread.run_sync(fn, *args)
-        return fn(*args)
+        """Run blocking work (SQLite, batch signature checks) with the runtime's runner (a
+        worker thread in production, inline under MockClock)."""
+        return await self.runtime.run_blocking(fn, *args)
 
     def _sign(self, domain: str, payload: bytes) -> bytes:
-        return self.node.identity.sign(domain, payload)
+        return self._sign_fn(domain, payload)
+
+    # ------------------------------------------------------------ views
+    def in_debt(self, peer_id: str) -> bool:
+        """Whether ``peer_id`` is in debt (or equivocated) in our view: it may neither offload
+        nor be selected, and we do not serve its requests."""
+        acc = self.ledger.account(peer_id)
+        return acc.in_debt or acc.equivocated
+
+    def stake_of(self, peer_id: str) -> int:
+        """``peer_id``'s selectable stake in our view (micro-credits)."""
+        return self.ledger.account(peer_id).selectable_stake
+
+    def summary(self) -> dict[str, Any]:
+        """``GET /ledger``: network, block counts, supply, burns, our account and the state hash."""
+        return {**self.ledger.summary(), "me": self.ledger.account(self.me).to_dict(),
+                "queued_entries": self.queued(), "blocks_produced": self.blocks_produced,
+                "rejected": dict(self.rejected)}
+
+    def accounts_view(self) -> dict[str, Any]:
+        """``GET /ledger/accounts``: every account in our view (micro-credits); ``debt`` is how far
+        the balance is below zero."""
+        rows = [{**a.to_dict(), "debt": max(0, -a.balance)} for a in self.ledger.accounts().values()]
+        return {"network_id": self.ledger.network_id, "state_hash": self.ledger.state_hash(),
+                "unit": "micro-credits", "accounts": rows}
+
+    def blocks_view(self, author: str, lo: int = 1, hi: int | None = None, limit: int = 100) -> dict[str, Any]:
+        """``GET /ledger/blocks``: ``author``'s blocks with ``lo <= height <= hi`` (at most ``limit``),
+        as canonical JSON with their hashes; without ``author``, the chain heads."""
+        if not author:
+            return {"heads": [{"author": a, "height": h, "hash": t}
+                              for a, (h, t) in sorted(self.ledger.heads().items())]}
+        hi = lo + limit - 1 if hi is None else min(hi, lo + limit - 1)
+        blocks = self.ledger.blocks(author, lo, hi)
+        return {"author": author, "height": self.ledger.height(author),
+                "blocks": [{"hash": b.hash, **b.header.to_canonical(),
+                            "entries": [e.to_canonical() for e in b.entries]} for b in blocks]}
+
+    # ------------------------------------------------------------ membership
+    def on_peer_events(self, events: list[PeerEvent], status: PeerStatus | None) -> None:
+        """Membership subscriber: compare ledgers with a peer whose status shows another ledger
+        digest, and at once with peers that (re)join or recover (restart, partition)."""
+        if status is not None and status.ledger_digest and status.ledger_digest != self.ledger.heads_digest():
+            self.request_pull(status.peer_id, cooldown=True)
+        for ev in events:
+            if ev.kind in ("joined", "rejoined", "recovered"):
+                self.request_pull(ev.peer_id)
 
     async def seal(self) -> Block | None:
         """Seal queued entries into our next block now: persist, apply, gossip. Returns it, or None
@@ -113,8 +180,8 @@ class LedgerService:
             return None
         keys = list(self._queue)[: self.ledger.params.max_block_entries]
         entries = [self._queue[k] for k in keys]
-        me = self.node.peer_id
-        now = _now_ms()  # one time for the checks and the block (expiry, maturity)
+        me = self.me
+        now = self.runtime.clock.wall_ms()  # one time for the checks and the block (expiry, maturity)
         ok, bad = self.ledger.validate_own(me, now, entries)
         for e, reason in bad:
             log.warning("dropping our own %s entry: %s", type(e).__name__, reason)
@@ -136,7 +203,7 @@ class LedgerService:
         self.blocks_produced += 1
         log.info("sealed block %d with %d entries (%s)", block.height, len(ok), _kinds(ok))
         await self._publish(block)
-        self.node.ledger_changed()
+        self._on_change()
         return block
 
     def _forget(self, keys: list[str]) -> None:
@@ -149,7 +216,7 @@ class LedgerService:
 
     async def _publish(self, item: Block | EquivocationProof) -> None:
         try:
-            await self.node.overlay.publish(self.topic, lc.encode_gossip(item))
+            await self.overlay.publish(self.topic, lc.encode_gossip(item))
         except OverlayError as exc:
             log.warning("could not gossip %s: %s (peers will pull it)", type(item).__name__, exc)
 
@@ -191,7 +258,7 @@ class LedgerService:
             log.warning("peer %s equivocated at height %d: its chain is cut and its stake burned",
                         proof.author, proof.height)
             await self._persist_proof(proof)
-            self.node.ledger_changed()
+            self._on_change()
 
     async def _persist_proof(self, proof: EquivocationProof) -> None:
         try:
@@ -230,7 +297,7 @@ class LedgerService:
                 # the blocks stay applied in memory; they are re-pulled after a restart
                 self.storage_errors += 1
                 log.error("cannot persist %d received blocks: %s", len(applied), exc)
-            self.node.ledger_changed()
+            self._on_change()
         return results
 
     def _held(self, b: Block) -> bool:
@@ -256,7 +323,7 @@ class LedgerService:
         than ``ledger.sync_interval`` ago: blocks still in flight on gossip also differ briefly."""
         if not peer_id or peer_id in self._pulling:
             return
-        if cooldown and trio.current_time() - self._last_pull.get(peer_id, -1e9) < self.node.config.ledger.sync_interval:
+        if cooldown and self.runtime.clock.monotonic() - self._last_pull.get(peer_id, -1e9) < self.config.sync_interval:
             return
         try:
             self._sync_now.send_nowait(peer_id)
@@ -298,12 +365,11 @@ class LedgerService:
         return applied
 
     async def _call(self, peer_id: str, req: lc.SyncRequest) -> list[lc.SyncResponse]:
-        cfg = self.node.config.delegation
-        stream = await self.node.overlay.open_stream(peer_id, SYNC_PROTOCOL)
+        stream = await self.overlay.open_stream(peer_id, SYNC_PROTOCOL)
         out: list[lc.SyncResponse] = []
         try:
             await stream.write(frame(lc.encode_sync_request(req)))
-            reader = FrameReader(stream, cfg.max_frame)
+            reader = FrameReader(stream, self.max_frame)
             while True:
                 data = await reader.read_frame(SYNC_READ_TIMEOUT)
                 if data is None:
@@ -340,7 +406,7 @@ class LedgerService:
             return
         hi = min(req.hi, req.lo + SYNC_MAX_BLOCKS - 1)
         blocks = self.ledger.blocks(req.author, req.lo, hi)
-        budget = self.node.config.delegation.max_frame // 2
+        budget = self.max_frame // 2
         batch: list[Block] = []
         size = 0
         for b in blocks:
@@ -355,8 +421,8 @@ class LedgerService:
     # ------------------------------------------------------------ loops
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Subscribe, then run the block producer, gossip receiver and sync loop until cancelled."""
-        rx = await self.node.overlay.subscribe(self.topic, self._validate)
-        self.node.overlay.set_stream_handler(SYNC_PROTOCOL, self.serve_sync)
+        rx = await self.overlay.subscribe(self.topic, self._validate)
+        self.overlay.set_stream_handler(SYNC_PROTOCOL, self.serve_sync)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._receive_loop, rx)
             nursery.start_soon(self._producer_loop)
@@ -374,7 +440,7 @@ class LedgerService:
                 log.debug("ledger gossip from %s dropped: %s", msg.source, exc)
 
     async def _producer_loop(self) -> None:
-        interval = self.node.config.ledger.block_interval
+        interval = self.config.block_interval
         while True:
             await self._wakeup.wait()
             self._wakeup = trio.Event()
@@ -384,17 +450,17 @@ class LedgerService:
                 self._wakeup.set()
 
     async def _sync_loop(self) -> None:
-        interval = self.node.config.ledger.sync_interval
+        interval = self.config.sync_interval
         while True:
-            await trio.sleep(interval * (0.75 + 0.5 * self.node.rng.random()))
-            peers = sorted(self.node.peers.alive_peers(trio.current_time()))
+            await trio.sleep(interval * (0.75 + 0.5 * self.rng.random()))
+            peers = sorted(self._alive_peers())
             if peers:
-                self.request_pull(self.node.rng.choice(peers))
+                self.request_pull(self.rng.choice(peers))
 
     async def _sync_worker(self) -> None:
         async for peer_id in self._sync_rx:
             self._pulling.discard(peer_id)
-            self._last_pull[peer_id] = trio.current_time()
+            self._last_pull[peer_id] = self.runtime.clock.monotonic()
             try:
                 with trio.fail_after(60):
                     await self.sync_with(peer_id)
@@ -404,38 +470,25 @@ class LedgerService:
     async def _stake_loop(self) -> None:
         """Move our stake toward the policy's target (fixed, or the paper's automatic one) and
         withdraw matured unbonding. One change in flight at a time."""
-        interval = self.node.config.ledger.stake_interval
-        last = trio.current_time()
+        interval = self.config.stake_interval
+        last = self.runtime.clock.monotonic()
         n = 0
         while True:
             await trio.sleep(interval)
-            now = trio.current_time()
+            now = self.runtime.clock.monotonic()
             elapsed, last = now - last, now
             if any(k.startswith("stake:") for k in self._queue):
                 continue  # the previous change is not sealed yet
             for entry in self.plan_stake(elapsed):
                 n += 1
-                self.submit(f"stake:{self.node.incarnation}:{n}", entry)
+                self.submit(f"stake:{self.incarnation}:{n}", entry)
 
     def plan_stake(self, elapsed_s: float) -> list[Entry]:
         """Entries that move our stake toward the policy target now (may be empty)."""
-        me = self.node.peer_id
-        acc = self.ledger.account(me)
-        if acc.equivocated:
-            return []
-        out: list[Entry] = []
-        matured = self.ledger.matured_unbonding(me, _now_ms())
-        if matured > 0:
-            out.append(Withdraw(matured))
-        target = stake_target(self.node.config.policy, self.node.executor.load(), max(0, acc.stake), elapsed_s)
-        available = acc.balance + (matured if matured > 0 else 0)
-        if target > acc.stake:
-            amount = min(target - acc.stake, max(0, available))
-            if amount > 0:
-                out.append(Stake(amount))
-        elif target < acc.stake:
-            out.append(Unstake(acc.stake - target))
-        return out
+        acc = self.ledger.account(self.me)
+        matured = self.ledger.matured_unbonding(self.me, self.runtime.clock.wall_ms())
+        return plan_stake(acc.balance, acc.stake, acc.equivocated, matured,
+                          self._stake_target(elapsed_s) if not acc.equivocated else acc.stake)
 
     def restore(self) -> int:
         """Load persisted blocks, proofs and queued entries (blocking; call before :meth:`run`)."""
@@ -445,10 +498,6 @@ class LedgerService:
         if self._queue:
             self._wakeup.set()
         return n
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _kinds(entries: list[Entry]) -> str:

@@ -12,18 +12,19 @@ interval): O(N) per node, however often loads change.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import random
+from collections.abc import Callable
 
 import trio
 
-from ..core.types import PeerStatus
+from ..config import StatusSection
+from ..core.types import LoadSnapshot, PeerStatus
 from ..errors import MalformedMessage, OverlayError
-from ..net.base import GossipMessage
+from ..metrics import NodeMetrics
+from ..net.base import GossipMessage, Overlay
 from ..wire import codec
 from ._validated import Validated
-
-if TYPE_CHECKING:
-    from ..node import Node
+from .membership import Membership
 
 log = logging.getLogger("wwwserve_p2p.status")
 
@@ -73,20 +74,20 @@ class PublishBudget:
         self._tokens -= 1.0
 
 
-def make_validator(node: "Node", decoded: DecodedStatuses | None = None):
+def make_validator(network_id: str, metrics: NodeMetrics, decoded: DecodedStatuses | None = None):
     """Accept a status only if it decodes, is of our network, and its peer_id is the
     (signature-authenticated) gossip source. Accepted statuses go into ``decoded`` (if
     given) for the receive loop."""
 
     def validate(msg: GossipMessage) -> bool:
         try:
-            status = codec.decode_status(msg.data, node.network_id)
+            status = codec.decode_status(msg.data, network_id)
         except MalformedMessage as exc:
-            node.metrics.gossip_rejected.labels("status", "malformed").inc()
+            metrics.gossip_rejected.labels("status", "malformed").inc()
             log.debug("rejected status from %s: %s", msg.source, exc)
             return False
         if status.peer_id != msg.source:
-            node.metrics.gossip_rejected.labels("status", "author_mismatch").inc()
+            metrics.gossip_rejected.labels("status", "author_mismatch").inc()
             log.warning("status claiming %s published by %s rejected", status.peer_id, msg.source)
             return False
         if decoded is not None:
@@ -96,49 +97,90 @@ def make_validator(node: "Node", decoded: DecodedStatuses | None = None):
     return validate
 
 
-async def run_status_service(node: "Node", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Subscribe, then run the receive, publish and sweep loops until cancelled."""
-    topic = status_topic(node.network_id)
-    decoded = DecodedStatuses()
-    channel = await node.overlay.subscribe(topic, make_validator(node, decoded))
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_receive_loop, node, channel, decoded)
-        nursery.start_soon(_publish_loop, node, topic)
-        nursery.start_soon(_sweep_loop, node)
-        task_status.started()
+class LocalState:
+    """What our status says about us, each read when a status is published: ``models()``,
+    ``load()``, ``accepting()`` (we take delegated work now), ``stake()`` (selectable,
+    micro-credits), ``delegated_running()``, ``max_delegated``, ``addrs()``, ``api_url()``,
+    ``ledger_digest()``, ``judges`` (we judge duels)."""
+
+    def __init__(self, *, models: Callable[[], tuple[str, ...]], load: Callable[[], LoadSnapshot],
+                 accepting: Callable[[], bool], stake: Callable[[], int], delegated_running: Callable[[], int],
+                 max_delegated: int, addrs: Callable[[], list[str]], api_url: Callable[[], str],
+                 ledger_digest: Callable[[], str], judges: Callable[[], bool]):
+        self.models, self.load, self.accepting, self.stake = models, load, accepting, stake
+        self.delegated_running, self.max_delegated, self.addrs = delegated_running, max_delegated, addrs
+        self.api_url, self.ledger_digest, self.judges = api_url, ledger_digest, judges
 
 
-async def _receive_loop(node: "Node", channel, decoded: DecodedStatuses) -> None:
-    async for msg in channel:
-        try:
-            status = decoded.take(msg, node.network_id)
-        except MalformedMessage:
-            continue
-        node.handle_peer_events(node.peers.observe(status, trio.current_time()), status)
+class StatusService:
+    """Publishes our status, folds peers' statuses into :class:`Membership`, sweeps silent
+    peers. Owns our status sequence number and the "changed" signal."""
 
+    def __init__(self, me: str, incarnation: int, network_id: str, overlay: Overlay, membership: Membership,
+                 local: LocalState, config: StatusSection, rng: random.Random, metrics: NodeMetrics):
+        self.me, self.incarnation, self.network_id = me, incarnation, network_id
+        self.overlay, self.membership, self.local = overlay, membership, local
+        self.config, self.rng, self.metrics = config, rng, metrics
+        self.topic = status_topic(network_id)
+        self.seq = 0
+        self._changed = trio.Event()
 
-async def _publish_loop(node: "Node", topic: str) -> None:
-    cfg = node.config.status
-    budget = PublishBudget(MAX_PUBLISHES_PER_INTERVAL / cfg.interval, PUBLISH_BURST)
-    last = -1e9
-    while True:
-        now = trio.current_time()
-        wait = max(cfg.min_publish_gap - (now - last), budget.wait_time(now))
-        if wait > 0:
-            await trio.sleep(wait)
-        try:
-            await node.overlay.publish(topic, codec.encode_status(node.make_status(), node.network_id))
-        except OverlayError as exc:
-            log.warning("status publish failed: %s", exc)
-        last = trio.current_time()
-        budget.take(last)
-        period = cfg.interval * (1 + cfg.jitter * (2 * node.rng.random() - 1))
-        with trio.move_on_after(period):
-            await node.wait_status_changed()
+    def make_status(self) -> PeerStatus:
+        """Our current status (increments the sequence number)."""
+        self.seq += 1
+        s = self.local
+        return PeerStatus(
+            peer_id=self.me, incarnation=self.incarnation, seq=self.seq, models=tuple(s.models()), load=s.load(),
+            accepting=s.accepting(), stake=s.stake(), delegated_running=s.delegated_running(),
+            max_delegated=s.max_delegated, addrs=tuple(s.addrs()), api_url=s.api_url(),
+            ledger_digest=s.ledger_digest(), judges=s.judges())
 
+    def changed(self) -> None:
+        """Ask for a publish soon (rate-limited by ``status.min_publish_gap`` and the budget)."""
+        self._changed.set()
 
-async def _sweep_loop(node: "Node") -> None:
-    interval = node.config.status.interval / 2
-    while True:
-        await trio.sleep(interval)
-        node.handle_peer_events(node.peers.sweep(trio.current_time()))
+    async def _wait_changed(self) -> None:
+        await self._changed.wait()
+        self._changed = trio.Event()
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Subscribe, then run the receive, publish and sweep loops until cancelled."""
+        decoded = DecodedStatuses()
+        channel = await self.overlay.subscribe(self.topic, make_validator(self.network_id, self.metrics, decoded))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._receive_loop, channel, decoded)
+            nursery.start_soon(self._publish_loop)
+            nursery.start_soon(self._sweep_loop)
+            task_status.started()
+
+    async def _receive_loop(self, channel, decoded: DecodedStatuses) -> None:
+        async for msg in channel:
+            try:
+                status = decoded.take(msg, self.network_id)
+            except MalformedMessage:
+                continue
+            self.membership.observe(status)
+
+    async def _publish_loop(self) -> None:
+        cfg = self.config
+        budget = PublishBudget(MAX_PUBLISHES_PER_INTERVAL / cfg.interval, PUBLISH_BURST)
+        last = -1e9
+        while True:
+            now = trio.current_time()
+            wait = max(cfg.min_publish_gap - (now - last), budget.wait_time(now))
+            if wait > 0:
+                await trio.sleep(wait)
+            try:
+                await self.overlay.publish(self.topic, codec.encode_status(self.make_status(), self.network_id))
+            except OverlayError as exc:
+                log.warning("status publish failed: %s", exc)
+            last = trio.current_time()
+            budget.take(last)
+            period = cfg.interval * (1 + cfg.jitter * (2 * self.rng.random() - 1))
+            with trio.move_on_after(period):
+                await self._wait_changed()
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await trio.sleep(self.config.interval / 2)
+            self.membership.sweep()

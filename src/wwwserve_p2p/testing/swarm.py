@@ -22,6 +22,7 @@ from ..core.types import GenerationRequest
 from ..executors.base import Executor
 from ..identity import Identity
 from ..node import Node, open_node
+from ..services.runtime import Runtime, VirtualClock, run_inline
 from .memory import MemoryNetwork
 
 
@@ -63,6 +64,14 @@ class Swarm:
         self.seed = seed
         self.data_root = data_root
         self.genesis = genesis
+        self.clock = VirtualClock()
+
+    def runtime(self) -> Runtime:
+        """A swarm node's runtime: wall time follows trio's clock from one epoch for the whole
+        swarm (so MockClock moves ticket expiry and unbonding too, and a restarted node's clock
+        never runs behind its previous blocks) and blocking work runs inline (no worker
+        threads, whose time MockClock's autojump would not wait for)."""
+        return Runtime(self.clock, run_inline)
 
     @property
     def nodes(self) -> list[Node]:
@@ -78,8 +87,7 @@ class Swarm:
         """Start one more node (or restart a killed one with :meth:`restart`)."""
         i = len(self.members)
         cfg = swarm_config(i, self.seed, config)
-        cfg = replace(cfg, node=replace(cfg.node, data_dir=f"{self.data_root}/node{i}"),
-                      ledger=replace(cfg.ledger, io_thread=False))
+        cfg = replace(cfg, node=replace(cfg.node, data_dir=f"{self.data_root}/node{i}"))
         m = SwarmMember(i, swarm_identity(self.seed, i), executor, cfg)
         self.members.append(m)
         await self._nursery.start(self._run, m)
@@ -97,7 +105,8 @@ class Swarm:
         with trio.CancelScope() as scope:
             m.scope = scope
             async with self.network.open_overlay(m.identity) as ov, \
-                    open_node(m.config, m.executor, overlay=ov, identity=m.identity, genesis=self.genesis) as node:
+                    open_node(m.config, m.executor, overlay=ov, identity=m.identity, genesis=self.genesis,
+                              runtime=self.runtime()) as node:
                 m.node = node
                 task_status.started()
                 await trio.sleep_forever()
@@ -125,7 +134,7 @@ class Swarm:
         """Every live node holds the same ledger state and has nothing left to seal."""
         live = self.nodes
         return len({n.ledger.state_hash() for n in live}) == 1 and all(
-            n.ledger_service is not None and n.ledger_service.queued() == 0 for n in live)
+            n.ledger_service.queued() == 0 for n in live)
 
 
 async def collect_text(node: Node, request: GenerationRequest) -> str:

@@ -1,0 +1,247 @@
+"""The request path as a pure state machine (DESIGN §5): where one user request runs.
+
+A :class:`Dispatch` is created per user request. The requester service asks it
+:meth:`Dispatch.next` for the next action, performs that action (I/O), and reports back what
+happened (:meth:`Dispatch.probed`, :meth:`Dispatch.chunk`, :meth:`Dispatch.failed`). The
+machine owns every decision: run locally, probe these peers (and whether as a duel), wait and
+decide again, re-dispatch with the text already delivered as continuation, void the ticket of
+a failed attempt, or give up with an error. It never does I/O, reads no clock and draws no
+randomness: views of the peer table and ledger and the uniform variates are arguments.
+
+Semantics (the WWW.Serve paper's offload policy, :func:`~wwwserve_p2p.core.policy.decide_route`):
+
+- a node in debt may not offload: it runs the request locally if it serves the model, else
+  gives up;
+- the first attempt follows the policy (local while the load is under ``target_load``, else
+  offload with ``offload_frequency``, queue with ``queue_frequency``, else retry later);
+  after a failure, or for a model we do not serve, any eligible peer is probed;
+- candidates are alive peers serving the model, not in debt, not on the request's route
+  (the requester and every peer that failed it); ``1 + probe_extra`` are ordered by
+  :func:`~wwwserve_p2p.core.selection.order_candidates`;
+- nobody accepting: queue locally if we serve the model, else wait ``retry_delay`` and
+  decide again (the probed peers are excluded when others remain), at most
+  ``max_retries + 1`` decisions per attempt;
+- an attempt failing mid-answer is re-dispatched (at most ``max_attempts`` attempts) with the
+  delivered text as ``continuation``; its ticket is voided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Union
+
+from .policy import OffloadPolicy, Route, decide_route
+from .selection import order_candidates
+from .types import GenerationChunk, GenerationRequest, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchLimits:
+    """Retry budget of one request: ``max_attempts`` executors tried (re-dispatch after
+    failures), ``max_retries`` extra decisions per attempt when nobody accepts,
+    ``retry_delay`` seconds between them; ``duel_rate`` = probability that a first offload
+    with at least two candidates is a duel (DESIGN §6)."""
+
+    max_attempts: int = 4
+    max_retries: int = 20
+    retry_delay: float = 0.2
+    duel_rate: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A peer as the requester sees it: ``stake`` (selectable, micro-credits) from its ledger
+    view, ``load`` in [0, 1+] from the peer's last status, ``in_debt`` from the ledger."""
+
+    peer_id: str
+    stake: int
+    load: float
+    in_debt: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchView:
+    """What the requester knows at one decision point: ``candidates`` = alive peers serving
+    the model (the machine filters route and debt), ``local_load`` = our executor's load,
+    ``serves`` = we serve the model ourselves, ``in_debt`` = we are in debt."""
+
+    candidates: tuple[Candidate, ...]
+    local_load: float
+    serves: bool
+    in_debt: bool = False
+    balance: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Variates:
+    """Uniform variates in [0, 1) for one decision, and a seed for candidate ordering."""
+
+    offload: float
+    queue: float
+    duel: float
+    seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunLocal:
+    """Run ``request`` on our own executor."""
+
+    request: GenerationRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Probe ``peers`` (in this order of preference) for ``request``; commit to the first to
+    accept, or to the first two with a duel ticket when ``duel``. Report with :meth:`Dispatch.probed`."""
+
+    request: GenerationRequest
+    peers: tuple[str, ...]
+    duel: bool
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Sleep ``seconds``, then ask :meth:`Dispatch.next` again."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class VoidTicket:
+    """Void the ticket of the failed or cancelled attempt at ``peer``: never claimable."""
+
+    peer: str
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    """No executor can be found: fail the request with :class:`~wwwserve_p2p.errors.NoExecutorAvailable`."""
+
+    message: str
+
+
+Action = Union[RunLocal, Probe, Wait, GiveUp]
+
+
+@dataclass
+class Dispatch:
+    """The state of one user request on its requester node (``me``). See the module docstring."""
+
+    original: GenerationRequest
+    me: str
+    policy: OffloadPolicy
+    limits: DispatchLimits
+    #: the request the next attempt sends (a continuation after failures)
+    request: GenerationRequest = field(init=False)
+    attempt: int = field(init=False, default=0)
+    #: "local" or "offloaded": where the first attempt ran (None before it started)
+    first_route: str | None = field(init=False, default=None)
+    delivered: str = field(init=False, default="")
+    chunks_delivered: int = field(init=False, default=0)
+    last_error: str = field(init=False, default="")
+    _decisions: int = field(init=False, default=0)
+    _exclude: set[str] = field(init=False)
+    _extra_tokens: int = field(init=False, default=0)
+    _probing: tuple[tuple[str, ...], int] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.request = self.original
+        self._exclude = set(self.original.route) | {self.me}
+
+    # ------------------------------------------------------------ deciding
+    def next(self, view: DispatchView, u: Variates) -> Action:
+        """The next action for this request, given what we know now."""
+        req = self.request
+        if self.attempt >= self.limits.max_attempts:
+            return GiveUp(f"{self.original.request_id}: all {self.limits.max_attempts} attempts failed; "
+                          f"last error: {self.last_error}")
+        if view.in_debt:
+            if view.serves:
+                return RunLocal(req)
+            return GiveUp(f"{req.request_id}: this node is in debt and may not offload "
+                          f"(balance {view.balance} micro-credits)")
+        if self._decisions > self.limits.max_retries:
+            if view.serves:
+                return RunLocal(req)
+            return GiveUp(f"no peer accepted {req.request_id} for model {req.model!r}")
+        cands = [c for c in view.candidates if c.peer_id not in self._exclude and not c.in_debt]
+        if self.attempt > 0 or not view.serves:
+            route = Route.OFFLOAD if cands else (Route.LOCAL if view.serves else Route.RETRY)
+        else:
+            route = decide_route(view.local_load, self.policy, bool(cands), u.offload, u.queue)
+        if route in (Route.LOCAL, Route.QUEUE):
+            return RunLocal(req)
+        if route is Route.OFFLOAD:
+            order = order_candidates(self.policy.selection, {c.peer_id: c.stake for c in cands},
+                                     {c.peer_id: c.load for c in cands}, 1 + self.policy.probe_extra,
+                                     u.seed, self.policy.exploration_share)
+            duel = self.attempt == 0 and len(order) >= 2 and u.duel < self.limits.duel_rate
+            self._probing = (tuple(order), len(cands))
+            return Probe(req, tuple(order), duel, self.attempt)
+        self._decisions += 1
+        return Wait(self.limits.retry_delay)
+
+    def probed(self, winner: str | None, view_serves: bool) -> Action | None:
+        """Report the outcome of the last :class:`Probe`: ``winner`` committed (None = nobody
+        accepted). Returns None when the attempt is committed to ``winner``, else the action
+        that follows (queue locally, or wait and decide again)."""
+        order, n_cands = self._probing or ((), 0)
+        self._probing = None
+        if winner is not None:
+            return None
+        if view_serves:
+            return RunLocal(self.request)  # nobody took it: queue locally
+        if len(order) < n_cands:
+            self._exclude |= set(order)
+        self._decisions += 1
+        return Wait(self.limits.retry_delay)
+
+    def started(self, remote: bool) -> None:
+        """An attempt started streaming (remote: offloaded, else on our executor)."""
+        if self.first_route is None:
+            self.first_route = "offloaded" if remote else "local"
+
+    # ------------------------------------------------------------ streaming
+    def chunk(self, chunk: GenerationChunk) -> GenerationChunk:
+        """Account for one chunk of the current attempt; returns the chunk to deliver (the
+        final chunk's usage counts the tokens delivered by earlier, failed attempts)."""
+        if chunk.is_final:
+            if self._extra_tokens or self.delivered:
+                u = chunk.usage or Usage()
+                chunk = replace(chunk, usage=Usage(u.prompt_tokens, u.completion_tokens + self._extra_tokens))
+            return chunk
+        self.delivered += chunk.text
+        self.chunks_delivered += 1
+        return chunk
+
+    def failed(self, peer: str | None, error: str, retryable: bool) -> tuple[VoidTicket | None, bool]:
+        """The current attempt failed before its final chunk (``peer`` None: our own
+        executor). Returns (the ticket to void, whether to re-dispatch); with re-dispatch the
+        next :meth:`next` works on the continuation request."""
+        void = VoidTicket(peer) if peer is not None else None
+        if peer is None or not retryable:
+            return void, False
+        self.last_error = error
+        self._extra_tokens = self.chunks_delivered
+        prev_route = self.request.route
+        cont = continuation_request(self.original, self.delivered, self.chunks_delivered, peer)
+        self.request = replace(cont, route=tuple(dict.fromkeys(cont.route + prev_route)))
+        self.attempt += 1
+        self._decisions = 0
+        self._exclude = set(self.request.route) | {self.me}
+        return void, True
+
+
+def continuation_request(request: GenerationRequest, delivered: str, delivered_chunks: int,
+                         failed_peer: str) -> GenerationRequest:
+    """The request to re-dispatch after an executor failed mid-answer.
+
+    ``delivered``: text already streamed to the user (becomes the continuation);
+    ``delivered_chunks``: chunks already received, subtracted from ``max_tokens`` (each
+    streamed chunk carries at least one token); ``failed_peer`` joins the route so it is
+    not chosen again.
+    """
+    remaining = max(1, request.max_tokens - delivered_chunks)
+    return replace(request, continuation=request.continuation + delivered, max_tokens=remaining,
+                   route=request.route + (failed_peer,))
