@@ -69,6 +69,7 @@ def test_delegation_overhead_quick(tmp_path, run_quick):
 
 
 @pytest.mark.real
+@pytest.mark.slow
 def test_ledger_throughput_quick(tmp_path, run_quick):
     out = tmp_path / "bench"
     run_quick("ledger_throughput.py", out, timeout=300)

@@ -1,23 +1,33 @@
 """benchmarks/quality_incentives.py --quick: real node processes, duels on, likelihood judges.
 
-Models are trained for a few steps into a temporary data dir, so the run is self-contained;
-the assertions are about what must hold whatever the noise of 40 duels: every user request is
-answered, duels settle on the replicated ledger, and a full-precision model beats the random
-responder.
+Models are trained for a few steps (80) on first use and cached in the git-ignored
+``data/test-quality-incentives/`` (``ensure_models`` retrains when the recipe, size, steps, seed
+or corpus differ), so later runs skip the training, which is most of a first run's time on
+2 cores. The assertions are about what must hold whatever the noise of 40 duels: every user
+request is answered, duels settle on the replicated ledger, and a full-precision model beats
+the random responder.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+from pathlib import Path
 
 import pytest
 
+#: the test's models, kept between runs (the benchmark's cache is keyed by training steps)
+MODEL_CACHE = Path(__file__).resolve().parent.parent / "data" / "test-quality-incentives"
 
 
 @pytest.mark.real
+@pytest.mark.slow
 def test_quality_incentives_quick(tmp_path, run_quick):
     out = tmp_path / "qi"
-    run_quick("quality_incentives.py", out, "--train-steps", "80", "--data-dir", str(tmp_path / "data"), timeout=900)
+    MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(MODEL_CACHE / ".lock", "w") as lock:  # one run at a time trains into / reads the cache
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run_quick("quality_incentives.py", out, "--train-steps", "80", "--data-dir", str(MODEL_CACHE), timeout=900)
     res = json.loads((out / "results.json").read_text())
     assert res["requests"] == res["ok"] == 40
     settled = res["duels"]["as_requester"]["settled"]
