@@ -109,17 +109,30 @@ async def test_a_void_beats_a_lying_executors_claim(autojump_clock):
 
 
 async def test_a_requester_in_debt_may_not_offload(autojump_clock):
-    # node 0 has no credit and no overdraft: after one paid request it is in debt
-    g = genesis_for(2, credits=[0, 100], overdraft=0)
+    # node 0 has credit for exactly one ticket and no overdraft: after one paid request it can
+    # no longer afford a ticket, so it may not offload, and executors refuse it on their own too
+    price = LedgerParams().price(req().max_tokens)
+    g = Genesis("ledger-test", LedgerParams(overdraft=0),
+                ((swarm_identity(0, 0).peer_id, price), (swarm_identity(0, 1).peer_id, 100 * CREDIT)))
     async with open_swarm([echo(models=("front",)), echo()], config=config(), genesis=g) as swarm:
         assert await collect(swarm[0], req()) == PROMPT
-        await swarm.wait_until(lambda: swarm[1].ledger_service.in_debt(swarm[0].peer_id) and swarm[0].ledger_service.in_debt(swarm[0].peer_id),
+        await swarm.wait_until(lambda: all(n.ledger.account(swarm[0].peer_id).spent > 0 for n in swarm.nodes),
                                timeout=20)
-        with pytest.raises(NoExecutorAvailable, match="in debt"):
+        with pytest.raises(NoExecutorAvailable, match="in debt or cannot afford"):
             await collect(swarm[0], req())
-        # and the executor refuses its probes on its own, too
+        accepted, reason = swarm[1].delegation.decide("echo", swarm[0].peer_id, req().max_tokens)
+        assert not accepted and reason == "requester cannot afford the ticket"
+
+
+async def test_a_key_with_nothing_is_never_served(autojump_clock):
+    # a fresh identity without credit (no allocation, overdraft 0) gets no executor's work
+    g = genesis_for(2, credits=[0, 100], overdraft=0)
+    async with open_swarm([echo(models=("front",)), echo()], config=config(), genesis=g) as swarm:
+        with pytest.raises(NoExecutorAvailable, match="cannot afford"):
+            await collect(swarm[0], req())
         accepted, reason = swarm[1].delegation.decide("echo", swarm[0].peer_id)
-        assert not accepted and reason == "requester in debt"
+        assert not accepted and reason == "requester cannot afford the ticket"
+        assert swarm[1].stats.accepted_for_others == 0
 
 
 async def test_selection_follows_ledger_stake(autojump_clock):

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from ..errors import InvalidBlock
-from .ledger import DuelTicket, Receipt, Ticket
+from .ledger import MAX_CLOCK_SKEW_MS, DuelTicket, Receipt, Ticket
 
 #: A ticket or duel ticket must stay valid at least this long after we accept it (ms), so
 #: the claim or verdict can still be sealed and gossiped in time.
@@ -55,9 +55,18 @@ def check_ticket(ticket: Ticket | None, *, network_id: str, requester: str, exec
         return f"ticket price {ticket.price} below {min_price}"
     if ticket.expires_ms < now_ms + MIN_VALIDITY_MS:
         return "the ticket expires too soon"
+    if ticket.issued_ms > now_ms + MAX_CLOCK_SKEW_MS:
+        return "the ticket is dated in the future (our claim could not be sealed)"
     if used(ticket.hash):
         return "ticket already used"
     return ""
+
+
+def can_afford(balance: int, amount: int, overdraft: int, equivocated: bool = False) -> bool:
+    """Whether an account with ``balance`` micro-credits (in our ledger view) can promise
+    ``amount`` more without going below ``-overdraft``: executors honour a requester's ticket
+    only then, and a node offloads only then (issue: a key with nothing must not be served)."""
+    return not equivocated and balance - amount >= -overdraft
 
 
 def check_duel_ticket(duel: DuelTicket, *, network_id: str, requester: str, me: str, max_bond: int,

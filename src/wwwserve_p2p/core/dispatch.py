@@ -10,8 +10,8 @@ randomness: views of the peer table and ledger and the uniform variates are argu
 
 Semantics (the WWW.Serve paper's offload policy, :func:`~wwwserve_p2p.core.policy.decide_route`):
 
-- a node in debt may not offload: it runs the request locally if it serves the model, else
-  gives up;
+- a node in debt, or unable to afford the ticket (balance - price < -overdraft), may not
+  offload: it runs the request locally if it serves the model, else gives up;
 - the first attempt follows the policy (local while the load is under ``target_load``, else
   offload with ``offload_frequency``, queue with ``queue_frequency``, else retry later);
   after a failure, or for a model we do not serve, any eligible peer is probed;
@@ -63,7 +63,8 @@ class Candidate:
 class DispatchView:
     """What the requester knows at one decision point: ``candidates`` = alive peers serving
     the model (the machine filters route and debt), ``local_load`` = our executor's load,
-    ``serves`` = we serve the model ourselves, ``in_debt`` = we are in debt."""
+    ``serves`` = we serve the model ourselves, ``in_debt`` = we may not offload (in debt, or
+    unable to afford the ticket)."""
 
     candidates: tuple[Candidate, ...]
     local_load: float
@@ -159,8 +160,8 @@ class Dispatch:
         if view.in_debt:
             if view.serves:
                 return RunLocal(req)
-            return GiveUp(f"{req.request_id}: this node is in debt and may not offload "
-                          f"(balance {view.balance} micro-credits)")
+            return GiveUp(f"{req.request_id}: this node is in debt or cannot afford the ticket and may not "
+                          f"offload (balance {view.balance} micro-credits)")
         if self._decisions > self.limits.max_retries:
             if view.serves:
                 return RunLocal(req)

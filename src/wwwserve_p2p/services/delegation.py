@@ -124,10 +124,13 @@ class DelegationServer:
         return self.policy.participate and self.running < self.policy.max_delegated \
             and self.executor.load().idle_slots > 0
 
-    def decide(self, model: str, requester: str = "") -> tuple[bool, str]:
-        """Policy decision on a delegation probe for ``model`` from ``requester``."""
+    def decide(self, model: str, requester: str = "", max_tokens: int = 1) -> tuple[bool, str]:
+        """Policy decision on a delegation probe for ``model`` from ``requester`` (who must be
+        able to pay for ``max_tokens``)."""
         if requester and self.ledger.in_debt(requester):
             return False, "requester in debt"
+        if requester and not self.ledger.can_afford(requester, self.ledger.ledger.params.price(max_tokens)):
+            return False, "requester cannot afford the ticket"
         return decide_accept(self.executor.load(), self.running, model in self.executor.models(),
                              self.policy, self.rng.random())
 
@@ -150,7 +153,7 @@ class DelegationServer:
         if network_id != self.network_id:
             await _try_write(stream, ErrorReply("wrong_network", f"this node is on network {self.network_id}"))
             return
-        accepted, reason = self.decide(request.model, stream.remote_peer)
+        accepted, reason = self.decide(request.model, stream.remote_peer, request.max_tokens)
         if not await _try_write(stream, Offer(accepted, reason, self.executor.load().load)):
             return
         if not accepted:
@@ -341,12 +344,13 @@ class Requester:
                     self.runtime.spawn(partial(attempt.aclose, abort=True))
 
     # ------------------------------------------------------------ serving
-    def _view(self, model: str) -> DispatchView:
+    def _view(self, request: GenerationRequest) -> DispatchView:
         acc = self.ledger.ledger.account(self.me)
         cands = tuple(Candidate(c.peer_id, self.ledger.stake_of(c.peer_id), c.load.load, self.ledger.in_debt(c.peer_id))
-                      for c in self.membership.candidates(model))
-        return DispatchView(cands, self.executor.load().load, model in self.executor.models(),
-                            acc.in_debt or acc.equivocated, acc.balance)
+                      for c in self.membership.candidates(request.model))
+        price = self.ledger.ledger.params.price(request.max_tokens)
+        return DispatchView(cands, self.executor.load().load, request.model in self.executor.models(),
+                            acc.in_debt or not self.ledger.can_afford(self.me, price), acc.balance)
 
     def _variates(self) -> Variates:
         return Variates(self.rng.random(), self.rng.random(), self.rng.random(), self.rng.getrandbits(64))
@@ -359,7 +363,7 @@ class Requester:
         ok = False
         try:
             while True:
-                action = d.next(self._view(d.request.model), self._variates())
+                action = d.next(self._view(d.request), self._variates())
                 remote: DelegationAttempt | None = None
                 if isinstance(action, GiveUp):
                     raise NoExecutorAvailable(action.message)

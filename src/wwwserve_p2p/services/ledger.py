@@ -7,8 +7,9 @@
 - **Gossip** on ``/wwwserve/<network_id>/ledger``: authors publish their own blocks; anyone
   publishes equivocation proofs. The topic validator decodes and fully checks every message
   (signatures included) before it is forwarded.
-- **Sync** (``/wwwserve/ledger-sync/1``, length-prefixed protobuf frames): ``heads`` returns every
-  chain tip and known proofs; ``range`` streams blocks of one author by height range in
+- **Sync** (``/wwwserve/ledger-sync/1``, length-prefixed protobuf frames): ``heads`` returns the
+  chain tips and proofs of one page of authors in PeerId order (``after``/``limit`` in the
+  request, ``next_after`` in the answer; see the proto for old peers); ``range`` streams blocks of one author by height range in
   batches, then ``done``. A node pulls when a gossiped block reveals a gap, every
   ``ledger.sync_interval`` with a random peer, and at once with a peer that (re)joins, so a
   restarted or partitioned node catches up.
@@ -19,6 +20,7 @@ on the trio thread.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import random
 from collections import OrderedDict
@@ -28,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..core.ledger import AddResult, Block, Entry, EquivocationProof, Ledger, Signer
+from ..core.acceptance import can_afford
+from ..core.ledger import AddResult, Block, Entry, EquivocationProof, Ledger, Signer, is_premature
 from ..core.peers import PeerEvent
 from ..core.policy import plan_stake
 from ..core.types import PeerStatus
@@ -36,6 +39,7 @@ from ..errors import InvalidBlock, MalformedMessage, OverlayError, RequestTimeou
 from ..net.base import GossipMessage, Overlay, Stream
 from ..wire import ledger_codec as lc
 from ..wire.framing import FrameReader, frame
+from ._held import HeldBlocks
 from ._validated import Validated
 from .runtime import Runtime
 
@@ -50,6 +54,14 @@ SYNC_MAX_BLOCKS = 4096
 SYNC_READ_TIMEOUT = 5.0
 #: Concurrent sync conversations (with different peers).
 SYNC_WORKERS = 4
+#: Authors per ``heads`` page: the default and the most a server answers (a page with every
+#: author a proof is well under the 2 MiB frame; the server also stops at half a frame).
+HEADS_PAGE = 2048
+#: Budgeted bytes per head row and per proof when filling a ``heads`` page.
+_HEAD_ROW_BYTES = 160
+_PROOF_BYTES = 1536
+#: Longest sleep (s) between checks of the premature-block queue (the wall clock may jump).
+HOLD_RECHECK_S = 0.5
 
 log = logging.getLogger("wwwserve_p2p.ledger")
 
@@ -102,6 +114,11 @@ class LedgerService:
         self.rejected: dict[str, int] = {}
         self.storage_errors = 0
         self.last_sync_peer = ""
+        #: blocks dated beyond our clock + tolerance, held until due (bounded; see ``_held``)
+        self.premature = HeldBlocks()
+        self._heads_cache: tuple[list[str], dict[str, tuple[int, str]], dict[str, EquivocationProof]] = ([], {}, {})
+        self._heads_key = ""
+        self._premature_added = trio.Event()
 
     # ------------------------------------------------------------ our own entries
     def submit(self, key: str, entry: Entry) -> None:
@@ -134,6 +151,12 @@ class LedgerService:
         acc = self.ledger.account(peer_id)
         return acc.in_debt or acc.equivocated
 
+    def can_afford(self, peer_id: str, amount: int) -> bool:
+        """Whether ``peer_id`` can promise ``amount`` micro-credits more in our view (balance
+        minus ``amount`` not below ``-overdraft``, never equivocated)."""
+        acc = self.ledger.account(peer_id)
+        return can_afford(acc.balance, amount, self.ledger.params.overdraft, acc.equivocated)
+
     def stake_of(self, peer_id: str) -> int:
         """``peer_id``'s selectable stake in our view (micro-credits)."""
         return self.ledger.account(peer_id).selectable_stake
@@ -142,7 +165,8 @@ class LedgerService:
         """``GET /ledger``: network, block counts, supply, burns, our account and the state hash."""
         return {**self.ledger.summary(), "me": self.ledger.account(self.me).to_dict(),
                 "queued_entries": self.queued(), "blocks_produced": self.blocks_produced,
-                "rejected": dict(self.rejected)}
+                "rejected": dict(self.rejected), "held_premature": len(self.premature),
+                "held_premature_bytes": self.premature.bytes}
 
     def accounts_view(self) -> dict[str, Any]:
         """``GET /ledger/accounts``: every account in our view (micro-credits); ``debt`` is how far
@@ -189,6 +213,12 @@ class LedgerService:
             self._forget(keys)
             return None
         block = self.ledger.next_block(me, now, ok, self._sign)
+        if is_premature(block, now, self.premature.tolerance_ms):
+            # our previous block (or a ticket) is dated ahead of our clock (it was set back):
+            # peers would hold this block; wait until our clock catches up, entries stay queued
+            log.warning("not sealing yet: block %d would be dated %d ms ahead of our clock",
+                        block.height, block.time_ms - now)
+            return None
         try:  # the block and the removal of its entries from the pending table: one transaction
             await self._blocking(partial(self.store.add_blocks, [block], drop_pending=keys))
         except StorageError as exc:
@@ -229,6 +259,13 @@ class LedgerService:
                 if item.author != msg.source:
                     return False  # only authors publish their blocks; others' arrive by sync
                 self.ledger.check_static(item)
+                if (is_premature(item, self.runtime.clock.wall_ms(), self.premature.tolerance_ms)
+                        and self.ledger.height(item.author) < item.height):
+                    # dated in the future: hold it here, and do not forward it (a flood of
+                    # far-future blocks stops at the first honest node). Blocks at heights we
+                    # already hold go on: they may prove an equivocation.
+                    self._hold(item)
+                    return False
             else:
                 item.check(self.ledger.network_id)
         except (MalformedMessage, InvalidBlock) as exc:
@@ -276,10 +313,14 @@ class LedgerService:
             blocks = await self._blocking(self._check_batch, blocks)
         results = []
         applied: list[Block] = []
+        now = self.runtime.clock.wall_ms()
+        tolerance = self.premature.tolerance_ms
         for b in blocks:
-            res = self.ledger.add_block(b, verified=True)
+            res = self.ledger.add_block(b, verified=True, now_ms=now, tolerance_ms=tolerance)
             results.append(res)
-            if res.status == "applied":
+            if res.status == "premature":
+                self._hold(b)
+            elif res.status == "applied":
                 applied.extend(res.applied)
             elif res.status == "equivocation":
                 if res.proof is not None:
@@ -299,6 +340,38 @@ class LedgerService:
                 log.error("cannot persist %d received blocks: %s", len(applied), exc)
             self._on_change()
         return results
+
+    def _hold(self, b: Block) -> None:
+        """Keep premature ``b`` until due (``rejected["premature_dropped"]`` counts what the caps
+        refused)."""
+        if b.hash in self.premature:
+            return
+        if not self.premature.offer(b):
+            self.rejected["premature_dropped"] = self.rejected.get("premature_dropped", 0) + 1
+        self._premature_added.set()
+
+    async def release_due(self) -> list[AddResult]:
+        """Offer every held block that our clock has reached to the ledger (they passed the
+        static checks when they arrived). Returns their results."""
+        due = self.premature.pop_due(self.runtime.clock.wall_ms())
+        if not due:
+            return []
+        log.info("%d held future-dated blocks are due now", len(due))
+        return await self.accept_blocks(due, verified=True)
+
+    async def _premature_loop(self) -> None:
+        """Re-check the held blocks at the earliest due time, at least every HOLD_RECHECK_S."""
+        while True:
+            due_ms = self.premature.next_due_ms()
+            if due_ms is None:
+                await self._premature_added.wait()
+                self._premature_added = trio.Event()
+                continue
+            delay = (due_ms - self.runtime.clock.wall_ms()) / 1000
+            if delay > 0:
+                await trio.sleep(min(HOLD_RECHECK_S, delay))
+                continue
+            await self.release_due()
 
     def _held(self, b: Block) -> bool:
         have = self.ledger.blocks(b.author, b.height, b.height)
@@ -336,32 +409,44 @@ class LedgerService:
 
         :raises OverlayError, MalformedMessage, RequestTimeout: the peer failed us.
         """
-        heads = await self._call(peer_id, lc.SyncRequest(self.ledger.network_id, "heads"))
-        resp = heads[0] if heads else lc.SyncResponse()
-        for proof in resp.proofs:
-            await self.accept_proof(proof)
         applied = 0
-        for author, height, tip in resp.heads:
-            ours = self.ledger.height(author)
-            cut = self.ledger.cut_height(author)
-            if height <= ours or (cut is not None and ours + 1 >= cut):
-                continue
-            lo = ours + 1
-            while lo <= height:
-                hi = min(height, lo + SYNC_MAX_BLOCKS - 1)
-                got = await self._call(peer_id, lc.SyncRequest(self.ledger.network_id, "range", author, lo, hi))
-                blocks = [b for r in got for b in r.blocks]
-                if not blocks:
-                    break
-                results = await self.accept_blocks(blocks)
-                applied += sum(len(r.applied) for r in results)
-                new_height = self.ledger.height(author)
-                if new_height < lo:
-                    break  # the peer served nothing usable
-                lo = new_height + 1
+        after = ""
+        while True:  # one page of heads at a time (see the proto: an old server sends one page)
+            pages = await self._call(peer_id, lc.SyncRequest(self.ledger.network_id, "heads", after=after,
+                                                             limit=HEADS_PAGE))
+            resp = pages[0] if pages else lc.SyncResponse()
+            for proof in resp.proofs:
+                await self.accept_proof(proof)
+            for author, height, _tip in resp.heads:
+                applied += await self._pull_author(peer_id, author, height)
+            if not resp.next_after or resp.next_after <= after:
+                break  # the last page (a cursor that does not advance ends the walk too)
+            after = resp.next_after
         if applied:
             log.info("pulled %d blocks from %s", applied, peer_id)
         self.last_sync_peer = peer_id
+        return applied
+
+    async def _pull_author(self, peer_id: str, author: str, height: int) -> int:
+        """Pull ``author``'s blocks above ours up to ``height`` from ``peer_id``; blocks applied."""
+        ours = self.ledger.height(author)
+        cut = self.ledger.cut_height(author)
+        if height <= ours or (cut is not None and ours + 1 >= cut):
+            return 0
+        applied = 0
+        lo = ours + 1
+        while lo <= height:
+            hi = min(height, lo + SYNC_MAX_BLOCKS - 1)
+            got = await self._call(peer_id, lc.SyncRequest(self.ledger.network_id, "range", author, lo, hi))
+            blocks = [b for r in got for b in r.blocks]
+            if not blocks:
+                break
+            results = await self.accept_blocks(blocks)
+            applied += sum(len(r.applied) for r in results)
+            new_height = self.ledger.height(author)
+            if new_height < lo:
+                break  # the peer served nothing usable (or it is held as premature)
+            lo = new_height + 1
         return applied
 
     async def _call(self, peer_id: str, req: lc.SyncRequest) -> list[lc.SyncResponse]:
@@ -400,9 +485,7 @@ class LedgerService:
             await stream.write(frame(lc.encode_sync_response(lc.SyncResponse(error="wrong_network", done=True))))
             return
         if req.kind == "heads":
-            heads = tuple((a, h, t) for a, (h, t) in sorted(self.ledger.heads().items()))
-            await stream.write(frame(lc.encode_sync_response(
-                lc.SyncResponse(heads=heads, proofs=tuple(self.ledger.proofs()), done=True))))
+            await stream.write(frame(lc.encode_sync_response(self.heads_page(req.after, req.limit))))
             return
         hi = min(req.hi, req.lo + SYNC_MAX_BLOCKS - 1)
         blocks = self.ledger.blocks(req.author, req.lo, hi)
@@ -418,6 +501,44 @@ class LedgerService:
             size += bsize
         await stream.write(frame(lc.encode_sync_response(lc.SyncResponse(blocks=tuple(batch), done=True))))
 
+    def heads_page(self, after: str = "", limit: int = 0) -> lc.SyncResponse:
+        """One ``heads`` answer: the heads and proofs of the authors sorting after ``after``, at
+        most ``limit`` of them (0 or more than :data:`HEADS_PAGE`: :data:`HEADS_PAGE`) and at most
+        half a frame; ``next_after`` set when more follow."""
+        limit = HEADS_PAGE if limit <= 0 else min(limit, HEADS_PAGE)
+        authors, heads, proofs = self._heads_index()
+        budget = self.max_frame // 2
+        rows: list[tuple[str, int, str]] = []
+        page_proofs: list[EquivocationProof] = []
+        size = 0
+        i = bisect.bisect_right(authors, after)
+        start = i
+        while i < len(authors) and i - start < limit:
+            a = authors[i]
+            cost = (_HEAD_ROW_BYTES if a in heads else 0) + (_PROOF_BYTES if a in proofs else 0)
+            if i > start and size + cost > budget:
+                break
+            if a in heads:
+                rows.append((a, *heads[a]))
+            if a in proofs:
+                page_proofs.append(proofs[a])
+            size += cost
+            i += 1
+        more = i < len(authors)
+        return lc.SyncResponse(heads=tuple(rows), proofs=tuple(page_proofs), done=True,
+                               next_after=authors[i - 1] if more and i > start else "")
+
+    def _heads_index(self) -> tuple[list[str], dict[str, tuple[int, str]], dict[str, EquivocationProof]]:
+        """(every author with a chain or a proof, sorted; heads; proofs by author), cached until
+        the ledger's heads digest changes (a walk over many pages costs one snapshot)."""
+        key = self.ledger.heads_digest()
+        if self._heads_key != key:
+            heads = self.ledger.heads()
+            proofs = {p.author: p for p in self.ledger.proofs()}
+            self._heads_cache = (sorted(heads.keys() | proofs.keys()), heads, proofs)
+            self._heads_key = key
+        return self._heads_cache
+
     # ------------------------------------------------------------ loops
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Subscribe, then run the block producer, gossip receiver and sync loop until cancelled."""
@@ -430,6 +551,7 @@ class LedgerService:
             for _ in range(SYNC_WORKERS):
                 nursery.start_soon(self._sync_worker)
             nursery.start_soon(self._stake_loop)
+            nursery.start_soon(self._premature_loop)
             task_status.started()
 
     async def _receive_loop(self, rx) -> None:

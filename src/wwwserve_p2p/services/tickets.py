@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ..core.acceptance import UsedTickets, check_ticket
+from ..core.acceptance import UsedTickets, can_afford, check_ticket
 from ..core.ledger import MAX_CLOCK_SKEW_MS, Claim, DuelTicket, Entry, Ledger, Signer, Ticket, Void
 from ..core.types import GenerationRequest
 from ..errors import StorageError
@@ -83,6 +83,11 @@ class TicketDesk:
 
         problem = check_ticket(ticket, network_id=self.network_id, requester=requester, executor=self.me,
                                min_price=min_price, now_ms=self._clock.wall_ms(), used=used)
+        if not problem and ticket is not None:
+            acc = ledger.account(requester)
+            if not can_afford(acc.balance, ticket.price, ledger.params.overdraft, acc.equivocated):
+                problem = (f"the requester cannot afford the ticket (balance {acc.balance}, price {ticket.price}, "
+                           f"overdraft {ledger.params.overdraft} micro-credits)")
         if not problem and ticket is not None:
             self._used.add(ticket.hash)
         return problem
