@@ -57,6 +57,7 @@ def test_harness_report_writes_json_markdown_and_plots(harness, tmp_path, capsys
 
 
 @pytest.mark.real
+@pytest.mark.slow
 def test_delegation_overhead_quick(tmp_path, run_quick):
     out = tmp_path / "bench"
     run_quick("delegation_overhead.py", out, timeout=120)

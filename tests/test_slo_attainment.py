@@ -68,7 +68,8 @@ def test_calibration_orders_the_node_kinds(bench):
     assert r3090["solo_latency_s"] > a100["solo_latency_s"] > small["solo_latency_s"] > 0
 
 
-@pytest.mark.parametrize("setting", ["models", "gpus", "fluctuating", "trace"])
+@pytest.mark.parametrize("setting", [pytest.param("models", marks=pytest.mark.slow),
+                                     pytest.param("gpus", marks=pytest.mark.slow), "fluctuating", "trace"])
 def test_plans_are_deterministic_and_within_the_wall_rate(bench, setting):
     args = bench.parse_args(["--nodes", "5", "--run-wall", "20", "--settings", setting])
     from wwwserve_p2p.sim.workload import load_azure_trace

@@ -3,6 +3,7 @@ moment (services/runtime.py's VirtualClock), with the real services and ledger."
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from wwwserve_p2p.config import LedgerSection, NodeConfig
@@ -20,6 +21,7 @@ def genesis(n: int, **params) -> Genesis:
                    tuple((swarm_identity(0, i).peer_id, 100 * CREDIT) for i in range(n)))
 
 
+@pytest.mark.slow  # two virtual hours of the nodes' periodic loops: CPU-bound, 30-80 s on 2 cores
 async def test_a_ticket_expires_in_virtual_time(autojump_clock):
     cfg = NodeConfig(ledger=LedgerSection(ticket_ttl=3600.0, block_interval=0.5))
     async with open_swarm([EchoExecutor(models=("echo",)) for _ in range(2)], config=cfg,
@@ -34,6 +36,7 @@ async def test_a_ticket_expires_in_virtual_time(autojump_clock):
         assert "expires too soon" in executor.tickets.accept(fresh, requester.peer_id, price)
 
 
+@pytest.mark.slow
 async def test_unbonding_matures_in_virtual_time(autojump_clock):
     # stake 4 credits, then drop the target to 1: 3 credits unbond and are withdrawn after 10 min
     cfg = NodeConfig(policy=OffloadPolicy(stake=4 * CREDIT),

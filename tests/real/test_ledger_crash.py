@@ -75,6 +75,7 @@ def check_store(path: Path, genesis: Genesis, author: str, acked: int) -> int:
     return len(blocks)
 
 
+@pytest.mark.slow
 async def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path):
     rng = random.Random(SEED)
     author = Identity(hashlib.sha256(b"crash-author").digest())
