@@ -200,7 +200,7 @@ class LedgerGossip(_message.Message):
     def __init__(self, block: _Optional[_Union[Block, _Mapping]] = ..., proof: _Optional[_Union[EquivocationProof, _Mapping]] = ...) -> None: ...
 
 class SyncRequest(_message.Message):
-    __slots__ = ("network_id", "kind", "author", "lo", "hi")
+    __slots__ = ("network_id", "kind", "author", "lo", "hi", "after", "limit")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[SyncRequest.Kind]
@@ -214,12 +214,16 @@ class SyncRequest(_message.Message):
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
     LO_FIELD_NUMBER: _ClassVar[int]
     HI_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
     network_id: str
     kind: SyncRequest.Kind
     author: str
     lo: int
     hi: int
-    def __init__(self, network_id: _Optional[str] = ..., kind: _Optional[_Union[SyncRequest.Kind, str]] = ..., author: _Optional[str] = ..., lo: _Optional[int] = ..., hi: _Optional[int] = ...) -> None: ...
+    after: str
+    limit: int
+    def __init__(self, network_id: _Optional[str] = ..., kind: _Optional[_Union[SyncRequest.Kind, str]] = ..., author: _Optional[str] = ..., lo: _Optional[int] = ..., hi: _Optional[int] = ..., after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class Head(_message.Message):
     __slots__ = ("author", "height", "tip_hash")
@@ -232,15 +236,17 @@ class Head(_message.Message):
     def __init__(self, author: _Optional[str] = ..., height: _Optional[int] = ..., tip_hash: _Optional[str] = ...) -> None: ...
 
 class SyncResponse(_message.Message):
-    __slots__ = ("heads", "proofs", "blocks", "done", "error")
+    __slots__ = ("heads", "proofs", "blocks", "done", "error", "next_after")
     HEADS_FIELD_NUMBER: _ClassVar[int]
     PROOFS_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_FIELD_NUMBER: _ClassVar[int]
     heads: _containers.RepeatedCompositeFieldContainer[Head]
     proofs: _containers.RepeatedCompositeFieldContainer[EquivocationProof]
     blocks: _containers.RepeatedCompositeFieldContainer[Block]
     done: bool
     error: str
-    def __init__(self, heads: _Optional[_Iterable[_Union[Head, _Mapping]]] = ..., proofs: _Optional[_Iterable[_Union[EquivocationProof, _Mapping]]] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., done: bool = ..., error: _Optional[str] = ...) -> None: ...
+    next_after: str
+    def __init__(self, heads: _Optional[_Iterable[_Union[Head, _Mapping]]] = ..., proofs: _Optional[_Iterable[_Union[EquivocationProof, _Mapping]]] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., done: bool = ..., error: _Optional[str] = ..., next_after: _Optional[str] = ...) -> None: ...

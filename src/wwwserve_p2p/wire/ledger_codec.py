@@ -77,9 +77,11 @@ _PB_TO_KIND = {v: k for k, v in _KIND_TO_PB.items()}
 class SyncRequest:
     """First (and only) frame a requester sends on ``/wwwserve/ledger-sync/1``.
 
-    ``kind``: ``"heads"`` (every author's ``(height, tip hash)`` and the known equivocation
-    proofs; ``author``/``lo``/``hi`` unused) or ``"range"`` (the blocks of ``author`` with
-    ``lo <= height <= hi``, inclusive). ``network_id``: the genesis' network id.
+    ``kind``: ``"heads"`` (one page of chain heads ``(height, tip hash)`` and equivocation
+    proofs: those of at most ``limit`` authors whose PeerId sorts after ``after``, 0 = the
+    server's default page size; ``author``/``lo``/``hi`` unused) or ``"range"`` (the blocks of
+    ``author`` with ``lo <= height <= hi``, inclusive). ``network_id``: the genesis' network id.
+    Versions: see ``protos/wwwserve/v1/ledger.proto`` (an old peer ignores ``after``/``limit``).
 
     :raises ValueError: ``kind`` is not one of :data:`SYNC_KINDS`.
     """
@@ -89,6 +91,8 @@ class SyncRequest:
     author: str = ""
     lo: int = 0
     hi: int = 0
+    after: str = ""
+    limit: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in SYNC_KINDS:
@@ -100,7 +104,9 @@ class SyncResponse:
     """One answer frame on ``/wwwserve/ledger-sync/1``; the answer ends with ``done=True``.
 
     ``heads``: rows ``(author, height, tip_hash)``; ``proofs``: equivocation proofs;
-    ``blocks``: blocks in ascending height; ``error``: non-empty when the request was refused.
+    ``blocks``: blocks in ascending height; ``error``: non-empty when the request was refused;
+    ``next_after``: a ``heads`` page with more authors after it: ask again with ``after`` =
+    this (``""``: the last page, or an old server that does not paginate).
     """
 
     heads: tuple[tuple[str, int, str], ...] = ()
@@ -108,6 +114,7 @@ class SyncResponse:
     blocks: tuple[Block, ...] = ()
     done: bool = False
     error: str = ""
+    next_after: str = ""
 
 
 # ---------------------------------------------------------------- helpers
@@ -471,7 +478,7 @@ def encode_sync_request(req: SyncRequest) -> bytes:
     """
     def build(req: SyncRequest) -> bytes:
         return pb.SyncRequest(network_id=req.network_id, kind=_KIND_TO_PB[req.kind], author=req.author,
-                              lo=req.lo, hi=req.hi).SerializeToString()
+                              lo=req.lo, hi=req.hi, after=req.after, limit=req.limit).SerializeToString()
     return _build(build, req, "SyncRequest")
 
 
@@ -490,7 +497,8 @@ def decode_sync_request(data: bytes) -> SyncRequest:
             raise MalformedMessage("a range SyncRequest needs an author")
         if m.lo < 0 or m.hi < m.lo:
             raise MalformedMessage(f"a range SyncRequest needs 0 <= lo <= hi, got lo={m.lo} hi={m.hi}")
-    return SyncRequest(_s(m.network_id, "network_id"), kind, _s(m.author, "author"), m.lo, m.hi)
+    return SyncRequest(_s(m.network_id, "network_id"), kind, _s(m.author, "author"), m.lo, m.hi,
+                       _s(m.after, "after"), m.limit)
 
 
 def encode_sync_response(resp: SyncResponse) -> bytes:
@@ -502,7 +510,7 @@ def encode_sync_response(resp: SyncResponse) -> bytes:
         if (len(resp.heads) > MAX_SYNC_HEADS or len(resp.proofs) > MAX_SYNC_PROOFS
                 or len(resp.blocks) > MAX_SYNC_BLOCKS):
             raise MalformedMessage("SyncResponse has too many heads, proofs or blocks for one frame")
-        m = pb.SyncResponse(done=resp.done, error=resp.error)
+        m = pb.SyncResponse(done=resp.done, error=resp.error, next_after=resp.next_after)
         for author, height, tip in resp.heads:
             h = m.heads.add()
             h.author, h.height, h.tip_hash = author, height, tip
@@ -529,5 +537,5 @@ def decode_sync_response(data: bytes) -> SyncResponse:
         raise MalformedMessage(f"SyncResponse has more than {MAX_SYNC_BLOCKS} blocks")
     heads = tuple((_s(h.author, "head author"), h.height, _s(h.tip_hash, "head tip_hash")) for h in m.heads)
     return SyncResponse(heads, tuple(_proof(p) for p in m.proofs), tuple(_block(b) for b in m.blocks),
-                        m.done, _s(m.error, "error"))
+                        m.done, _s(m.error, "error"), _s(m.next_after, "next_after"))
 
