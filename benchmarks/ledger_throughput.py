@@ -15,6 +15,13 @@
    entry node gets more requests than it can serve and offloads to its half), then the ban is
    lifted and we time until every node reports the same ledger state hash. Repeated
    ``--repeats`` times on the same network. Target: <= 3 s.
+4. **catch-up after a restart** (``--restart`` kills, default 20; ``--restart-nodes`` processes):
+   a seeded random node is SIGKILLed at a seeded random moment and started again on its data
+   dir with a new stake target, so it has a block its peers cannot have yet; we time from the
+   restarted process' start until every peer holds its newest block (the one with that stake),
+   and report p50/p99 over the kills. Target: <= 5 s.
+
+``--parts`` picks measurements (default all: ``apply,sync,heal,restart``).
 
 Writes ``ledger_throughput.json``, ``.md`` (table) and ``.png`` to ``--out``.
 
@@ -206,23 +213,125 @@ def heal_round(nodes, pool: ThreadPoolExecutor, round_no: int) -> dict:
     return {"converged_s": max(per_node.values()), "per_node_s": per_node, "state": final}
 
 
+# ---------------------------------------------------------------------------- 4. restart catch-up
+
+def restart_specs(n: int) -> list[NodeSpec]:
+    return [NodeSpec(f"r{i:02d}", {
+        "node": {"network": "ledger-restart", "log_level": "WARNING", "seed": i},
+        "status": {"interval": 1.0},
+        "policy": {"stake": 1_000_000},
+        "ledger": {"block_interval": 0.5, "sync_interval": 1.0, "stake_interval": 0.5},
+        "api": {"admin": True},
+        "executor": {"kind": "echo", "models": ["m"]}}) for i in range(n)]
+
+
+def _json(node, path: str, **params):
+    return httpx.get(node.api_url + path, params=params or None, timeout=5).json()
+
+
+def _peer_height(node, author: str) -> int:
+    try:
+        heads = _json(node, "/ledger/blocks")["heads"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return -1
+    return next((h["height"] for h in heads if h["author"] == author), 0)
+
+
+def restart_round(nodes: list, k: int, rng, workdir: Path, pool: ThreadPoolExecutor) -> dict:
+    """Kill a random node (not the first: the others' bootstrap) after a random pause, restart it
+    with a new stake target and time until every peer holds the block carrying that stake."""
+    from wwwserve_p2p.localnet import start_node
+
+    vi = rng.randrange(1, len(nodes))
+    victim = nodes[vi]
+    time.sleep(rng.uniform(0.0, 1.0))
+    victim.kill()
+    others = [n for n in nodes if n is not victim]
+    stake = 1_000_000 + 1_000 * (k + 1)
+    victim.spec.config["policy"]["stake"] = stake
+    t0 = time.monotonic()
+    node = start_node(victim.spec, workdir, bootstrap=[others[0].multiaddr], ready_timeout=120)
+    t_ready = time.monotonic() - t0
+    nodes[vi] = node
+    t_sealed = height = None
+    per_peer: dict[str, float] = {}
+    while time.monotonic() - t0 < 120:
+        now = time.monotonic() - t0
+        if height is None:
+            try:
+                me = _json(node, "/ledger")
+            except (httpx.HTTPError, ValueError):
+                me = {}
+            if me and me["me"]["stake"] == stake and me["queued_entries"] == 0:
+                height, t_sealed = me["me"]["height"], now
+        if height is not None:
+            seen = list(pool.map(lambda n: _peer_height(n, node.peer_id), others))
+            for n, h in zip(others, seen):
+                if h >= height:
+                    per_peer.setdefault(n.name, time.monotonic() - t0)
+            if len(per_peer) == len(others):
+                break
+        time.sleep(0.05)
+    else:
+        raise RuntimeError(f"kill {k}: peers did not get {victim.name}'s newest block within 120 s "
+                           f"(sealed: {t_sealed}, peers done: {sorted(per_peer)})")
+    return {"kill": k, "victim": victim.name, "height": height, "ready_s": t_ready, "sealed_s": t_sealed,
+            "catch_up_s": max(per_peer.values()), "per_peer_s": per_peer}
+
+
+def bench_restart(n_nodes: int, kills: int, seed: int, progress) -> list[dict]:
+    import random
+
+    rng = random.Random(seed)
+    rounds: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        specs = restart_specs(n_nodes)
+        write_network_genesis(specs, Path(tmp), "ledger-restart", credits=100)
+        task = progress.add_task(f"starting {n_nodes} node processes", total=None)
+        nodes = start_network(specs, Path(tmp), ready_timeout=240)
+        try:
+            wait_for_mesh(nodes, timeout=180)
+            wait_for_ledger(nodes, timeout=120)
+            progress.update(task, total=1, completed=1)
+            task = progress.add_task("SIGKILL, restart, catch up", total=kills)
+            with ThreadPoolExecutor(max(8, n_nodes)) as pool:
+                for k in range(kills):
+                    rounds.append(restart_round(nodes, k, rng, Path(tmp), pool))
+                    wait_for_mesh(nodes, timeout=120)
+                    wait_for_ledger(nodes, timeout=120)
+                    progress.update(task, advance=1)
+        finally:
+            stop_network(nodes)
+    return rounds
+
+
 # ---------------------------------------------------------------------------- report
 
 def report(res: dict, out: Path) -> None:
     s = res["summary"]
-    rows = [
-        ("verify + apply (claims, 1 core)", f"{s['apply_checked_eps']:,.0f} entries/s", ">= 5,000 entries/s",
-         f"fold only {s['apply_fold_eps']:,.0f}/s; bare Ed25519 verify {s['ed25519_vps']:,.0f}/s"),
-        (f"sync {s['sync_entries']:,} entries over /wwwserve/ledger-sync/1", f"{s['sync_s']:.2f} s "
-         f"({s['sync_eps']:,.0f} entries/s)", "-", f"local decode+check+apply {s['local_apply_s']:.2f} s; "
-                                                   f"restore from SQLite {s['restore_s']:.2f} s"),
-    ]
+    rows = []
+    if "apply_checked_eps" in s:
+        rows.append(("verify + apply (claims, 1 core)", f"{s['apply_checked_eps']:,.0f} entries/s",
+                     ">= 5,000 entries/s",
+                     f"fold only {s['apply_fold_eps']:,.0f}/s; bare Ed25519 verify {s['ed25519_vps']:,.0f}/s"))
+    if "sync_s" in s:
+        rows.append((f"sync {s['sync_entries']:,} entries over /wwwserve/ledger-sync/1", f"{s['sync_s']:.2f} s "
+                     f"({s['sync_eps']:,.0f} entries/s)", "-", f"local decode+check+apply {s['local_apply_s']:.2f} s; "
+                                                               f"restore from SQLite {s['restore_s']:.2f} s"))
+    if "restart_p50_s" in s:
+        rows.append((f"catch-up after SIGKILL + restart, {s['restart_nodes']} processes, {s['restart_kills']} kills",
+                     f"p50 {s['restart_p50_s']:.2f} s, p99 {s['restart_p99_s']:.2f} s", "<= 5 s",
+                     f"from process start (ready after p50 {s['restart_ready_p50_s']:.2f} s); from ready: "
+                     f"p50 {s['restart_after_ready_p50_s']:.2f} s, p99 {s['restart_after_ready_p99_s']:.2f} s; "
+                     f"from sealing its new block: p99 {s['restart_after_sealed_p99_s']:.2f} s; "
+                     f"max {s['restart_max_s']:.2f} s; {s['restart_over_5s']} over 5 s"))
     if "heal_s" in s:
         rows.append((f"convergence after heal, {s['nodes']} processes", f"{s['heal_s']:.2f} s (median of "
                      f"{len(res['heal_rounds'])})", "<= 3 s", f"rounds: {', '.join(f'{r:.2f}' for r in s['heal_rounds_s'])} s"))
     md = ["| measurement | result | target | baseline / notes |", "|---|---|---|---|"]
     md += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    md.append(f"\nHost: {os.cpu_count()} cores; median of {res['options']['repeats']} repeats.")
+    md.append(f"\nHost: {os.cpu_count()} cores; median of {res['options']['repeats']} repeats"
+              + (f"; restart percentiles over {s['restart_kills']} seeded kills." if "restart_p50_s" in s else "."))
     t = Table(title="ledger throughput")
     for col in ("measurement", "result", "target", "baseline / notes"):
         t.add_column(col)
@@ -235,15 +344,30 @@ def report(res: dict, out: Path) -> None:
 
 def plot(res: dict, plt):
     s = res["summary"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    names = ["Ed25519 verify\n(floor)", "verify + apply", "fold only"]
-    vals = [s["ed25519_vps"], s["apply_checked_eps"], s["apply_fold_eps"]]
-    axes[0].bar(names, vals, color=["#999", "#1f77b4", "#aec7e8"])
-    axes[0].axhline(5000, color="red", ls="--", label="target 5,000/s")
-    axes[0].set_yscale("log")
-    axes[0].set_ylabel("per second (one core)")
-    axes[0].set_title("entries verified and applied")
-    axes[0].legend()
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    if "apply_checked_eps" in s:
+        names = ["Ed25519 verify\n(floor)", "verify + apply", "fold only"]
+        vals = [s["ed25519_vps"], s["apply_checked_eps"], s["apply_fold_eps"]]
+        axes[0].bar(names, vals, color=["#999", "#1f77b4", "#aec7e8"])
+        axes[0].axhline(5000, color="red", ls="--", label="target 5,000/s")
+        axes[0].set_yscale("log")
+        axes[0].set_ylabel("per second (one core)")
+        axes[0].set_title("entries verified and applied")
+        axes[0].legend()
+    else:
+        axes[0].axis("off")
+    if res.get("restart_rounds"):
+        xs = sorted(r["catch_up_s"] for r in res["restart_rounds"])
+        axes[2].step(xs, [(k + 1) / len(xs) for k in range(len(xs))], where="post", label="every peer has it")
+        ready = sorted(r["ready_s"] for r in res["restart_rounds"])
+        axes[2].step(ready, [(k + 1) / len(ready) for k in range(len(ready))], where="post", label="process ready")
+        axes[2].axvline(5.0, color="red", ls="--", label="target 5 s")
+        axes[2].set_xlabel("seconds after the restarted process started")
+        axes[2].set_ylabel("fraction of kills")
+        axes[2].set_title(f"restart catch-up, {len(xs)} kills")
+        axes[2].legend()
+    else:
+        axes[2].axis("off")
     if res.get("heal_rounds"):
         for i, r in enumerate(res["heal_rounds"]):
             xs = sorted(r["per_node_s"].values())
@@ -265,40 +389,55 @@ def main(argv=None) -> int:
     p.add_argument("--sync-entries", type=int, default=100_000, help="claims to sync (default %(default)s)")
     p.add_argument("--nodes", type=int, default=16, help="processes for the heal measurement (default %(default)s; 0 skips)")
     p.add_argument("--repeats", type=int, default=3, help="repeats of each measurement (default %(default)s)")
-    p.add_argument("--quick", action="store_true", help="small run for CI: 4k/10k entries, 6 nodes, 1 repeat")
+    p.add_argument("--restart", type=int, default=20, help="seeded SIGKILL + restart cycles (default %(default)s; 0 skips)")
+    p.add_argument("--restart-nodes", type=int, default=4, help="processes for the restart measurement (default %(default)s)")
+    p.add_argument("--seed", type=int, default=18, help="seed of the kills (default %(default)s)")
+    p.add_argument("--parts", default="apply,sync,heal,restart", help="measurements to run (default %(default)s)")
+    p.add_argument("--quick", action="store_true",
+                   help="small run for CI: 4k/10k entries, 6 nodes, 1 repeat, 3 restarts")
     p.add_argument("--out", default="results/bench", help="output directory (default %(default)s)")
     args = p.parse_args(argv)
     setup_logging("WARNING")
     if args.quick:
         args.apply_entries, args.sync_entries, args.nodes, args.repeats = 4000, 10_000, 6, 1
+        args.restart = min(args.restart, 3)
     if args.nodes and (args.nodes < 4 or args.nodes % 2):
         p.error("--nodes must be 0 or an even number >= 4")
+    parts = set(args.parts.split(","))
+    if not parts <= {"apply", "sync", "heal", "restart"} or args.restart_nodes < 2:
+        p.error("--parts is a comma list of apply, sync, heal, restart; --restart-nodes must be >= 2")
+    if "heal" not in parts:
+        args.nodes = 0
+    if "restart" not in parts:
+        args.restart = 0
     executor, requesters = ident("executor"), [ident(f"req{i}") for i in range(8)]
     genesis = genesis_for([executor, *requesters])
     res: dict = {"options": vars(args), "host_cores": os.cpu_count()}
+    checked, fold, ed, syncs, local, heal, restarts = [], [], [], [], [], [], []
     with harness.progress_bar(con) as progress:
-        wire = claim_blocks(genesis, executor, requesters, max(args.apply_entries, args.sync_entries), progress)
-        apply_wire = wire[: max(1, args.apply_entries // ENTRIES_PER_BLOCK)]
-        task = progress.add_task("verify + apply", total=args.repeats)
-        checked, fold, ed = [], [], []
-        for _ in range(args.repeats):
-            checked.append(bench_apply(apply_wire, genesis, verified=False))
-            fold.append(bench_apply(apply_wire, genesis, verified=True))
-            ed.append(bench_ed25519(executor, 5000))
-            progress.update(task, advance=1)
-        task = progress.add_task("sync over libp2p", total=args.repeats)
-        syncs, local = [], []
-        sync_wire = wire[: max(1, args.sync_entries // ENTRIES_PER_BLOCK)]
-        for r in range(args.repeats):
-            with tempfile.TemporaryDirectory() as tmp:
-                syncs.append(trio.run(bench_sync, sync_wire, genesis, executor, ident(f"fresh{r}"), Path(tmp)))
-            t0 = time.perf_counter()
-            led = Ledger(genesis)
-            for data in sync_wire:
-                led.add_block(ledger_codec.decode_block(data))
-            local.append(time.perf_counter() - t0)
-            progress.update(task, advance=1)
-        heal: list[dict] = []
+        if parts & {"apply", "sync"}:
+            n_wire = max(args.apply_entries if "apply" in parts else 0, args.sync_entries if "sync" in parts else 0)
+            wire = claim_blocks(genesis, executor, requesters, n_wire, progress)
+        if "apply" in parts:
+            apply_wire = wire[: max(1, args.apply_entries // ENTRIES_PER_BLOCK)]
+            task = progress.add_task("verify + apply", total=args.repeats)
+            for _ in range(args.repeats):
+                checked.append(bench_apply(apply_wire, genesis, verified=False))
+                fold.append(bench_apply(apply_wire, genesis, verified=True))
+                ed.append(bench_ed25519(executor, 5000))
+                progress.update(task, advance=1)
+        if "sync" in parts:
+            task = progress.add_task("sync over libp2p", total=args.repeats)
+            sync_wire = wire[: max(1, args.sync_entries // ENTRIES_PER_BLOCK)]
+            for r in range(args.repeats):
+                with tempfile.TemporaryDirectory() as tmp:
+                    syncs.append(trio.run(bench_sync, sync_wire, genesis, executor, ident(f"fresh{r}"), Path(tmp)))
+                t0 = time.perf_counter()
+                led = Ledger(genesis)
+                for data in sync_wire:
+                    led.add_block(ledger_codec.decode_block(data))
+                local.append(time.perf_counter() - t0)
+                progress.update(task, advance=1)
         if args.nodes:
             with tempfile.TemporaryDirectory() as tmp:
                 specs = heal_specs(args.nodes)
@@ -316,19 +455,37 @@ def main(argv=None) -> int:
                             progress.update(task, advance=1)
                 finally:
                     stop_network(nodes)
-    res["apply_checked_eps"], res["apply_fold_eps"], res["ed25519_vps"] = checked, fold, ed
-    res["sync"] = syncs
-    res["local_apply_s"] = local
+        if args.restart:
+            restarts = bench_restart(args.restart_nodes, args.restart, args.seed, progress)
+    res["summary"] = {}
+    if checked:
+        res["apply_checked_eps"], res["apply_fold_eps"], res["ed25519_vps"] = checked, fold, ed
+        res["summary"].update(harness.medians({"apply_checked_eps": checked, "apply_fold_eps": fold,
+                                               "ed25519_vps": ed}))
+    if syncs:
+        res["sync"] = syncs
+        res["local_apply_s"] = local
+        res["summary"].update(sync_entries=syncs[0]["entries"], **harness.medians({
+            "sync_s": [x["seconds"] for x in syncs], "sync_eps": [x["entries_per_s"] for x in syncs],
+            "local_apply_s": local, "restore_s": [x["restore_s"] for x in syncs]}))
     res["heal_rounds"] = heal
-    res["summary"] = {
-        **harness.medians({"apply_checked_eps": checked, "apply_fold_eps": fold, "ed25519_vps": ed}),
-        "sync_entries": syncs[0]["entries"],
-        **harness.medians({"sync_s": [x["seconds"] for x in syncs], "sync_eps": [x["entries_per_s"] for x in syncs],
-                           "local_apply_s": local, "restore_s": [x["restore_s"] for x in syncs]}),
-    }
     if heal:
         res["summary"].update(nodes=args.nodes, heal_s=harness.median([h["converged_s"] for h in heal]),
                               heal_rounds_s=[h["converged_s"] for h in heal])
+    res["restart_rounds"] = restarts
+    if restarts:
+        catch = [r["catch_up_s"] for r in restarts]
+        pc = harness.percentiles(catch, (50, 99))
+        res["summary"].update(restart_kills=len(restarts), restart_nodes=args.restart_nodes,
+                              restart_p50_s=pc["p50"], restart_p99_s=pc["p99"], restart_max_s=max(catch),
+                              restart_ready_p50_s=harness.percentile([r["ready_s"] for r in restarts], 50),
+                              restart_after_ready_p50_s=harness.percentile(
+                                  [r["catch_up_s"] - r["ready_s"] for r in restarts], 50),
+                              restart_after_ready_p99_s=harness.percentile(
+                                  [r["catch_up_s"] - r["ready_s"] for r in restarts], 99),
+                              restart_after_sealed_p99_s=harness.percentile(
+                                  [r["catch_up_s"] - r["sealed_s"] for r in restarts], 99),
+                              restart_over_5s=sum(1 for c in catch if c > 5.0))
     report(res, Path(args.out))
     return 0
 

@@ -62,6 +62,15 @@ _HEAD_ROW_BYTES = 160
 _PROOF_BYTES = 1536
 #: Longest sleep (s) between checks of the premature-block queue (the wall clock may jump).
 HOLD_RECHECK_S = 0.5
+#: Seconds to open a sync stream (a stale connection to a crashed peer must not hold a worker).
+SYNC_OPEN_TIMEOUT = 5.0
+#: For this long (s) after a peer (re)joined, a status showing another ledger digest is pulled
+#: at once (no cooldown), and a failed pull is retried after SYNC_RETRY_S.
+JOIN_GRACE_S = 15.0
+SYNC_RETRY_S = 0.5
+#: After our start, when the first peer is seen: re-gossip our newest block at these delays (s),
+#: so peers that missed it (a restart) get it, or see the gap and pull, without waiting for sync.
+ANNOUNCE_AT_S = (0.0, 1.0, 2.0, 4.0)
 
 log = logging.getLogger("wwwserve_p2p.ledger")
 
@@ -110,6 +119,9 @@ class LedgerService:
         self._sync_now, self._sync_rx = trio.open_memory_channel(256)
         self._pulling: set[str] = set()
         self._last_pull: dict[str, float] = {}
+        self._joined_at: dict[str, float] = {}
+        self._peer_seen = trio.Event()
+        self._nursery: trio.Nursery | None = None
         self.blocks_produced = 0
         self.rejected: dict[str, int] = {}
         self.storage_errors = 0
@@ -191,11 +203,22 @@ class LedgerService:
     def on_peer_events(self, events: list[PeerEvent], status: PeerStatus | None) -> None:
         """Membership subscriber: compare ledgers with a peer whose status shows another ledger
         digest, and at once with peers that (re)join or recover (restart, partition)."""
-        if status is not None and status.ledger_digest and status.ledger_digest != self.ledger.heads_digest():
-            self.request_pull(status.peer_id, cooldown=True)
+        now = self.runtime.clock.monotonic()
         for ev in events:
             if ev.kind in ("joined", "rejoined", "recovered"):
+                self._joined_at[ev.peer_id] = now
+                self._peer_seen.set()
                 self.request_pull(ev.peer_id)
+            elif ev.kind == "forgotten":
+                self._joined_at.pop(ev.peer_id, None)
+                self._last_pull.pop(ev.peer_id, None)
+        if status is not None and status.ledger_digest and status.ledger_digest != self.ledger.heads_digest():
+            # a peer that just (re)joined (a restart) announces blocks we cannot have: pull at once
+            self.request_pull(status.peer_id, cooldown=not self._recently_joined(status.peer_id))
+
+    def _recently_joined(self, peer_id: str) -> bool:
+        t = self._joined_at.get(peer_id)
+        return t is not None and self.runtime.clock.monotonic() - t < JOIN_GRACE_S
 
     async def seal(self) -> Block | None:
         """Seal queued entries into our next block now: persist, apply, gossip. Returns it, or None
@@ -450,7 +473,12 @@ class LedgerService:
         return applied
 
     async def _call(self, peer_id: str, req: lc.SyncRequest) -> list[lc.SyncResponse]:
-        stream = await self.overlay.open_stream(peer_id, SYNC_PROTOCOL)
+        try:
+            with trio.fail_after(SYNC_OPEN_TIMEOUT):
+                stream = await self.overlay.open_stream(peer_id, SYNC_PROTOCOL)
+        except trio.TooSlowError:
+            raise RequestTimeout(f"opening {SYNC_PROTOCOL} to {peer_id} took over {SYNC_OPEN_TIMEOUT} s",
+                                 may_have_processed=False) from None
         out: list[lc.SyncResponse] = []
         try:
             await stream.write(frame(lc.encode_sync_request(req)))
@@ -545,7 +573,9 @@ class LedgerService:
         rx = await self.overlay.subscribe(self.topic, self._validate)
         self.overlay.set_stream_handler(SYNC_PROTOCOL, self.serve_sync)
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             nursery.start_soon(self._receive_loop, rx)
+            nursery.start_soon(self._announce)
             nursery.start_soon(self._producer_loop)
             nursery.start_soon(self._sync_loop)
             for _ in range(SYNC_WORKERS):
@@ -588,6 +618,26 @@ class LedgerService:
                     await self.sync_with(peer_id)
             except (OverlayError, MalformedMessage, RequestTimeout, trio.TooSlowError) as exc:
                 log.debug("ledger sync with %s failed: %s", peer_id, exc)
+                if self._recently_joined(peer_id) and self._nursery is not None:
+                    self._nursery.start_soon(self._retry_pull, peer_id)
+
+    async def _retry_pull(self, peer_id: str) -> None:
+        """A pull from a peer that just (re)joined failed (its new connection may not be up yet):
+        try again shortly instead of waiting for the next random sync."""
+        await trio.sleep(SYNC_RETRY_S)
+        self.request_pull(peer_id)
+
+    async def _announce(self) -> None:
+        """Announce our head after a (re)start: once a peer is seen, re-gossip our newest block
+        a few times while the gossip mesh forms. A peer missing it applies it, or sees the gap
+        and pulls from us at once (and the peers' join handlers pull from us too)."""
+        await self._peer_seen.wait()
+        t0 = self.runtime.clock.monotonic()
+        for at in ANNOUNCE_AT_S:
+            await trio.sleep(max(0.0, t0 + at - self.runtime.clock.monotonic()))
+            tip = self.ledger.blocks(self.me, self.ledger.height(self.me))
+            if tip:
+                await self._publish(tip[-1])
 
     async def _stake_loop(self) -> None:
         """Move our stake toward the policy's target (fixed, or the paper's automatic one) and
