@@ -82,7 +82,7 @@ async def throughput(fn, concurrency: int, total: int, progress, task) -> float:
 
 
 def config(i: int) -> NodeConfig:
-    return NodeConfig(node=NodeSection(data_dir=f"/tmp/wwwserve-bench-{i}", network="bench", seed=i),
+    return NodeConfig(node=NodeSection(data_dir="", network="bench", seed=i),
                       net=NetSection(), status=StatusSection(interval=1.0), api=ApiSection(enabled=False),
                       policy=OffloadPolicy(max_delegated=64))
 
