@@ -12,7 +12,7 @@ Modules
 - :mod:`.signed`: :class:`Ticket`, :class:`DuelTicket`, :class:`Receipt`, :class:`Vote`.
 - :mod:`.rules`: the entry protocol (static check, chain check, fold effect) every entry implements.
 - :mod:`.entries`: :class:`Stake`, :class:`Unstake`, :class:`Withdraw`, :class:`Transfer`,
-  :class:`Claim`, :class:`Void`, :class:`Verdict`; the :data:`ENTRY_TYPES` registry.
+  :class:`Claim`, :class:`Void`, :class:`Verdict`, :class:`Receive`; the :data:`ENTRY_TYPES` registry.
 - :mod:`.proofs`: :class:`BlockHeader`, :class:`EquivocationProof`.
 - :mod:`.blocks`: :class:`Block`, :func:`build_block`, :func:`is_premature`, :data:`MAX_CLOCK_SKEW_MS`.
 - :mod:`.duels`: :func:`tally_duel`, :func:`settle_duel`.
@@ -93,7 +93,8 @@ from .blocks import MAX_CLOCK_SKEW_MS, Block, build_block, is_premature
 from .codes import (DOMAIN_BLOCK, DOMAIN_DUEL, DOMAIN_RECEIPT, DOMAIN_TICKET, DOMAIN_VOTE, AddStatus, Reason,
                     Signer, _check_amount, _check_hex, _check_peer, canonical, sha256_hex)
 from .duels import settle_duel, settle_tally, tally_duel
-from .entries import ENTRY_TYPES, Claim, Entry, Stake, Transfer, Unstake, Verdict, Void, Withdraw, entries_hash
+from .entries import (ENTRY_TYPES, Claim, Entry, Receive, Stake, Transfer, Unstake, Verdict, Void, Withdraw,
+                      entries_hash)
 from .fold import Account, Chain, ChainScratch, Fold
 from .genesis import Genesis, LedgerParams
 from .pending import MAX_PENDING_BLOCKS, MAX_PENDING_BYTES, MAX_PENDING_BYTES_PER_AUTHOR, PendingBuffer
@@ -109,7 +110,7 @@ __all__ = [
     "DOMAIN_BLOCK", "DOMAIN_DUEL", "DOMAIN_RECEIPT", "DOMAIN_TICKET", "DOMAIN_VOTE", "ENTRY_TYPES", "VOTE_CHOICES",
     "Account", "AddResult", "AddStatus", "Block", "BlockHeader", "Chain", "ChainScratch", "Claim", "DuelTicket",
     "Entry", "EquivocationProof", "Fold", "Genesis", "Ledger", "LedgerParams", "PendingBuffer", "Reason",
-    "Receipt", "Signer", "Stake", "Ticket", "Transfer", "Unstake", "Verdict", "Void", "Vote", "Withdraw",
+    "Receipt", "Receive", "Signer", "Stake", "Ticket", "Transfer", "Unstake", "Verdict", "Void", "Vote", "Withdraw",
     "build_block", "canonical", "entries_hash", "is_premature", "settle_duel", "settle_tally", "sha256_hex",
     "tally_duel",
 ]
