@@ -292,3 +292,22 @@ class SolvencyMachine(RuleBasedStateMachine):
 SolvencyMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=30, deadline=None,
                                              derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 TestSolvencyMachine = SolvencyMachine.TestCase
+
+
+def test_plan_stake_never_plans_more_than_the_chain_can_prove():
+    from wwwserve_p2p.core.policy import plan_stake
+    # a claim voided later leaves the fold balance below provable; a cut receive, provable above it
+    assert plan_stake(5_000, 0, False, 0, 10_000, provable=3_000) == [Stake(3_000)]
+    assert plan_stake(1_000, 0, False, 0, 10_000, provable=3_000) == [Stake(1_000)]
+    assert plan_stake(5_000, 0, False, 200, 10_000, provable=0) == [Withdraw(200), Stake(200)]
+    assert plan_stake(5_000, 0, False, 0, 10_000, provable=-10) == []
+    assert plan_stake(5_000, 0, False, 0, 10_000) == [Stake(5_000)]     # no bound given: as before
+    led = Ledger(G)
+    pay = blk(0, 1, G.hash, 10, [Transfer(P[3], 1_000)])
+    led.add_block(pay)
+    a = led.account(P[3])
+    assert plan_stake(a.balance, a.stake, False, 0, 500, provable=led.provable(P[3])) == []
+    led.add_block(blk(3, 1, G.hash, 20, [Receive(pay, 0)]))
+    a = led.account(P[3])
+    plan = plan_stake(a.balance, a.stake, False, 0, 500, provable=led.provable(P[3]))
+    assert plan == [Stake(500)] and led.validate_own(P[3], 30, plan)[1] == []

@@ -47,6 +47,20 @@ the arrival order. Cross-chain effects are resolved in the fold, deterministical
   offence, as in other slashing schemes): so the verdict does not depend on which of the two
   arrived first, and a compact :class:`EquivocationProof` (two signed headers) proves it.
 
+Solvency (decidable per chain, so the fold stays order-independent): an author's *provable*
+credit is its genesis allocation + Σ own :class:`Claim` amounts + Σ own :class:`Receive`
+amounts + Σ own :class:`Withdraw` amounts − Σ own :class:`Stake` amounts − Σ own
+:class:`Transfer` amounts (Unstake moves stake to unbonding: no change). A Stake or Transfer
+that would take it below ``-overdraft`` makes the block chain-invalid (``insufficient_funds``);
+it is kept per chain (``Chain.funds``, undone per block). A Transfer debits its sender; the
+recipient is credited only by a :class:`Receive` in its *own* chain carrying the sender's whole
+signed block and the Transfer's index (statically self-verifying; each (sender, height, index)
+received once per chain). In the fold a Receive counts only while the referenced block (by
+hash) is counted; in between the credit is ``in_flight``, so ``allocations = balances + stakes
++ unbonding + in_flight + burned``. A later cut of the sender's block un-credits the recipient
+(incrementally, like claims/voids). :meth:`Ledger.spendable` = ``max(0, min(balance,
+provable))`` is what services may stake or send.
+
 State = sum of the entries' deltas over every valid block (+ genesis allocations), then the
 burns. Balances may go negative: an account whose balance is below ``-overdraft`` is *in
 debt* and may neither offload nor be selected (DESIGN §4/§5). Supply is conserved except burns.
