@@ -23,6 +23,7 @@ from wwwserve_p2p.core.ledger import (
     LedgerParams,
     Reason,
     Receipt,
+    Receive,
     Stake,
     Ticket,
     Transfer,
@@ -190,9 +191,15 @@ def test_withdraw_of_unbonding_created_in_same_block_is_not_matured():
 
 def test_transfer_and_self_transfer():
     led, w = Ledger(G), Writer(0)
-    assert led.add_block(w.block([Transfer(P[1], 700), Transfer(P[7], 300)])).status == "applied"
+    b = w.block([Transfer(P[1], 700), Transfer(P[7], 300)])
+    assert led.add_block(b).status == "applied"
+    # debited at once, in flight until each recipient's own chain receives it (Receive)
     balances = [led.account(P[i]).balance for i in (0, 1, 7)]
-    assert balances == [ALLOC - 1_000, ALLOC + 700, 300]
+    assert balances == [ALLOC - 1_000, ALLOC, 0] and led.in_flight() == 1_000 and conserved(led)
+    assert led.add_block(Writer(1).block([Receive(b, 0)])).status == "applied"
+    assert led.add_block(Writer(7).block([Receive(b, 1)])).status == "applied"
+    balances = [led.account(P[i]).balance for i in (0, 1, 7)]
+    assert balances == [ALLOC - 1_000, ALLOC + 700, 300] and led.in_flight() == 0 and conserved(led)
     assert P[7] in led.accounts()
     assert_rejected(led, w.peek([Transfer(P[0], 1)]), Reason.SELF_TRANSFER)
 
@@ -256,9 +263,12 @@ def test_height_gap_pending_then_unlocked():
     assert led.account(P[1]).balance == ALLOC  # nothing applied yet
     r = led.add_block(b1)
     assert r.status == "applied" and r.applied == (b1, b2, b3) and r.have == 3
-    assert led.pending_count() == 0 and led.account(P[1]).balance == ALLOC + 6
+    assert led.pending_count() == 0 and led.account(P[0]).balance == ALLOC - 6 and led.in_flight() == 6
     assert [b.height for b in led.blocks(P[0])] == [1, 2, 3] and led.blocks(P[0], 2, 2) == [b2]
     assert led.heads() == {P[0]: (3, b3.hash)}
+    # the recipient is credited by its own Receive of each transfer
+    assert led.add_block(Writer(1).block([Receive(b, 0) for b in (b1, b2, b3)], 30)).status == "applied"
+    assert led.account(P[1]).balance == ALLOC + 6 and led.in_flight() == 0
     for b in (b1, b2, b3):
         assert led.add_block(b).status == "duplicate"
     assert led.account(P[1]).balance == ALLOC + 6
@@ -623,7 +633,10 @@ def test_debt_below_overdraft():
     assert led.account(P[0]).balance == 1_701 and not led.account(P[0]).in_debt
     assert led.total_supply() == g.supply
     # paying the debt back lifts it
-    led.add_block(w0.block([Transfer(P[1], 1)]))
+    pay = w0.block([Transfer(P[1], 1)])
+    led.add_block(pay)
+    assert led.account(P[1]).in_debt                               # in flight until received
+    assert led.add_block(w1.block([Receive(pay, 0)])).status == "applied"
     assert not led.account(P[1]).in_debt and led.account(P[1]).selectable_stake == 800
 
 
@@ -708,8 +721,10 @@ def test_entries_after_a_proof_entry_are_applied_once():
         first_z.add_block(b)
     for b in (x1, z1a):
         first_x.add_block(b)
+    r1 = blk(1, 1, G.hash, 20, [Receive(x1, 1)])   # the recipient acknowledges the transfer
     for led in (first_z, first_x):
-        assert led.account(P[1]).balance == ALLOC + 100
+        assert led.add_block(r1).status == "applied"
+        assert led.account(P[1]).balance == ALLOC + 100 and led.account(P[0]).balance == ALLOC - 100
         assert led.cut_height(P[2]) == 1 and led.account(P[2]).balance == ALLOC
         assert led.total_supply() == G.supply and conserved(led)
     assert first_z.state_hash() == first_x.state_hash() and first_z.accounts() == first_x.accounts()

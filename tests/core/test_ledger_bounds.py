@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from wwwserve_p2p.core.ledger import (
     Claim, DuelTicket, EquivocationProof, Genesis, Ledger, LedgerParams, PendingBuffer, Reason, Receipt, Stake,
-    Ticket, Transfer, Unstake, Verdict, Void, Vote, Withdraw, build_block,
+    Receive, Ticket, Transfer, Unstake, Verdict, Void, Vote, Withdraw, build_block,
 )
 from wwwserve_p2p.identity import Identity
 
@@ -39,6 +39,10 @@ class Writer:
 def fork_of(b):
     return build_block(NID, b.author, b.height, b.prev_hash, b.time_ms, (*b.entries, Stake(1)),
                        IDS[P.index(b.author)].sign)
+
+
+def conserved_with_burns(led: Ledger) -> bool:
+    return led.total_supply() + led.burned() == G.supply
 
 
 def same_fold(led: Ledger) -> bool:
@@ -147,6 +151,8 @@ def _cross_chain_history():
         w2.block([Void(t3), Transfer(P[1], 10)]),
         w1.block([Transfer(P[3], 5)]),
     ]
+    # 5 receives the transfer of 1's height 1 (kept) and of 1's height 2 (cut: counts zero)
+    blocks.append(Writer(5).block([Receive(blocks[0], 1), Receive(blocks[2], 2)], dt=1_000))
     return blocks, blocks[2], Verdict(d, rec, votes)
 
 
@@ -173,10 +179,13 @@ def test_cut_subtracts_cross_chain_effects_like_a_fold_from_scratch():
     assert fresh.state_hash() == led.state_hash() and fresh.accounts() == led.accounts()
     assert fresh.entries_applied == led.entries_applied
     assert P[5] in led.accounts() and led.account(P[5]).balance == 50
+    # credit in flight: 2 -> 1 (10, never received); 1's transfers above the cut are gone
+    assert led.in_flight() == 10 and conserved_with_burns(led)
 
 
 _OP = st.tuples(st.integers(0, 3), st.sampled_from(["stake", "unstake", "withdraw", "transfer", "claim", "void",
-                                                     "verdict", "seal", "seal", "seal"]), st.integers(0, 2**16))
+                                                     "verdict", "receive", "seal", "seal", "seal"]),
+                st.integers(0, 2**16))
 
 
 @settings(max_examples=40, deadline=None, derandomize=True,
@@ -192,6 +201,7 @@ def test_incremental_cut_equals_a_fold_from_scratch(ops, cuts, order):
     bufs: list[list] = [[] for _ in range(4)]
     tickets: list[Ticket] = []
     voided: set[str] = set()
+    received: set[tuple[str, int]] = set()
     blocks = []
     for i, kind, x in ops:
         others = [j for j in range(4) if j != i]
@@ -216,6 +226,15 @@ def test_incremental_cut_equals_a_fold_from_scratch(ops, cuts, order):
             if mine:
                 voided.add(mine[x % len(mine)].hash)
                 bufs[i].append(Void(mine[x % len(mine)]))
+        elif kind == "receive":
+            # a transfer to i in a sealed block of another author, not yet received by i
+            offers = [(b, k) for b in blocks for k, e in enumerate(b.entries)
+                      if type(e) is Transfer and e.to == P[i] and (b.hash, k) not in received]
+            if offers:
+                b, k = offers[x % len(offers)]
+                received.add((b.hash, k))
+                bufs[i].append(Receive(b, k))
+                writers[i].time = max(writers[i].time, b.time_ms)
         elif kind == "verdict":
             e1, e2, j = others
             d = DuelTicket(NID, f"d{x}-{len(blocks)}", P[i], (P[e1], P[e2]), (P[j],), 1 + x % 300, 100,
@@ -247,3 +266,4 @@ def test_incremental_cut_equals_a_fold_from_scratch(ops, cuts, order):
                 fresh.add_block(b)
         assert fresh.state_hash() == led.state_hash() and fresh.accounts() == led.accounts()
         assert fresh._fold.snapshot() == led._fold.snapshot()
+        assert led.total_supply() + led.burned() == G.supply

@@ -36,6 +36,7 @@ from wwwserve_p2p.core.ledger import (
     LedgerParams,
     Reason,
     Receipt,
+    Receive,
     Stake,
     Ticket,
     Transfer,
@@ -80,6 +81,14 @@ class _Author:
         self.voided: set[str] = set()
         self.forks: list[Block] = []
         self.hidden: set[str] = set()   # forks never published (a proof may still reveal them)
+        # provable credit of the main chain (solvency rule): allocation + claims + receives +
+        # withdraws - stakes - transfers; a Stake or Transfer may not take it below -overdraft
+        self.funds = dict(G.allocations).get(P[i], 0)
+        self.received: set[tuple[str, int, int]] = set()
+
+    def afford(self, want: int) -> int:
+        """``want`` cut down to what the main chain can prove (0: nothing)."""
+        return max(0, min(want, self.funds + PARAMS.overdraft))
 
     def matured(self, t: int) -> int:
         return sum(a for m, a in self.unbonds if m <= t) - self.withdrawn
@@ -132,8 +141,9 @@ class World:
             self._ticket(i, others[x % 4], 500 + y % 4_000, self.now + (y % 5) * 500, self.now if y & 1 else 0)
         else:
             t = self._open(a)
-            if kind == "stake":
-                a.own_stake += (amt := 1 + x % 3_000)
+            if kind == "stake" and (amt := a.afford(1 + x % 3_000)):
+                a.own_stake += amt
+                a.funds -= amt
                 a.buf.append(Stake(amt))
             elif kind == "unstake" and a.own_stake > 0:
                 amt = 1 + x % a.own_stake
@@ -143,16 +153,28 @@ class World:
             elif kind == "withdraw" and (m := a.matured(t)) > 0:
                 amt = 1 + x % m
                 a.withdrawn += amt
+                a.funds += amt
                 a.buf.append(Withdraw(amt))
-            elif kind == "transfer":
-                a.buf.append(Transfer(P[others[x % 4]], 1 + y % 5_000))
+            elif kind == "transfer" and (amt := a.afford(1 + y % 5_000)):
+                a.funds -= amt
+                a.buf.append(Transfer(P[others[x % 4]], amt))
+            elif kind == "receive":
+                # a transfer to i in a published block (main or fork) dated no later than now
+                offers = [(b, k) for b in self.universe if b.time_ms <= t for k, e in enumerate(b.entries)
+                          if type(e) is Transfer and e.to == P[i] and (b.author, b.height, k) not in a.received]
+                if offers:
+                    b, k = offers[x % len(offers)]
+                    a.received.add((b.author, b.height, k))
+                    a.funds += b.entries[k].amount
+                    a.buf.append(Receive(b, k))
             elif kind == "claim":
                 mine = [tk for tk in self.tickets
                         if tk.executor == P[i] and tk.hash not in a.claimed and tk.issued_ms <= t <= tk.expires_ms]
                 tk = mine[x % len(mine)] if mine else self._ticket(others[x % 4], i, 500 + y % 4_000, t + (y % 3) * 500,
                                                                    t if y & 2 else 0)
                 a.claimed.add(tk.hash)
-                a.buf.append(Claim(tk, DIGEST, 1 + y % tk.price))
+                a.funds += (amt := 1 + y % tk.price)
+                a.buf.append(Claim(tk, DIGEST, amt))
             elif kind == "void":
                 mine = [tk for tk in self.tickets if tk.requester == P[i] and tk.hash not in a.voided
                         and tk.issued_ms <= t]
@@ -250,9 +272,12 @@ class World:
         bal.update(dict(G.allocations))
         stake = {p: 0 for p in P}
         unb = {p: 0 for p in P}
-        entries = [(P[i], e) for i in range(N) for b in self.counted(i) for e in b.entries]
-        voided = {e.ticket.hash for _, e in entries if isinstance(e, Void)}
-        for author, e in entries:
+        entries = [(P[i], e, (b.hash, k)) for i in range(N) for b in self.counted(i) for k, e in enumerate(b.entries)]
+        voided = {e.ticket.hash for _, e, _ in entries if isinstance(e, Void)}
+        # a counted transfer reaches its recipient iff a counted Receive names it (block hash, index)
+        received = {(e.block.hash, e.index) for _, e, _ in entries if isinstance(e, Receive)}
+        self.in_flight = 0
+        for author, e, at in entries:
             if isinstance(e, Stake):
                 bal[author] -= e.amount
                 stake[author] += e.amount
@@ -264,7 +289,10 @@ class World:
                 bal[author] += e.amount
             elif isinstance(e, Transfer):
                 bal[author] -= e.amount
-                bal[e.to] += e.amount
+                if at in received:
+                    bal[e.to] += e.amount
+                else:
+                    self.in_flight += e.amount
             elif isinstance(e, Claim) and e.ticket.hash not in voided:
                 bal[e.ticket.requester] -= e.amount
                 bal[author] += e.amount
@@ -328,7 +356,7 @@ def build_world(ops) -> World:
 
 #: op kinds, weighted by repetition (seals and ticks often enough that chains grow and unbonding matures)
 WEIGHTED = (["stake"] * 3 + ["unstake"] * 3 + ["withdraw"] * 3 + ["transfer"] * 2 + ["claim"] * 4 + ["void"] * 3
-            + ["ticket"] * 3 + ["verdict"] * 2 + ["seal"] * 6 + ["tick"] * 3 + ["fork"] * 2 + ["proof"])
+            + ["ticket"] * 3 + ["verdict"] * 2 + ["seal"] * 6 + ["tick"] * 3 + ["fork"] * 2 + ["proof"] + ["receive"] * 3)
 ENTRY_KINDS = [k for k in WEIGHTED if k not in ("seal", "tick", "fork")]
 
 
@@ -379,7 +407,7 @@ def test_any_delivery_converges_to_the_reference_fold(ops, data):
         ref.add_block(b)
         check_invariants(ref)
     # the ledger agrees with the independent fold, including who is cut where
-    assert view(ref) == w.expected()
+    assert view(ref) == w.expected() and ref.in_flight() == w.in_flight
     for i in range(N):
         assert ref.cut_height(P[i]) == w.cut(i)
         assert ref.height(P[i]) == len(w.counted(i))

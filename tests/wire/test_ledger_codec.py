@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from wwwserve_p2p._pb import ledger_pb2, overlay_pb2
 from wwwserve_p2p.core.ledger import (
-    Block, BlockHeader, Claim, DuelTicket, EquivocationProof, Genesis, Ledger, Receipt, Stake, Ticket,
+    Block, BlockHeader, Claim, DuelTicket, EquivocationProof, Genesis, Ledger, Receipt, Receive, Stake, Ticket,
     Transfer, Unstake, Verdict, Void, Vote, Withdraw, build_block,
 )
 from wwwserve_p2p.errors import MalformedMessage
@@ -364,3 +364,47 @@ def test_issued_ms_round_trips_and_the_legacy_form_keeps_its_bytes_and_hash():
     got_blk = lc.decode_block(lc.encode_block(blk))
     assert got_blk == blk and got_blk.hash == blk.hash and got_blk.entries[0].duel.issued_ms == 777
     Ledger(GEN).check_static(got_blk)
+
+
+# ---------------------------------------------------------------- Receive (solvency: the recipient's acknowledgement)
+
+def test_receive_round_trips_with_the_senders_whole_signed_block():
+    sent = requester_block()                      # entry 3 is Transfer(EXB, 7)
+    r = Receive(sent, 3)
+    got = lc.decode_entry(lc.encode_entry(r))
+    assert got == r and type(got) is Receive and got.to_canonical() == r.to_canonical()
+    assert got.block.hash == sent.hash and got.block.header.signature_valid()
+    # inside a block of the recipient, statically valid after the trip, and applied
+    blk = build_block(NET, EXB.peer_id, 1, GEN.hash, 1_000, [r], EXB.sign)
+    back = lc.decode_block(lc.encode_block(blk))
+    assert back == blk and back.hash == blk.hash
+    ledger = Ledger(GEN)
+    ledger.check_static(back)
+    paid = build_block(NET, REQ.peer_id, 1, GEN.hash, 1_000, [Stake(5), Transfer(EXB.peer_id, 7)], REQ.sign)
+    got = lc.decode_block(lc.encode_block(build_block(NET, EXB.peer_id, 1, GEN.hash, 1_000, [Receive(paid, 1)],
+                                                      EXB.sign)))
+    assert ledger.add_block(paid).status == "applied" and ledger.in_flight() == 7
+    assert ledger.add_block(got).status == "applied"
+    assert ledger.in_flight() == 0 and ledger.account(EXB.peer_id).balance == 7
+    # nested: a Receive of a block that itself carries a Receive
+    nested = Receive(build_block(NET, EXB.peer_id, 2, blk.hash, 1_000, [Transfer(EXA.peer_id, 7)], EXB.sign), 0)
+    outer = build_block(NET, EXA.peer_id, 1, GEN.hash, 1_000, [nested, Receive(blk, 0)], EXA.sign)
+    assert lc.decode_block(lc.encode_block(outer)) == outer
+
+
+def test_malformed_receive_frames():
+    with pytest.raises(MalformedMessage, match="without the sender's block"):
+        lc.decode_entry(ledger_pb2.Entry(receive=ledger_pb2.Receive(index=1)).SerializeToString())
+    # the carried block is decoded with the block's own structural checks
+    bad_inner = ledger_pb2.Entry(receive=ledger_pb2.Receive(block=ledger_pb2.Block(entries=[ledger_pb2.Entry()])))
+    with pytest.raises(MalformedMessage, match="without a kind"):
+        lc.decode_entry(bad_inner.SerializeToString())
+    with pytest.raises(MalformedMessage):
+        lc.encode_entry(Receive("not a block", 0))
+    data = lc.encode_entry(Receive(requester_block(), 3))
+    for cut in range(1, len(data), max(1, len(data) // 50)):
+        try:
+            got = lc.decode_entry(data[:cut])
+        except MalformedMessage:
+            continue
+        assert got != Receive(requester_block(), 3)

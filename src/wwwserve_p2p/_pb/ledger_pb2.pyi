@@ -153,8 +153,16 @@ class Verdict(_message.Message):
     votes: _containers.RepeatedCompositeFieldContainer[Vote]
     def __init__(self, duel: _Optional[_Union[DuelTicket, _Mapping]] = ..., receipts: _Optional[_Iterable[_Union[Receipt, _Mapping]]] = ..., votes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ...) -> None: ...
 
+class Receive(_message.Message):
+    __slots__ = ("block", "index")
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    block: Block
+    index: int
+    def __init__(self, block: _Optional[_Union[Block, _Mapping]] = ..., index: _Optional[int] = ...) -> None: ...
+
 class Entry(_message.Message):
-    __slots__ = ("stake", "unstake", "withdraw", "transfer", "claim", "void", "verdict", "equivocation")
+    __slots__ = ("stake", "unstake", "withdraw", "transfer", "claim", "void", "verdict", "equivocation", "receive")
     STAKE_FIELD_NUMBER: _ClassVar[int]
     UNSTAKE_FIELD_NUMBER: _ClassVar[int]
     WITHDRAW_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +171,7 @@ class Entry(_message.Message):
     VOID_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     EQUIVOCATION_FIELD_NUMBER: _ClassVar[int]
+    RECEIVE_FIELD_NUMBER: _ClassVar[int]
     stake: Stake
     unstake: Unstake
     withdraw: Withdraw
@@ -171,7 +180,8 @@ class Entry(_message.Message):
     void: Void
     verdict: Verdict
     equivocation: EquivocationProof
-    def __init__(self, stake: _Optional[_Union[Stake, _Mapping]] = ..., unstake: _Optional[_Union[Unstake, _Mapping]] = ..., withdraw: _Optional[_Union[Withdraw, _Mapping]] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., claim: _Optional[_Union[Claim, _Mapping]] = ..., void: _Optional[_Union[Void, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ..., equivocation: _Optional[_Union[EquivocationProof, _Mapping]] = ...) -> None: ...
+    receive: Receive
+    def __init__(self, stake: _Optional[_Union[Stake, _Mapping]] = ..., unstake: _Optional[_Union[Unstake, _Mapping]] = ..., withdraw: _Optional[_Union[Withdraw, _Mapping]] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., claim: _Optional[_Union[Claim, _Mapping]] = ..., void: _Optional[_Union[Void, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ..., equivocation: _Optional[_Union[EquivocationProof, _Mapping]] = ..., receive: _Optional[_Union[Receive, _Mapping]] = ...) -> None: ...
 
 class Block(_message.Message):
     __slots__ = ("network", "author", "height", "prev_hash", "time_ms", "entries", "signature")

@@ -125,13 +125,16 @@ def stake_target(policy: OffloadPolicy, load: LoadSnapshot, current_stake: int, 
     return max(current_stake - step, min(current_stake + step, want))
 
 
-def plan_stake(balance: int, stake: int, equivocated: bool, matured: int, target: int) -> list:
+def plan_stake(balance: int, stake: int, equivocated: bool, matured: int, target: int,
+               provable: int | None = None) -> list:
     """Ledger entries that move an account's stake toward ``target`` (micro-credits).
 
     ``balance``/``stake``: the account now; ``matured``: its unbonding credit that may be
-    withdrawn now; an equivocated account plans nothing. Returns :class:`Withdraw` of the
-    matured credit first, then one :class:`Stake` (bounded by what is spendable) or
-    :class:`Unstake`; empty when nothing is to be done.
+    withdrawn now; ``provable``: the credit its own chain proves (``Ledger.provable``; the
+    solvency rule refuses a Stake beyond it), None for no such bound; an equivocated account
+    plans nothing. Returns :class:`Withdraw` of the matured credit first, then one
+    :class:`Stake` (bounded by ``min(balance, provable)`` + matured) or :class:`Unstake`; empty
+    when nothing is to be done.
     """
     from .ledger import Stake, Unstake, Withdraw
 
@@ -140,7 +143,7 @@ def plan_stake(balance: int, stake: int, equivocated: bool, matured: int, target
     out: list = []
     if matured > 0:
         out.append(Withdraw(matured))
-    available = balance + max(0, matured)
+    available = (balance if provable is None else min(balance, provable)) + max(0, matured)
     if target > stake:
         amount = min(target - stake, max(0, available))
         if amount > 0:

@@ -31,6 +31,7 @@ from ..core.ledger import (
     Entry,
     EquivocationProof,
     Receipt,
+    Receive,
     Stake,
     Ticket,
     Transfer,
@@ -241,6 +242,12 @@ def _put_entry(m, e: Entry) -> None:
             _put_vote(v.votes.add(), x)
     elif t is EquivocationProof:
         _put_proof(m.equivocation, e)
+    elif t is Receive:
+        if not isinstance(e.block, Block):
+            raise MalformedMessage("a Receive carries a Block")
+        _put_block(m.receive.block, e.block)
+        m.receive.block.SetInParent()
+        m.receive.index = e.index
     else:
         raise MalformedMessage(f"not a ledger entry: {t.__name__}")
     # the oneof must be set even when every field of the entry is a default (e.g. Stake(0))
@@ -249,7 +256,8 @@ def _put_entry(m, e: Entry) -> None:
 
 
 _ONEOF_NAME = {Stake: "stake", Unstake: "unstake", Withdraw: "withdraw", Transfer: "transfer",
-               Claim: "claim", Void: "void", Verdict: "verdict", EquivocationProof: "equivocation"}
+               Claim: "claim", Void: "void", Verdict: "verdict", EquivocationProof: "equivocation",
+               Receive: "receive"}
 
 
 def _put_block(m, b: Block) -> None:
@@ -336,6 +344,12 @@ def _void(v) -> Void:
     return Void(_ticket(v.ticket, "void ticket"))
 
 
+def _receive(r) -> Receive:
+    if not r.HasField("block"):
+        raise MalformedMessage("receive without the sender's block")
+    return Receive(_block(r.block), r.index)
+
+
 _DECODE_ENTRY = {
     "claim": lambda m: _claim(m.claim),
     "stake": lambda m: Stake(m.stake.amount),
@@ -345,6 +359,7 @@ _DECODE_ENTRY = {
     "void": lambda m: _void(m.void),
     "verdict": lambda m: _verdict(m.verdict),
     "equivocation": lambda m: _proof(m.equivocation),
+    "receive": lambda m: _receive(m.receive),
 }
 
 

@@ -12,7 +12,7 @@ Modules
 - :mod:`.signed`: :class:`Ticket`, :class:`DuelTicket`, :class:`Receipt`, :class:`Vote`.
 - :mod:`.rules`: the entry protocol (static check, chain check, fold effect) every entry implements.
 - :mod:`.entries`: :class:`Stake`, :class:`Unstake`, :class:`Withdraw`, :class:`Transfer`,
-  :class:`Claim`, :class:`Void`, :class:`Verdict`; the :data:`ENTRY_TYPES` registry.
+  :class:`Claim`, :class:`Void`, :class:`Verdict`, :class:`Receive`; the :data:`ENTRY_TYPES` registry.
 - :mod:`.proofs`: :class:`BlockHeader`, :class:`EquivocationProof`.
 - :mod:`.blocks`: :class:`Block`, :func:`build_block`, :func:`is_premature`, :data:`MAX_CLOCK_SKEW_MS`.
 - :mod:`.duels`: :func:`tally_duel`, :func:`settle_duel`.
@@ -46,6 +46,20 @@ the arrival order. Cross-chain effects are resolved in the fold, deterministical
   at one height, each with a valid signature, whatever their contents (signing twice is the
   offence, as in other slashing schemes): so the verdict does not depend on which of the two
   arrived first, and a compact :class:`EquivocationProof` (two signed headers) proves it.
+
+Solvency (decidable per chain, so the fold stays order-independent): an author's *provable*
+credit is its genesis allocation + Σ own :class:`Claim` amounts + Σ own :class:`Receive`
+amounts + Σ own :class:`Withdraw` amounts − Σ own :class:`Stake` amounts − Σ own
+:class:`Transfer` amounts (Unstake moves stake to unbonding: no change). A Stake or Transfer
+that would take it below ``-overdraft`` makes the block chain-invalid (``insufficient_funds``);
+it is kept per chain (``Chain.funds``, undone per block). A Transfer debits its sender; the
+recipient is credited only by a :class:`Receive` in its *own* chain carrying the sender's whole
+signed block and the Transfer's index (statically self-verifying; each (sender, height, index)
+received once per chain). In the fold a Receive counts only while the referenced block (by
+hash) is counted; in between the credit is ``in_flight``, so ``allocations = balances + stakes
++ unbonding + in_flight + burned``. A later cut of the sender's block un-credits the recipient
+(incrementally, like claims/voids). :meth:`Ledger.spendable` = ``max(0, min(balance,
+provable))`` is what services may stake or send.
 
 State = sum of the entries' deltas over every valid block (+ genesis allocations), then the
 burns. Balances may go negative: an account whose balance is below ``-overdraft`` is *in
@@ -93,7 +107,8 @@ from .blocks import MAX_CLOCK_SKEW_MS, Block, build_block, is_premature
 from .codes import (DOMAIN_BLOCK, DOMAIN_DUEL, DOMAIN_RECEIPT, DOMAIN_TICKET, DOMAIN_VOTE, AddStatus, Reason,
                     Signer, _check_amount, _check_hex, _check_peer, canonical, sha256_hex)
 from .duels import settle_duel, settle_tally, tally_duel
-from .entries import ENTRY_TYPES, Claim, Entry, Stake, Transfer, Unstake, Verdict, Void, Withdraw, entries_hash
+from .entries import (ENTRY_TYPES, Claim, Entry, Receive, Stake, Transfer, Unstake, Verdict, Void, Withdraw,
+                      entries_hash)
 from .fold import Account, Chain, ChainScratch, Fold
 from .genesis import Genesis, LedgerParams
 from .pending import MAX_PENDING_BLOCKS, MAX_PENDING_BYTES, MAX_PENDING_BYTES_PER_AUTHOR, PendingBuffer
@@ -109,7 +124,7 @@ __all__ = [
     "DOMAIN_BLOCK", "DOMAIN_DUEL", "DOMAIN_RECEIPT", "DOMAIN_TICKET", "DOMAIN_VOTE", "ENTRY_TYPES", "VOTE_CHOICES",
     "Account", "AddResult", "AddStatus", "Block", "BlockHeader", "Chain", "ChainScratch", "Claim", "DuelTicket",
     "Entry", "EquivocationProof", "Fold", "Genesis", "Ledger", "LedgerParams", "PendingBuffer", "Reason",
-    "Receipt", "Signer", "Stake", "Ticket", "Transfer", "Unstake", "Verdict", "Void", "Vote", "Withdraw",
+    "Receipt", "Receive", "Signer", "Stake", "Ticket", "Transfer", "Unstake", "Verdict", "Void", "Vote", "Withdraw",
     "build_block", "canonical", "entries_hash", "is_premature", "settle_duel", "settle_tally", "sha256_hex",
     "tally_duel",
 ]

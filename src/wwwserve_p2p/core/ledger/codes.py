@@ -63,6 +63,12 @@ class Reason(StrEnum):
     VOTE_INVALID = "vote_invalid"
     SELF_TRANSFER = "self_transfer"
     PROOF_INVALID = "proof_invalid"
+    #: a Stake or Transfer would take the author's chain-provable credit below ``-overdraft``
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    #: a Receive whose carried block or referenced entry is not a signed Transfer to its author
+    RECEIVE_INVALID = "receive_invalid"
+    #: a Receive of a (sender, height, index) this chain already received
+    ALREADY_RECEIVED = "already_received"
 
 
 class AddStatus(StrEnum):

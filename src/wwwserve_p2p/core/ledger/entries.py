@@ -45,6 +45,7 @@ class Stake(EntryRules):
         check_amount(self.amount)
 
     def check_chain(self, s: "ChainScratch") -> None:
+        s.spend(self.amount, "stake")
         s.own_stake += self.amount
 
     def apply(self, author: str, fold: "Fold", params: "LedgerParams", sign: int) -> None:
@@ -95,6 +96,7 @@ class Withdraw(EntryRules):
         if self.amount > matured:
             raise InvalidBlock(Reason.NOT_MATURED, f"withdraw {self.amount} > matured unbonding {matured}")
         s.withdrawn += self.amount
+        s.funds += self.amount
 
     def apply(self, author: str, fold: "Fold", params: "LedgerParams", sign: int) -> None:
         fold.add(fold.unbonding, author, -sign * self.amount)
@@ -118,9 +120,12 @@ class Transfer(EntryRules):
         if self.to == block.author:
             raise InvalidBlock(Reason.SELF_TRANSFER, "transfer to oneself")
 
+    def check_chain(self, s: "ChainScratch") -> None:
+        s.spend(self.amount, "transfer")
+
     def apply(self, author: str, fold: "Fold", params: "LedgerParams", sign: int) -> None:
-        fold.add(fold.balance, author, -sign * self.amount)
-        fold.add(fold.balance, self.to, sign * self.amount)
+        # debits the sender now; the recipient is credited by its Receive (see Fold.send)
+        fold.send(fold.at, author, self.to, self.amount, sign)
         fold.mention(author, sign)
         fold.mention(self.to, sign)
 
@@ -158,6 +163,7 @@ class Claim(EntryRules):
         if h in s.chain.claimed or h in s.claimed:
             raise InvalidBlock(Reason.TICKET_CLAIMED, f"ticket {self.ticket.request_id} already claimed")
         s.claimed.add(h)
+        s.funds += self.amount
 
     def apply(self, author: str, fold: "Fold", params: "LedgerParams", sign: int) -> None:
         fold.claim(self.ticket.hash, self.ticket.requester, author, self.amount, sign)
@@ -255,10 +261,82 @@ class Verdict(EntryRules):
         fold.count_duel(self.duel, side, chosen, sign)
 
 
-Entry = Union[Stake, Unstake, Withdraw, Transfer, Claim, Void, Verdict, EquivocationProof]
+@dataclass(frozen=True)
+class Receive(EntryRules):
+    """The recipient's acknowledgement of a :class:`Transfer` to it: ``block`` is the sender's
+    whole signed block, ``index`` the position of the Transfer in it. Self-verifying (the block's
+    signature, network and author are checked statically), received at most once per
+    ``(sender, height, index)`` on the recipient's chain, and it makes the amount provable
+    credit of the recipient's chain. In the fold it credits the recipient only while the
+    referenced block (by hash) is counted: the Transfer's credit is *in flight* between the two
+    (:meth:`Fold.send`, :meth:`Fold.receive`), and a Receive of a block that is absent or cut by
+    an equivocation counts zero. The receiving block may not be dated before the sender's."""
+
+    block: "Block"
+    index: int
+
+    def to_canonical(self) -> dict[str, Any]:
+        b = self.block
+        return {"t": "receive", "index": self.index,
+                "block": {"header": b.header.to_canonical(), "entries": [e.to_canonical() for e in b.entries]}}
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """``(sender, height, index)``: what a chain may receive once."""
+        return self.block.author, self.block.height, self.index
+
+    def transfer(self) -> "Transfer":
+        return self.block.entries[self.index]
+
+    def time_window(self) -> tuple[int, int | None]:
+        t = getattr(self.block, "time_ms", 0)
+        return (t if isinstance(t, int) and t >= 0 else 0), None
+
+    def check_static(self, block: "Block", network_id: str) -> None:
+        from .blocks import Block  # runtime import: blocks imports this module
+        b, i = self.block, self.index
+        if type(b) is not Block:
+            raise InvalidBlock(Reason.MALFORMED, "a receive carries a block")
+        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(b.entries):
+            raise InvalidBlock(Reason.RECEIVE_INVALID, f"receive index {i!r} outside the carried block")
+        if b.network != network_id:
+            raise InvalidBlock(Reason.WRONG_NETWORK, "received block of another network")
+        try:
+            check_peer(b.author, "received block author")
+        except InvalidBlock:
+            raise InvalidBlock(Reason.RECEIVE_INVALID, "received block author is not a PeerId") from None
+        if (not isinstance(b.height, int) or isinstance(b.height, bool) or b.height < 1
+                or not isinstance(b.time_ms, int) or isinstance(b.time_ms, bool) or b.time_ms < 0):
+            raise InvalidBlock(Reason.RECEIVE_INVALID, "received block height/time malformed")
+        check_hex(b.prev_hash, "received block prev_hash")
+        t = b.entries[i]
+        if type(t) is not Transfer:
+            raise InvalidBlock(Reason.RECEIVE_INVALID, f"entry {i} of the received block is not a transfer")
+        check_amount(t.amount, "received amount")
+        if t.to != block.author or b.author == block.author:
+            raise InvalidBlock(Reason.RECEIVE_INVALID, "the received transfer is not to this block's author")
+        if not b.header.signature_valid():
+            raise InvalidBlock(Reason.RECEIVE_INVALID, "received block not signed by its author")
+        _check_window(block, self, "received block")
+
+    def check_chain(self, s: "ChainScratch") -> None:
+        k = self.key
+        if k in s.chain.received or k in s.received:
+            raise InvalidBlock(Reason.ALREADY_RECEIVED, f"transfer {k[1]}/{k[2]} of {k[0][:16]} already received")
+        s.received.add(k)
+        s.funds += self.transfer().amount
+
+    def apply(self, author: str, fold: "Fold", params: "LedgerParams", sign: int) -> None:
+        t = self.transfer()
+        fold.receive((self.block.hash, self.index), author, t.amount, sign)
+        fold.mention(author, sign)
+
+
+Entry = Union[Stake, Unstake, Withdraw, Transfer, Claim, Void, Verdict, Receive, EquivocationProof]
 
 #: Every known entry type (the registry the replica dispatches through).
-ENTRY_TYPES: tuple[type, ...] = (Stake, Unstake, Withdraw, Transfer, Claim, Void, Verdict, EquivocationProof)
+ENTRY_TYPES: tuple[type, ...] = (Stake, Unstake, Withdraw, Transfer, Claim, Void, Verdict, Receive,
+                                 EquivocationProof)
 
 
 def entries_hash(entries: Iterable[Entry]) -> str:

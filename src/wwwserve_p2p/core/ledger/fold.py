@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ...errors import InvalidBlock
+from .codes import Reason
+
 if TYPE_CHECKING:
     from .blocks import Block
     from .genesis import LedgerParams
@@ -80,10 +83,21 @@ class Fold:
     ``earned``/``spent``: paid claims by executor/requester; ``duel_stats``: PeerId -> [won,
     lost, tied, judge majority, judge minority, judge abstained]; ``mentions``: PeerId -> how
     many counted entries touch it (an account exists while > 0 or it is in genesis).
+
+    Transfers and receives: ``sent``: ``(block hash, entry index)`` -> (recipient, amount) of
+    every counted :class:`~.entries.Transfer`; ``received``: ``(block hash, entry index)`` ->
+    how many counted :class:`~.entries.Receive` s reference it. A counted Transfer debits its
+    sender; its amount is credited to the recipient iff a Receive of it is counted too, and is
+    ``in_flight`` otherwise. A Receive of a transfer that is not counted (block absent, or cut
+    by an equivocation) has no effect until (unless) that block is counted. Both directions are
+    resolved from the two sets, so adding and removing blocks in any order gives the fold of
+    the remaining set, and ``allocations = balances + stakes + unbonding + in_flight`` (before
+    burns).
     """
 
     __slots__ = ("allocations", "balance", "stake", "unbonding", "claims", "voids", "earned", "spent",
-                 "duel_stats", "mentions", "duels_settled", "entries_applied")
+                 "duel_stats", "mentions", "duels_settled", "entries_applied", "sent", "received",
+                 "in_flight", "at")
 
     def __init__(self, allocations: tuple[tuple[str, int], ...]):
         self.allocations = allocations
@@ -98,6 +112,11 @@ class Fold:
         self.mentions: dict[str, int] = {}
         self.duels_settled = 0
         self.entries_applied = 0
+        self.sent: dict[tuple[str, int], tuple[str, int]] = {}
+        self.received: dict[tuple[str, int], int] = {}
+        self.in_flight = 0
+        #: (hash of the block being applied, index of the entry being applied)
+        self.at: tuple[str, int] = ("", 0)
 
     @staticmethod
     def add(d: dict[str, int], peer: str, delta: int) -> None:
@@ -127,6 +146,33 @@ class Fold:
             self.pay(requester, executor, sign * amount)
         self.mention(requester, sign)
         self.mention(executor, sign)
+
+    def send(self, key: tuple[str, int], sender: str, to: str, amount: int, sign: int) -> None:
+        """Add or remove the counted transfer ``key`` = (block hash, index): the sender is
+        debited; the recipient credited iff a Receive of it is counted, else it is in flight."""
+        if sign > 0:
+            self.sent[key] = (to, amount)
+        else:
+            del self.sent[key]
+        self.add(self.balance, sender, -sign * amount)
+        if self.received.get(key):
+            self.add(self.balance, to, sign * amount)
+        else:
+            self.in_flight += sign * amount
+
+    def receive(self, key: tuple[str, int], recipient: str, amount: int, sign: int) -> None:
+        """Add or remove a Receive of transfer ``key``: effective only while that transfer is
+        counted (and only once, however many Receives of it are present)."""
+        before = self.received.get(key, 0)
+        after = before + sign
+        if after:
+            self.received[key] = after
+        else:
+            del self.received[key]
+        if (before == 0) != (after == 0) and key in self.sent:
+            d = amount if after else -amount
+            self.add(self.balance, recipient, d)
+            self.in_flight -= d
 
     def void(self, h: str, author: str, sign: int) -> None:
         """Add or remove the void of ticket ``h``; a present claim is unpaid / paid again."""
@@ -161,10 +207,12 @@ class Fold:
 
     def apply_block(self, block: "Block", params: "LedgerParams", sign: int = 1) -> None:
         """Add (or with ``sign=-1`` remove) every entry of ``block``."""
-        author = block.author
-        entries = block.entries if sign > 0 else reversed(block.entries)
-        for e in entries:
-            e.apply(author, self, params, sign)
+        author, h = block.author, block.hash
+        n = len(block.entries)
+        order = range(n) if sign > 0 else range(n - 1, -1, -1)
+        for i in order:
+            self.at = (h, i)
+            block.entries[i].apply(author, self, params, sign)
         self.entries_applied += sign * len(block.entries)
 
     def peers(self) -> set[str]:
@@ -179,27 +227,44 @@ class Fold:
                 "earned": nz(self.earned), "spent": nz(self.spent), "claims": dict(self.claims),
                 "voids": set(self.voids), "mentions": dict(self.mentions),
                 "duel_stats": {k: v for k, v in self.duel_stats.items() if any(v)},
-                "duels_settled": self.duels_settled, "entries_applied": self.entries_applied}
+                "duels_settled": self.duels_settled, "entries_applied": self.entries_applied,
+                "sent": dict(self.sent), "received": dict(self.received), "in_flight": self.in_flight}
 
 
 class ChainScratch:
     """Chain-local facts while checking one block against its author's :class:`Chain`: the
     chain's running values plus what this block adds so far (``unbonds``, ``claimed``,
-    ``voided``, ``settled``). Entry ``check_chain`` methods read and update it."""
+    ``voided``, ``settled``, ``received``). Entry ``check_chain`` methods read and update it.
+
+    ``funds``: the chain's provable credit net of its genesis allocation (see :class:`Chain`);
+    ``floor``: ``-(allocation + overdraft)``, the lowest ``funds`` a Stake or Transfer may leave."""
 
     __slots__ = ("chain", "time_ms", "unbonding_ms", "own_stake", "withdrawn", "unbonds", "claimed",
-                 "voided", "settled")
+                 "voided", "settled", "funds", "floor", "received")
 
-    def __init__(self, chain: "Chain", time_ms: int, unbonding_ms: int):
+    def __init__(self, chain: "Chain", time_ms: int, unbonding_ms: int, floor: int = 0):
         self.chain = chain
         self.time_ms = time_ms
         self.unbonding_ms = unbonding_ms
         self.own_stake = chain.own_stake
         self.withdrawn = chain.withdrawn
+        self.funds = chain.funds
+        self.floor = floor
+        self.received: set[tuple[str, int, int]] = set()
         self.unbonds: list[tuple[int, int]] = []
         self.claimed: set[str] = set()
         self.voided: set[str] = set()
         self.settled: set[str] = set()
+
+    def spend(self, amount: int, what: str) -> None:
+        """Debit ``amount`` from the provable credit (Stake, Transfer).
+
+        :raises InvalidBlock: (INSUFFICIENT_FUNDS) it would leave allocation + funds below
+            ``-overdraft``."""
+        if self.funds - amount < self.floor:
+            raise InvalidBlock(Reason.INSUFFICIENT_FUNDS,
+                               f"{what} {amount} > provable credit {self.funds - self.floor} (overdraft included)")
+        self.funds -= amount
 
     def matured(self) -> int:
         """Unbonding (the chain's and this block's so far) withdrawable at this block's time."""
@@ -210,7 +275,12 @@ class ChainScratch:
 
 @dataclass
 class Chain:
-    """One author's accepted chain and the chain-local facts its validity rules need."""
+    """One author's accepted chain and the chain-local facts its validity rules need.
+
+    ``funds`` = Σ own Claim amounts + Σ own Receive amounts + Σ own Withdraw amounts − Σ own
+    Stake amounts − Σ own Transfer amounts; the author's *provable* credit is its genesis
+    allocation + ``funds`` (Unstake moves credit between stake and unbonding: no change).
+    ``received``: the ``(sender, height, index)`` this chain has received."""
 
     blocks: list["Block"] = field(default_factory=list)
     own_stake: int = 0                      # Stake - Unstake of this chain's own entries
@@ -219,9 +289,12 @@ class Chain:
     claimed: set[str] = field(default_factory=set)
     voided: set[str] = field(default_factory=set)
     settled: set[str] = field(default_factory=set)
-    # per block: (own_stake delta, unbonds added, withdrawn delta, claimed, voided, settled)
-    undo: list[tuple[int, int, int, tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = \
-        field(default_factory=list)
+    funds: int = 0
+    received: set[tuple[str, int, int]] = field(default_factory=set)
+    # per block: (own_stake delta, unbonds added, withdrawn delta, claimed, voided, settled,
+    #             funds delta, received)
+    undo: list[tuple[int, int, int, tuple[str, ...], tuple[str, ...], tuple[str, ...], int,
+                     tuple[tuple[str, int, int], ...]]] = field(default_factory=list)
 
     @property
     def height(self) -> int:
@@ -240,8 +313,11 @@ class Chain:
     def commit(self, s: ChainScratch, block: "Block") -> None:
         """Append ``block`` whose checks produced ``s``."""
         self.undo.append((s.own_stake - self.own_stake, len(s.unbonds), s.withdrawn - self.withdrawn,
-                          tuple(s.claimed), tuple(s.voided), tuple(s.settled)))
+                          tuple(s.claimed), tuple(s.voided), tuple(s.settled), s.funds - self.funds,
+                          tuple(s.received)))
         self.own_stake = s.own_stake
+        self.funds = s.funds
+        self.received.update(s.received)
         self.withdrawn = s.withdrawn
         self.unbonds.extend(s.unbonds)
         self.claimed.update(s.claimed)
@@ -251,8 +327,10 @@ class Chain:
 
     def pop(self) -> "Block":
         """Remove the tip block and its chain-local facts; returns it."""
-        dstake, nunb, dwd, claimed, voided, settled = self.undo.pop()
+        dstake, nunb, dwd, claimed, voided, settled, dfunds, received = self.undo.pop()
         self.own_stake -= dstake
+        self.funds -= dfunds
+        self.received.difference_update(received)
         self.withdrawn -= dwd
         if nunb:
             del self.unbonds[-nunb:]

@@ -66,6 +66,7 @@ class Ledger:
         self._digest_key: tuple[int] | None = None
         self._digest = ""
         self._fold = Fold(genesis.allocations)
+        self._alloc = dict(genesis.allocations)
 
     # ------------------------------------------------------------ fold
     @property
@@ -129,10 +130,15 @@ class Ledger:
             raise InvalidBlock(Reason.WRONG_PREV_HASH, f"block {block.height} does not extend {block.author}'s chain")
         if block.time_ms < ch.last_time:
             raise InvalidBlock(Reason.TIME_BACKWARDS, f"time_ms {block.time_ms} < previous {ch.last_time}")
-        s = ChainScratch(ch, block.time_ms, self.params.unbonding_ms)
+        s = ChainScratch(ch, block.time_ms, self.params.unbonding_ms, self._floor(block.author))
         for e in block.entries:
             e.check_chain(s)
         return s
+
+    def _floor(self, author: str) -> int:
+        """The lowest chain ``funds`` a Stake or Transfer of ``author`` may leave:
+        ``-(genesis allocation + overdraft)``."""
+        return -(self._alloc.get(author, 0) + self.params.overdraft)
 
     # ------------------------------------------------------------ adding blocks and proofs
     def cut_height(self, author: str) -> int | None:
@@ -353,6 +359,30 @@ class Ledger:
         ch = self._chains.get(author)
         return ch.matured(time_ms) if ch else 0
 
+    def provable(self, author: str) -> int:
+        """``author``'s credit provable from its own accepted chain: genesis allocation + Σ own
+        Claim + Σ own Receive + Σ own Withdraw − Σ own Stake − Σ own Transfer amounts. A Stake
+        or Transfer may not take it below ``-overdraft``."""
+        ch = self._chains.get(author)
+        return self._alloc.get(author, 0) + (ch.funds if ch else 0)
+
+    def spendable(self, author: str) -> int:
+        """What ``author`` can safely Stake or Transfer next: ``max(0, min(fold balance,
+        provable))``. The chain rule only needs ``provable`` (+ overdraft), but the fold balance
+        can be lower (a claim voided later, a duel lost, a received transfer cut by the sender's
+        equivocation), and spending it would put the account in debt."""
+        return max(0, min(self._fold.balance.get(author, 0), self.provable(author)))
+
+    def in_flight(self) -> int:
+        """Credit of counted Transfers whose Receive is not counted (debited, not yet credited)."""
+        return self._fold.in_flight
+
+    def is_received(self, sender: str, height: int, index: int, by: str) -> bool:
+        """Whether ``by``'s accepted chain holds a Receive of ``sender``'s transfer at
+        ``(height, index)``."""
+        ch = self._chains.get(by)
+        return ch is not None and (sender, height, index) in ch.received
+
     def is_claimed(self, ticket_hash: str) -> bool:
         return ticket_hash in self._fold.claims
 
@@ -379,8 +409,9 @@ class Ledger:
         return {p: self.account(p) for p in sorted(peers)}
 
     def total_supply(self) -> int:
-        """Balances + stakes + unbonding over all accounts (equals genesis supply minus burns)."""
-        return sum(a.balance + a.stake + a.unbonding for a in self.accounts().values())
+        """Balances + stakes + unbonding over all accounts + credit in flight (transferred, not
+        yet received): equals genesis supply minus burns."""
+        return sum(a.balance + a.stake + a.unbonding for a in self.accounts().values()) + self._fold.in_flight
 
     def burned(self) -> int:
         return sum(a.burned for a in self.accounts().values())
@@ -402,5 +433,6 @@ class Ledger:
             "equivocators": sorted(self._proofs), "genesis_supply": self.genesis.supply,
             "duels_settled": self.duels_settled}
         if accounts:
-            out.update(supply=self.total_supply(), burned=self.burned(), state_hash=self.state_hash())
+            out.update(supply=self.total_supply(), burned=self.burned(), state_hash=self.state_hash(),
+                       in_flight=self._fold.in_flight)
         return out
