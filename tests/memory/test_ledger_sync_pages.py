@@ -85,11 +85,13 @@ async def test_heads_of_21k_authors_come_in_pages_under_the_frame_cap():
 async def test_a_client_pulls_every_chain_across_pages(monkeypatch):
     monkeypatch.setattr(ledger_service, "HEADS_PAGE", 7)
     authors = [swarm_identity(6, i) for i in range(40)]
-    src = Ledger(GENESIS)
+    # members (allocations), so that the non-member storage budget does not apply
+    g = Genesis("sync-pages-members", allocations=tuple((a.peer_id, 1) for a in authors))
+    src = Ledger(g)
     for a in authors:
-        prev = GENESIS.hash
+        prev = g.hash
         for h in (1, 2):
-            blk = build_block(GENESIS.network_id, a.peer_id, h, prev, 1000 + h, (), a.sign)
+            blk = build_block(g.network_id, a.peer_id, h, prev, 1000 + h, (), a.sign)
             assert src.add_block(blk).status == "applied"
             prev = blk.hash
     net = MemoryNetwork()
@@ -97,7 +99,7 @@ async def test_a_client_pulls_every_chain_across_pages(monkeypatch):
     async with net.open_overlay(server_id) as sov, net.open_overlay(client_id) as cov:
         server = service(src, sov, server_id)
         sov.set_stream_handler(SYNC_PROTOCOL, server.serve_sync)
-        client = service(Ledger(GENESIS), cov, client_id)
+        client = service(Ledger(g), cov, client_id)
         with trio.fail_after(30):
             applied = await client.sync_with(server_id.peer_id)
         assert applied == 80

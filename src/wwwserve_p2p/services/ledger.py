@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..core.acceptance import can_afford
-from ..core.ledger import AddResult, Block, Entry, EquivocationProof, Ledger, Signer, is_premature
+from ..core.ledger import AddResult, AddStatus, Block, Claim, Entry, EquivocationProof, Ledger, Signer, is_premature
 from ..core.peers import PeerEvent
 from ..core.policy import plan_stake
 from ..core.types import PeerStatus
@@ -39,6 +39,7 @@ from ..errors import InvalidBlock, MalformedMessage, OverlayError, RequestTimeou
 from ..net.base import GossipMessage, Overlay, Stream
 from ..wire import ledger_codec as lc
 from ..wire.framing import FrameReader, frame
+from ._admission import NonMemberBudget
 from ._held import HeldBlocks
 from ._validated import Validated
 from .runtime import Runtime
@@ -62,8 +63,6 @@ _HEAD_ROW_BYTES = 160
 _PROOF_BYTES = 1536
 #: Longest sleep (s) between checks of the premature-block queue (the wall clock may jump).
 HOLD_RECHECK_S = 0.5
-#: Seconds to open a sync stream (a stale connection to a crashed peer must not hold a worker).
-SYNC_OPEN_TIMEOUT = 5.0
 #: For this long (s) after a peer (re)joined, a status showing another ledger digest is pulled
 #: at once (no cooldown), and a failed pull is retried after SYNC_RETRY_S.
 JOIN_GRACE_S = 15.0
@@ -128,6 +127,9 @@ class LedgerService:
         self.last_sync_peer = ""
         #: blocks dated beyond our clock + tolerance, held until due (bounded; see ``_held``)
         self.premature = HeldBlocks()
+        #: the storage budget of authors that are not members (see ``_admission``)
+        self.non_members = NonMemberBudget()
+        self._allocated = frozenset(p for p, a in ledger.genesis.allocations if a > 0)
         self._heads_cache: tuple[list[str], dict[str, tuple[int, str]], dict[str, EquivocationProof]] = ([], {}, {})
         self._heads_key = ""
         self._premature_added = trio.Event()
@@ -168,6 +170,26 @@ class LedgerService:
         minus ``amount`` not below ``-overdraft``, never equivocated)."""
         acc = self.ledger.account(peer_id)
         return can_afford(acc.balance, amount, self.ledger.params.overdraft, acc.equivocated)
+
+    def is_member(self, peer_id: str) -> bool:
+        """Whether ``peer_id`` may make us store its blocks freely: a genesis allocation, stake,
+        unbonding, a positive balance or paid work (earned or spent) in our view (or us)."""
+        if peer_id == self.me or peer_id in self._allocated:
+            return True
+        acc = self.ledger.account(peer_id)
+        return acc.stake > 0 or acc.unbonding > 0 or acc.balance > 0 or acc.earned > 0 or acc.spent > 0
+
+    def _admit(self, block: Block) -> bool:
+        """Store ``block``? Members' blocks and claims of tickets from members or requesters
+        who can afford them always; other non-members' blocks within their budget."""
+        if self.is_member(block.author):
+            return True
+        for e in block.entries:
+            if type(e) is Claim:
+                t = e.ticket
+                if self.is_member(t.requester) or self.can_afford(t.requester, t.price):
+                    return True
+        return self.non_members.allow(block.author, block.canonical_size(), self.runtime.clock.monotonic())
 
     def stake_of(self, peer_id: str) -> int:
         """``peer_id``'s selectable stake in our view (micro-credits)."""
@@ -339,6 +361,11 @@ class LedgerService:
         now = self.runtime.clock.wall_ms()
         tolerance = self.premature.tolerance_ms
         for b in blocks:
+            if not self._admit(b):
+                # a non-member over its budget: neither stored nor applied (pulled again later)
+                results.append(AddResult(AddStatus.REJECTED, "non_member_rate", have=self.ledger.height(b.author)))
+                self.rejected["non_member_rate"] = self.rejected.get("non_member_rate", 0) + 1
+                continue
             res = self.ledger.add_block(b, verified=True, now_ms=now, tolerance_ms=tolerance)
             results.append(res)
             if res.status == "premature":
@@ -456,6 +483,8 @@ class LedgerService:
         cut = self.ledger.cut_height(author)
         if height <= ours or (cut is not None and ours + 1 >= cut):
             return 0
+        if not self.is_member(author) and not self.non_members.has_room(author, self.runtime.clock.monotonic()):
+            return 0  # its budget is spent: do not fetch and verify what we would drop
         applied = 0
         lo = ours + 1
         while lo <= height:
@@ -473,12 +502,9 @@ class LedgerService:
         return applied
 
     async def _call(self, peer_id: str, req: lc.SyncRequest) -> list[lc.SyncResponse]:
-        try:
-            with trio.fail_after(SYNC_OPEN_TIMEOUT):
-                stream = await self.overlay.open_stream(peer_id, SYNC_PROTOCOL)
-        except trio.TooSlowError:
-            raise RequestTimeout(f"opening {SYNC_PROTOCOL} to {peer_id} took over {SYNC_OPEN_TIMEOUT} s",
-                                 may_have_processed=False) from None
+        # no deadline of our own around opening: cancelling py-libp2p's stream negotiation can
+        # leave the connection unusable (the sync worker's 60 s bound applies)
+        stream = await self.overlay.open_stream(peer_id, SYNC_PROTOCOL)
         out: list[lc.SyncResponse] = []
         try:
             await stream.write(frame(lc.encode_sync_request(req)))
