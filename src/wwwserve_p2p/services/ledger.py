@@ -686,7 +686,8 @@ class LedgerService:
         acc = self.ledger.account(self.me)
         matured = self.ledger.matured_unbonding(self.me, self.runtime.clock.wall_ms())
         return plan_stake(acc.balance, acc.stake, acc.equivocated, matured,
-                          self._stake_target(elapsed_s) if not acc.equivocated else acc.stake)
+                          self._stake_target(elapsed_s) if not acc.equivocated else acc.stake,
+                          provable=self.ledger.provable(self.me) + self.ledger.params.overdraft)
 
     def restore(self) -> int:
         """Load persisted blocks, proofs and queued entries (blocking; call before :meth:`run`)."""
