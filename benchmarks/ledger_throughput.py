@@ -38,6 +38,7 @@ import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import harness
@@ -285,25 +286,32 @@ def bench_restart(n_nodes: int, kills: int, seed: int, progress) -> list[dict]:
 
     rng = random.Random(seed)
     rounds: list[dict] = []
+    with running_network(restart_specs(n_nodes), "ledger-restart", progress) as (nodes, tmp):
+        task = progress.add_task("SIGKILL, restart, catch up", total=kills)
+        with ThreadPoolExecutor(max(8, n_nodes)) as pool:
+            for k in range(kills):
+                rounds.append(restart_round(nodes, k, rng, tmp, pool))
+                wait_for_mesh(nodes, timeout=120)
+                wait_for_ledger(nodes, timeout=120)
+                progress.update(task, advance=1)
+    return rounds
+
+
+@contextmanager
+def running_network(specs: list[NodeSpec], network: str, progress):
+    """Start ``specs`` as node processes on a fresh network (100 credits each) in a temporary
+    folder, wait for the mesh and one ledger state; yields (nodes, folder); stops them on exit."""
     with tempfile.TemporaryDirectory() as tmp:
-        specs = restart_specs(n_nodes)
-        write_network_genesis(specs, Path(tmp), "ledger-restart", credits=100)
-        task = progress.add_task(f"starting {n_nodes} node processes", total=None)
+        write_network_genesis(specs, Path(tmp), network, credits=100)
+        task = progress.add_task(f"starting {len(specs)} node processes", total=None)
         nodes = start_network(specs, Path(tmp), ready_timeout=240)
         try:
             wait_for_mesh(nodes, timeout=180)
             wait_for_ledger(nodes, timeout=120)
             progress.update(task, total=1, completed=1)
-            task = progress.add_task("SIGKILL, restart, catch up", total=kills)
-            with ThreadPoolExecutor(max(8, n_nodes)) as pool:
-                for k in range(kills):
-                    rounds.append(restart_round(nodes, k, rng, Path(tmp), pool))
-                    wait_for_mesh(nodes, timeout=120)
-                    wait_for_ledger(nodes, timeout=120)
-                    progress.update(task, advance=1)
+            yield nodes, Path(tmp)
         finally:
             stop_network(nodes)
-    return rounds
 
 
 # ---------------------------------------------------------------------------- report
@@ -440,22 +448,12 @@ def main(argv=None) -> int:
                 local.append(time.perf_counter() - t0)
                 progress.update(task, advance=1)
         if args.nodes:
-            with tempfile.TemporaryDirectory() as tmp:
-                specs = heal_specs(args.nodes)
-                write_network_genesis(specs, Path(tmp), "ledger-heal", credits=100)
-                task = progress.add_task(f"starting {args.nodes} node processes", total=None)
-                nodes = start_network(specs, Path(tmp), ready_timeout=240)
-                try:
-                    wait_for_mesh(nodes, timeout=180)
-                    wait_for_ledger(nodes, timeout=120)
-                    progress.update(task, total=1, completed=1)
-                    task = progress.add_task("partition, trade, heal", total=args.repeats)
-                    with ThreadPoolExecutor(max(16, args.nodes)) as pool:
-                        for r in range(args.repeats):
-                            heal.append(heal_round(nodes, pool, r))
-                            progress.update(task, advance=1)
-                finally:
-                    stop_network(nodes)
+            with running_network(heal_specs(args.nodes), "ledger-heal", progress) as (nodes, _):
+                task = progress.add_task("partition, trade, heal", total=args.repeats)
+                with ThreadPoolExecutor(max(16, args.nodes)) as pool:
+                    for r in range(args.repeats):
+                        heal.append(heal_round(nodes, pool, r))
+                        progress.update(task, advance=1)
         if args.restart:
             restarts = bench_restart(args.restart_nodes, args.restart, args.seed, progress)
     res["summary"] = {}
