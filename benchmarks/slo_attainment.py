@@ -45,6 +45,9 @@ Settings (paper Fig. 5):
                (``sim.workload.node_windows``, offsets i x period / n), thinned so the mean load
                per node is ``--load``; the trace's own rate changes make some nodes busier than
                others. ``--trace`` selects the CSV.
+  bursty       identical A100 nodes, a hot spot: constant-rate Poisson users at 160 %, 0 %, 0 %, 60 %,
+               40 % of one node's capacity (cycling 60 % / 40 % beyond five nodes): one node far over its
+               capacity while two idle, the shape of the held-back bursty trace of issue 12.
 
 Load levels come from a calibration of the simulator itself (in-process, virtual clock, no
 network): each node kind's sustainable throughput (requests per model second) on the trace's
@@ -119,7 +122,9 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 
 STRATEGIES = ("single", "centralized", "random", "p2c", "wwwserve")
-SETTINGS = ("models", "gpus", "fluctuating", "trace")
+SETTINGS = ("models", "gpus", "fluctuating", "trace", "bursty")
+#: bursty: each node's rate as a multiple of its capacity (cycled from node 3 on): one hot spot, two idle
+BURSTY_FACTORS = (1.6, 0.0, 0.0, 0.6, 0.4)
 SELECTION = {"random": "random", "p2c": "p2c", "wwwserve": "stake"}
 MODEL_NAME = "llm"
 #: the paper's centralized rule: keep at the source while its load is below this
@@ -338,6 +343,13 @@ def plan_setting(setting: str, args: argparse.Namespace, trace, cal_cache: dict)
         c = caps[0]
         rates = [[args.load * c, args.load * c] for _ in range(n)]  # mean; the trace's own shape on top
         desc = ""
+    elif setting == "bursty":
+        c = caps[0]
+        factors = [BURSTY_FACTORS[i] if i < len(BURSTY_FACTORS) else BURSTY_FACTORS[3 + (i - 3) % 2]
+                   for i in range(n)]
+        rates = [[f * c, f * c] for f in factors]
+        desc = (f"{n} x {kinds[0].label}; hot spot: Poisson per node at "
+                f"{', '.join(f'{f:.0%}' for f in factors)} of capacity {c:.2f} req/s")
     else:
         raise BenchError(f"unknown setting {setting!r}")
     model_rate = sum(sum(r) / 2 for r in rates)
@@ -351,6 +363,9 @@ def plan_setting(setting: str, args: argparse.Namespace, trace, cal_cache: dict)
         rates = [[len(s) / dur] * 2 for s in streams]
         desc = (f"{n} x {kinds[0].label}; Azure conv trace windows at offsets i x period/{n}, thinned x{scale:.3f} "
                 f"(per node {', '.join(f'{r[0] / c:.0%}' for r in rates)} of capacity {c:.2f} req/s)")
+    elif setting == "bursty":  # one constant-rate Poisson stream per node, each at its own rate
+        streams = [poisson_antiphase(1, dur, r[0], r[0], f"{seed}:bursty:{i}", token_source=trace)[0]
+                   for i, r in enumerate(rates)]
     else:
         # constant rate (models, gpus) is the anti-phase generator with high == low
         streams = poisson_antiphase(n, dur, rates[0][0], rates[0][1], seed, token_source=trace)
@@ -812,13 +827,17 @@ def setting_result(plan: SettingPlan, runs: dict[str, list[dict]]) -> dict[str, 
 
 
 def targets(results: dict[str, dict]) -> list[dict[str, Any]]:
-    """The paper's claims checked against this run (reported, never asserted)."""
+    """The claims of issue 12 (and the paper) checked against this run (reported, never asserted):
+    wwwserve >= 0.97x centralized in every setting and > 1.0x in at least one; bursty >= 0.95x
+    centralized with mean latency <= 1.5x centralized; >= 1.5x single in >= 2 settings; mean
+    latency >= 27.6 % below single in the fluctuating setting; >= p2c and >= random everywhere."""
     out = []
 
     def check(setting: str, what: str, ok: bool, detail: str) -> None:
         out.append({"setting": setting, "target": what, "met": bool(ok), "detail": detail})
 
-    best_ratio = (0.0, "")
+    over_single: list[tuple[float, str]] = []
+    over_central: list[tuple[float, str]] = []
     for name, res in results.items():
         s = res["summary"]
         if "wwwserve" not in s:
@@ -826,23 +845,35 @@ def targets(results: dict[str, dict]) -> list[dict[str, Any]]:
         w = s["wwwserve"]["attainment_at_median_slo"]
         if "single" in s:
             b = s["single"]["attainment_at_median_slo"]
-            check(name, "wwwserve >= single", w >= b, f"{w:.3f} vs {b:.3f}")
             ratio = w / b if b > 0 else math.inf
-            best_ratio = max(best_ratio, (ratio, name))
+            over_single.append((ratio, name))
+            check(name, "wwwserve >= single", w >= b, f"{w:.3f} vs {b:.3f} ({ratio:.2f}x)")
             if name == "fluctuating":
                 ml, mb = s["wwwserve"]["latency_mean_s"], s["single"]["latency_mean_s"]
                 check(name, "mean latency >= 27.6% below single", ml <= (1 - 0.276) * mb,
                       f"{(1 - ml / mb) * 100:.1f}% lower ({ml:.2f} vs {mb:.2f} s)")
         if "centralized" in s:
             c = s["centralized"]["attainment_at_median_slo"]
-            check(name, "wwwserve >= 0.95x centralized", w >= 0.95 * c,
-                  f"{w:.3f} vs {c:.3f} ({w / c if c else math.nan:.2f}x)")
-        if "p2c" in s:
-            p = s["p2c"]["attainment_at_median_slo"]
-            check(name, "wwwserve >= power-of-two", w >= p, f"{w:.3f} vs {p:.3f}")
-    if best_ratio[1]:
-        check("any", "wwwserve >= 1.5x single in at least one setting", best_ratio[0] >= 1.5,
-              f"best {best_ratio[0]:.2f}x ({best_ratio[1]})")
+            ratio = w / c if c else math.nan
+            over_central.append((ratio, name))
+            floor = 0.95 if name == "bursty" else 0.97
+            check(name, f"wwwserve >= {floor:.2f}x centralized", w >= floor * c, f"{w:.3f} vs {c:.3f} ({ratio:.3f}x)")
+            if name == "bursty":
+                ml, mc = s["wwwserve"]["latency_mean_s"], s["centralized"]["latency_mean_s"]
+                check(name, "mean latency <= 1.5x centralized", ml <= 1.5 * mc, f"{ml:.2f} vs {mc:.2f} s "
+                      f"({ml / mc if mc else math.nan:.2f}x)")
+        for base in ("p2c", "random"):
+            if base in s:
+                p = s[base]["attainment_at_median_slo"]
+                check(name, f"wwwserve >= {base}", w >= p, f"{w:.3f} vs {p:.3f}")
+    if over_single:
+        good = [f"{n} {r:.2f}x" for r, n in sorted(over_single, reverse=True)]
+        check("any", "wwwserve >= 1.5x single in at least two settings",
+              sum(1 for r, _ in over_single if r >= 1.5) >= 2, ", ".join(good))
+    if over_central:
+        best = max(over_central)
+        check("any", "wwwserve > 1.0x centralized in at least one setting", best[0] > 1.0,
+              f"best {best[0]:.3f}x ({best[1]})")
     return out
 
 

@@ -69,7 +69,7 @@ def test_calibration_orders_the_node_kinds(bench):
 
 
 @pytest.mark.parametrize("setting", [pytest.param("models", marks=pytest.mark.slow),
-                                     pytest.param("gpus", marks=pytest.mark.slow), "fluctuating", "trace"])
+                                     pytest.param("gpus", marks=pytest.mark.slow), "fluctuating", "trace", "bursty"])
 def test_plans_are_deterministic_and_within_the_wall_rate(bench, setting):
     args = bench.parse_args(["--nodes", "5", "--run-wall", "20", "--settings", setting])
     from wwwserve_p2p.sim.workload import load_azure_trace
@@ -79,7 +79,8 @@ def test_plans_are_deterministic_and_within_the_wall_rate(bench, setting):
     p1 = bench.plan_setting(setting, args, trace, cache)
     p2 = bench.plan_setting(setting, args, trace, cache)
     assert p1.requests == p2.requests and p1.requests  # the same workload for every strategy
-    assert {r.src for r in p1.requests} == set(range(5))
+    with_users = {0, 3, 4} if setting == "bursty" else set(range(5))  # bursty: nodes 1 and 2 idle
+    assert {r.src for r in p1.requests} == with_users
     assert all(0 <= r.arrival < p1.duration and r.prompt >= 1 and 1 <= r.output <= args.max_output
                for r in p1.requests)
     assert [r.arrival for r in p1.requests] == sorted(r.arrival for r in p1.requests)
@@ -119,7 +120,7 @@ def test_slo_attainment_quick(tmp_path, run_quick):
         assert all(r["ok"] and r["latency"] >= r["ttft"] > 0 for r in run["records"])
     assert sres["summary"]["single"]["served_elsewhere"] == 0  # no offloading at all
     assert sres["summary"]["centralized"]["served_elsewhere"] == sres["summary"]["centralized"]["offloaded_by_nodes"]
-    assert {t["target"] for t in res["targets"]} >= {"wwwserve >= single", "wwwserve >= 0.95x centralized"}
+    assert {t["target"] for t in res["targets"]} >= {"wwwserve >= single", "wwwserve >= 0.97x centralized"}
     md = (out / "slo_attainment.md").read_text()
     assert "| setting | strategy | attain@SLO |" in md and "model time" in md
     assert (out / "slo_fluctuating.png").stat().st_size > 1000
