@@ -41,7 +41,7 @@ from .errors import ModelNotFound
 from .executors.base import Executor
 from .identity import Identity
 from .ledger_store import LedgerStore
-from .metrics import NodeMetrics
+from .metrics import MeteredExecutor, NodeMetrics
 from .net.base import Overlay
 from .net.filter import FilteredOverlay
 from .services.delegation import PROTOCOL as DELEGATE_PROTOCOL
@@ -77,6 +77,8 @@ class Node:
         self.metrics = NodeMetrics()
         self.stats = NodeStats()
         self.api_url = ""
+        #: False until open_node has started every service (``GET /health`` answers 503 before)
+        self.ready = False
         me, sign, cfg = identity.peer_id, identity.sign, config
         self.rng = rng = random.Random(cfg.node.seed)
         # A restart must announce a larger incarnation: wall-clock milliseconds at start.
@@ -90,15 +92,16 @@ class Node:
         self.tickets = TicketDesk(me, genesis.network_id, sign, runtime.clock, lambda: self.ledger,
                                   self.ledger_service.submit, self.metrics, incarnation=incarnation,
                                   ticket_ttl_s=cfg.ledger.ticket_ttl)
+        # executor metrics (tokens, TTFT, TPOT) by origin: peers' work and our users' work
         self.delegation = DelegationServer(
-            me, genesis.network_id, executor, cfg.policy, cfg.delegation, self.tickets, self.ledger_service, sign,
+            me, genesis.network_id, MeteredExecutor(executor, self.metrics, "peer"), cfg.policy, cfg.delegation, self.tickets, self.ledger_service, sign,
             runtime, rng, self.metrics, self.stats, max_bond=cfg.duel.max_bond, on_change=self.status_changed)
         self.duels = DuelService(
             me, genesis.network_id, overlay, self.membership, self.ledger_service, self.tickets, sign, runtime, rng,
             cfg.duel, self.metrics, max_frame=cfg.delegation.max_frame,
             exploration_share=cfg.policy.exploration_share, judge=_make_judge(cfg, executor))
         self.requester = Requester(
-            me, genesis.network_id, overlay, executor, self.membership, self.ledger_service, self.tickets, runtime,
+            me, genesis.network_id, overlay, MeteredExecutor(executor, self.metrics, "local"), self.membership, self.ledger_service, self.tickets, runtime,
             rng, cfg.policy, DispatchLimits(cfg.delegation.max_attempts, cfg.delegation.max_retries,
                                             cfg.delegation.retry_delay, cfg.duel.duel_rate),
             cfg.delegation, cfg.duel.probe_grace, self.metrics, self.stats, self.duels)
@@ -109,6 +112,7 @@ class Node:
             ledger_digest=lambda: self.ledger.heads_digest(), judges=lambda: self.duels.judge is not None)
         self.status_service = StatusService(me, incarnation, genesis.network_id, overlay, self.membership, local,
                                             cfg.status, rng, self.metrics)
+        self.membership.set_standing(self.ledger_service.is_member)  # known peers vs. the newcomer pool
         self.membership.subscribe(self.ledger_service.on_peer_events)
         self.membership.subscribe(self.requester.on_peer_events)
         overlay.set_stream_handler(DELEGATE_PROTOCOL, self.delegation.serve_stream)
@@ -218,6 +222,36 @@ class Node:
     def ledger_blocks(self, author: str, lo: int = 1, hi: int | None = None, limit: int = 100) -> dict[str, Any]:
         """``GET /ledger/blocks``: ``author``'s blocks (canonical JSON), or every chain head."""
         return self.ledger_service.blocks_view(author, lo, hi, limit)
+
+    def transfer(self, to: str, amount: int) -> dict[str, Any]:
+        """Queue a ``Transfer`` of ``amount`` micro-credits from us to ``to`` (``POST
+        /admin/transfer``, ``wwwserve transfer``): sealed into our next block; ``to``'s node
+        credits it with its own ``Receive`` when the block reaches it. Returns
+        ``{"key", "from", "to", "amount", "spendable_after"}``.
+
+        :raises InvalidRequest: ``to`` is not a PeerId or is us, ``amount`` not > 0, or more
+            than we can spend (``Ledger.spendable`` minus transfers still queued).
+        """
+        from .core.ledger import Transfer
+        from .errors import InvalidRequest
+        from .core.crypto import public_bytes_from_peer_id
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            raise InvalidRequest(f"amount must be a positive integer of micro-credits, got {amount!r}")
+        try:
+            public_bytes_from_peer_id(to)
+        except Exception:
+            raise InvalidRequest(f"not an Ed25519 PeerId: {str(to)[:60]!r}") from None
+        if to == self.peer_id:
+            raise InvalidRequest("cannot transfer to ourselves")
+        queued = self.ledger_service.queued_transfers()
+        spendable = self.ledger.spendable(self.peer_id) - queued
+        if amount > spendable:
+            raise InvalidRequest(f"insufficient funds: {amount / 1e6:g} credits asked, {max(0, spendable) / 1e6:g} "
+                                 "spendable (balance not staked, provable from our chain, minus queued transfers)")
+        key = f"transfer:{self.runtime.clock.wall_ms()}:{self.rng.getrandbits(32):08x}"
+        self.ledger_service.submit(key, Transfer(to, amount))
+        return {"key": key, "from": self.peer_id, "to": to, "amount": amount, "unit": "micro-credits",
+                "spendable_after": spendable - amount}
 
     def deny_peers(self, peers: list[str]) -> list[str]:
         """Replace the deny-list (``PUT /admin/denied-peers``): refused peers are also marked
@@ -331,6 +365,7 @@ async def open_node(
                 nursery.start_soon(node._gauge_loop)
                 log.info("node %s up: models %s, overlay %s, API %s", node.peer_id, list(executor.models()),
                          overlay.addrs(), node.api_url or "disabled")
+                node.ready = True
                 yield node
             finally:
                 nursery.cancel_scope.cancel()

@@ -74,10 +74,12 @@ class PublishBudget:
         self._tokens -= 1.0
 
 
-def make_validator(network_id: str, metrics: NodeMetrics, decoded: DecodedStatuses | None = None):
+def make_validator(network_id: str, metrics: NodeMetrics, decoded: DecodedStatuses | None = None,
+                   admit: Callable[[str, str], bool] | None = None):
     """Accept a status only if it decodes, is of our network, and its peer_id is the
-    (signature-authenticated) gossip source. Accepted statuses go into ``decoded`` (if
-    given) for the receive loop."""
+    (signature-authenticated) gossip source, and ``admit(author, forwarder)`` (if given:
+    :meth:`Membership.admit_status`, the newcomer budget) allows it. Accepted statuses go
+    into ``decoded`` (if given) for the receive loop."""
 
     def validate(msg: GossipMessage) -> bool:
         try:
@@ -88,7 +90,10 @@ def make_validator(network_id: str, metrics: NodeMetrics, decoded: DecodedStatus
             return False
         if status.peer_id != msg.source:
             metrics.gossip_rejected.labels("status", "author_mismatch").inc()
-            log.warning("status claiming %s published by %s rejected", status.peer_id, msg.source)
+            log.debug("status claiming %s published by %s rejected", status.peer_id, msg.source)
+            return False
+        if admit is not None and not admit(status.peer_id, msg.received_from):
+            metrics.gossip_rejected.labels("status", "newcomer_rate").inc()
             return False
         if decoded is not None:
             decoded.put(msg, status)
@@ -146,7 +151,8 @@ class StatusService:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Subscribe, then run the receive, publish and sweep loops until cancelled."""
         decoded = DecodedStatuses()
-        channel = await self.overlay.subscribe(self.topic, make_validator(self.network_id, self.metrics, decoded))
+        channel = await self.overlay.subscribe(self.topic, make_validator(self.network_id, self.metrics, decoded,
+                                                                         self.membership.admit_status))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._receive_loop, channel, decoded)
             nursery.start_soon(self._publish_loop)
