@@ -110,14 +110,18 @@ class DelegateResponse(_message.Message):
     def __init__(self, offer: _Optional[_Union[Offer, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., final: _Optional[_Union[Final, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., receipt: _Optional[_Union[_ledger_pb2.Receipt, _Mapping]] = ...) -> None: ...
 
 class Offer(_message.Message):
-    __slots__ = ("accepted", "reason", "load")
+    __slots__ = ("accepted", "reason", "load", "expected_ttft_s", "s_per_token")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     LOAD_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_TTFT_S_FIELD_NUMBER: _ClassVar[int]
+    S_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
     reason: str
     load: float
-    def __init__(self, accepted: bool = ..., reason: _Optional[str] = ..., load: _Optional[float] = ...) -> None: ...
+    expected_ttft_s: float
+    s_per_token: float
+    def __init__(self, accepted: bool = ..., reason: _Optional[str] = ..., load: _Optional[float] = ..., expected_ttft_s: _Optional[float] = ..., s_per_token: _Optional[float] = ...) -> None: ...
 
 class Chunk(_message.Message):
     __slots__ = ("text",)
