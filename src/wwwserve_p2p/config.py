@@ -122,7 +122,10 @@ class ApiSection:
     from Python only, or its app is mounted elsewhere with
     :func:`wwwserve_p2p.api.create_app`). ``port`` 0 picks a free port; ``public_url`` is
     advertised to peers (default: http://host:port); ``max_tokens_cap``: requests'
-    ``max_tokens`` is capped at this; ``admin``: serve ``PUT /admin/denied-peers``."""
+    ``max_tokens`` is capped at this; ``admin``: serve the ``/admin/*`` endpoints
+    (``PUT /admin/denied-peers``, ``POST /admin/transfer``); ``keys_file``: API keys file
+    (``wwwserve keys add --file``); set, every ``/v1/*`` and ``/admin/*`` request needs a
+    bearer key (admin endpoints an admin key), see :mod:`wwwserve_p2p.api.auth`."""
 
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -130,6 +133,7 @@ class ApiSection:
     public_url: str = ""
     max_tokens_cap: int = 4096
     admin: bool = False
+    keys_file: str = ""
 
 
 #: How far below zero a balance may go on a dev network (no genesis file): 1000 credits.

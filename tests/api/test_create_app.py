@@ -55,6 +55,9 @@ class LedgerNode:
         self.denied = list(peers)
         return self.denied
 
+    def transfer(self, to: str, amount: int) -> dict[str, Any]:
+        return {"to": to, "amount": amount}
+
 
 def http_count(node: Any, path: str, status: int) -> float:
     return node.metrics.registry.get_sample_value(
@@ -72,8 +75,11 @@ async def test_every_route_has_its_own_metrics_label_and_unknown_paths_share_oth
     route_paths = {r.path for r in app.routes}
     assert {"/ledger", "/ledger/accounts", "/ledger/blocks", "/admin/denied-peers"} <= route_paths
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://node") as http:
-        for path in sorted(route_paths - {"/v1/chat/completions", "/v1/completions", "/admin/denied-peers"}):
+        for path in sorted(route_paths - {"/v1/chat/completions", "/v1/completions", "/admin/denied-peers",
+                                          "/admin/transfer", "/dashboard/static/{name}"}):
             assert (await http.get(path)).status_code == 200, path
+        assert (await http.get("/dashboard/static/dashboard.js")).status_code == 200
+        assert (await http.post("/admin/transfer", json={"to": "p", "amount": 1})).status_code == 200
         assert (await http.put("/admin/denied-peers", json={"peers": ["12D3KooWBad"]})).status_code == 200
         assert node.denied == ["12D3KooWBad"]
         r = await http.post("/v1/completions", json={"model": "m", "prompt": "x"})

@@ -43,7 +43,9 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.types import FINISH_STOP, RoutedChunk, Usage
+from .dashboard import dashboard_routes
 from .node_protocol import ServingNode
+from .ops import key_middleware, ops_routes
 from .openai_format import (
     SSE_DONE,
     ParsedRequest,
@@ -80,7 +82,7 @@ class _BodyTooLarge(Exception):
 
 def create_app(node: ServingNode, *, max_body_bytes: int = 1_048_576,
                max_tokens_cap: int | None = None, heartbeat_interval: float | None = 10.0,
-               admin: bool | None = None) -> Starlette:
+               admin: bool | None = None, keys_file: str | None = None) -> Starlette:
     """The Starlette ASGI app serving ``node``'s HTTP API (every endpoint of the module
     docstring) -- what ``open_node`` runs under Hypercorn when ``api.enabled`` is true.
 
@@ -100,7 +102,12 @@ def create_app(node: ServingNode, *, max_body_bytes: int = 1_048_576,
       comment ``: ping`` (None: never).
     - ``admin``: serve ``PUT /admin/denied-peers`` (body ``{"peers": [PeerId, ...]}``; replaces
       the deny-list, ``[]`` lifts every ban). Default: the node's ``api.admin``, else off;
-      enable it only on a trusted address.
+      enable it only on a trusted address. Also serves ``POST /admin/transfer`` (api/ops.py).
+    - ``keys_file``: API keys file (default: the node's ``api.keys_file``; ``""``: keys off);
+      with keys on, ``/v1/*`` and ``/admin/*`` need a bearer key (see :mod:`.auth`).
+
+    Also served: ``/health``, ``/version`` (:mod:`.ops`), the dashboard at ``/`` and
+    ``/dashboard`` with ``/dashboard/data`` (:mod:`.dashboard`).
 
     Returns a new app on each call; ``node`` only needs the
     :class:`~wwwserve_p2p.api.node_protocol.ServingNode` methods (the ``/ledger*`` endpoints
@@ -203,9 +210,13 @@ def create_app(node: ServingNode, *, max_body_bytes: int = 1_048_576,
     ]
     if admin:
         routes.append(Route("/admin/denied-peers", _guarded(denied_peers), methods=["PUT"]))
+    # issue 14: /health, /version, /admin/transfer, the dashboard, API keys (api/ops.py, api/dashboard.py)
+    routes += ops_routes(node, _guarded, admin=admin) + dashboard_routes(node, _guarded)
+    keys = key_middleware(node, keys_file)
     return Starlette(
         routes=routes,
-        middleware=[Middleware(_HttpMetricsMiddleware, node=node, routes=tuple(routes))],
+        middleware=[Middleware(_HttpMetricsMiddleware, node=node, routes=tuple(routes)),
+                    *([keys] if keys is not None else [])],
         exception_handlers={HTTPException: _http_exception_handler},
     )
 

@@ -218,8 +218,7 @@ class DelegationServer:
                 parts: list[str] = []
                 async with aclosing(self.executor.generate(request)) as gen:
                     async for chunk in gen:
-                        if chunk.is_final and chunk.usage:
-                            self.metrics.tokens.inc(chunk.usage.completion_tokens)
+                        # tokens are counted by the node's MeteredExecutor (origin=peer)
                         await stream.write(frame(codec.encode_reply(chunk)))
                         parts.append(chunk.text)
                         if chunk.is_final:
@@ -386,6 +385,8 @@ class Requester:
                         self.stats.offloaded += 1
                     else:
                         self.stats.served_local += 1
+                    self.metrics.queue_time.labels(self.metrics.model_label(request.model)).observe(
+                        trio.current_time() - t0)
                 d.started(remote is not None)
                 async with aclosing(self._stream_attempt(d, action.request, remote, t0)) as attempt:
                     async for rc in attempt:

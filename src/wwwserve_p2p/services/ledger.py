@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..core.acceptance import can_afford
-from ..core.ledger import AddResult, AddStatus, Block, Claim, Entry, EquivocationProof, Ledger, Signer, is_premature
+from ..core.ledger import (AddResult, AddStatus, Block, Claim, Entry, EquivocationProof, Ledger, Signer, Transfer,
+                           is_premature)
 from ..core.peers import PeerEvent
 from ..core.policy import plan_stake
 from ..core.types import PeerStatus
@@ -42,6 +43,7 @@ from ..wire.framing import FrameReader, frame
 from ._admission import NonMemberBudget
 from ._held import HeldBlocks
 from ._validated import Validated
+from .receiving import all_blocks, receives_for
 from .runtime import Runtime
 
 if TYPE_CHECKING:
@@ -149,6 +151,10 @@ class LedgerService:
 
     def queued(self) -> int:
         return len(self._queue)
+
+    def queued_transfers(self) -> int:
+        """Micro-credits of our Transfers queued but not sealed yet (issue 14: ``Node.transfer``)."""
+        return sum(e.amount for e in self._queue.values() if type(e) is Transfer)
 
     async def _blocking(self, fn: Any, *args: Any) -> Any:
         """Run blocking work (SQLite, batch signature checks) with the runtime's runner (a
@@ -388,6 +394,7 @@ class LedgerService:
                 # the blocks stay applied in memory; they are re-pulled after a restart
                 self.storage_errors += 1
                 log.error("cannot persist %d received blocks: %s", len(applied), exc)
+            self._receive_transfers(applied)  # issue 14 hook: see services/receiving.py
             self._on_change()
         return results
 
@@ -694,9 +701,21 @@ class LedgerService:
         n = self.store.load_into(self.ledger)
         for key, entry in self.store.pending():
             self._queue[key] = entry
+        for key, entry in receives_for(self.me, all_blocks(self.ledger), self.ledger):  # issue 14 hook
+            if key not in self._queue:  # a transfer to us not received yet (we were down)
+                self._queue[key] = entry
+                self.store.save_pending(key, entry)
         if self._queue:
             self._wakeup.set()
         return n
+
+    def _receive_transfers(self, blocks: list[Block]) -> None:
+        """Queue a Receive for each Transfer to us in ``blocks`` (issue 14; see :mod:`.receiving`)."""
+        for key, entry in receives_for(self.me, blocks, self.ledger):
+            if key not in self._queue:
+                log.info("received a transfer of %d micro-credits from %s; queueing its Receive",
+                         entry.transfer().amount, entry.block.author)
+            self.submit(key, entry)
 
 
 def _kinds(entries: list[Entry]) -> str:
