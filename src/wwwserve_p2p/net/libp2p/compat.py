@@ -250,6 +250,41 @@ def cache_addrs(host: Any, ttl: float = 1.0) -> None:
     host.get_addrs = get_addrs
 
 
+def protect_peerstore(host: Any) -> bool:
+    """Make ``host``'s peerstore evict only peers that are neither us nor connected.
+
+    py-libp2p 0.8.1's ``PeerStore.add_addrs`` calls ``_enforce_peer_limit`` once the store
+    holds more than ``max_peers`` (1000) peers, which evicts entries *without addresses
+    first*: our own entry (it holds our key pair but no addresses) goes first, after which
+    every publish fails with ``PeerStoreError`` (issue 15: ~1,200 forged statuses silenced a
+    network for good), and connected peers whose addresses expired go next. Bound to this
+    store only: the limit still holds, but ``host.get_id()`` and connected peers are never
+    evicted; among the others, addressless and expired ones first, then the longest-unseen.
+    Returns False (and changes nothing) if the store no longer has that method.
+    """
+    store = host.get_peerstore()
+    if not callable(getattr(store, "_enforce_peer_limit", None)) or not hasattr(store, "peer_data_map"):
+        return False
+    me = host.get_id()
+    network = host.get_network()
+
+    def enforce_peer_limit() -> None:
+        data = store.peer_data_map
+        excess = len(data) - store.max_peers
+        if excess <= 0:
+            return
+        connected = set(network.connections)
+        victims = [(not pd.get_addrs(), pd.is_expired(), -getattr(pd, "last_identified", 0), pid)
+                   for pid, pd in data.items() if pid != me and pid not in connected]
+        victims.sort(key=lambda v: (v[0], v[1], v[2]), reverse=True)
+        for *_, pid in victims[:excess]:
+            store.peer_record_map.pop(pid, None)
+            data.pop(pid, None)
+
+    store._enforce_peer_limit = enforce_peer_limit
+    return True
+
+
 # --------------------------------------------------------------------------------------------
 # Pubsub
 # --------------------------------------------------------------------------------------------
@@ -374,9 +409,10 @@ class OverlayPubsub(Pubsub):
 
 
 class ConnectionLogger(INotifee):
-    """Logs (DEBUG) and counts connection events of one swarm."""
+    """Passes connection events of one swarm to ``on_event(what, conn)`` (``what``:
+    ``connected`` / ``disconnected``; ``conn``: the py-libp2p swarm connection)."""
 
-    def __init__(self, on_event: Callable[[str, ID], None]):
+    def __init__(self, on_event: Callable[[str, Any], None]):
         self._on_event = on_event
 
     async def opened_stream(self, network: Any, stream: Any) -> None:
@@ -399,6 +435,6 @@ class ConnectionLogger(INotifee):
 
     def _peer_event(self, what: str, conn: Any) -> None:
         try:
-            self._on_event(what, conn.muxed_conn.peer_id)
+            self._on_event(what, conn)
         except Exception as exc:  # a swarm notifee callback must never raise into the swarm
             log.debug("connection event %s: %r", what, exc)

@@ -33,10 +33,12 @@ from ...errors import DialError, OverlayError
 from ...identity import Identity
 from ..base import GossipMessage, Overlay, Stream, StreamHandler, Validator
 from ..config import Libp2pConfig
-from .compat import ConnectionLogger, cache_addrs, check_libp2p_version, configure_libp2p_logging, remove_dial_delay
+from .compat import (ConnectionLogger, cache_addrs, check_libp2p_version, configure_libp2p_logging, protect_peerstore,
+                     remove_dial_delay)
 from .dht import Dht
 from .dialing import Dialer, parse_peer_id
 from .gossip import Gossip
+from .reach import Reach, conn_is_relayed
 from .streams import StreamService, best_effort
 
 log = logging.getLogger("wwwserve_p2p.net")
@@ -64,6 +66,14 @@ class Libp2pOverlay(Overlay):
             addrs_factory=None if announce else _expand_wildcards,
         )
         cache_addrs(self._host)
+        self._stats: Counter[str] = Counter()
+        self._reach = Reach(self._host, config, self._stats)
+        direct_addrs = self._host.get_addrs
+        self._reach.direct_addrs = direct_addrs
+        self._host.get_addrs = lambda: self._reach.advertised(direct_addrs())  # identify, DHT records, status
+        self._conn_opened: dict[int, float] = {}
+        if not protect_peerstore(self._host):  # never evict our own entry (issue 15)
+            log.warning("could not protect the peerstore's own entry (library changed?)")
         self._swarm = self._host.get_network()
         self._swarm.retry_config = RetryConfig(max_retries=config.dial_retries, initial_delay=0.05, max_delay=1.0)
         if not remove_dial_delay(self._swarm):
@@ -74,13 +84,13 @@ class Libp2pOverlay(Overlay):
         if self._peer_id_str != identity.peer_id:
             raise OverlayError("libp2p derived a different PeerId from the identity key")
 
-        self._stats: Counter[str] = Counter()
         self._tasks: trio.Nursery | None = None
         self._open = False
         self._closed = False
         self._gossip = Gossip(self._host, config, self._stats, self._spawn)
         self._dht = Dht(self._host, config)
-        self._dialer = Dialer(self._host, config, self._stats, self._dht.kad.routing_table)
+        self._dialer = Dialer(self._host, config, self._stats, self._dht.kad.routing_table,
+                              circuit=self._reach.dial_circuit)
         self._streams = StreamService(self._host, config, self._stats, self._dialer.dial, lambda: self._open)
 
     # ---------------------------------------------------------------- lifecycle
@@ -100,7 +110,7 @@ class Libp2pOverlay(Overlay):
                 raise OverlayError(f"could not listen on any of {', '.join(failed)}")
             for text in failed:
                 log.warning("could not listen on %s", text)
-            for service in (*self._gossip.services, self._dht.kad):
+            for service in (*self._gossip.services, self._dht.kad, *self._reach.services):
                 await stack.enter_async_context(background_trio_service(service))
             await self._gossip.pubsub.wait_until_ready()
             tasks = await stack.enter_async_context(trio.open_nursery())
@@ -110,6 +120,7 @@ class Libp2pOverlay(Overlay):
                      ", ".join(self.addrs()), (trio.current_time() - t0) * 1000)
             await self._dht.bootstrap(self._dialer, self._spawn)
             tasks.start_soon(self._dht.maintenance_loop, self._dialer)
+            tasks.start_soon(self._reach.run, lambda addr: self._dialer.connect(addr, quiet=True))
             task_status.started()
             await trio.sleep_forever()
 
@@ -132,7 +143,7 @@ class Libp2pOverlay(Overlay):
             if self._tasks is not None:
                 self._tasks.cancel_scope.cancel()
             self._gossip.close_subscriptions()
-            for service in (self._dht.kad, *reversed(self._gossip.services)):
+            for service in (*reversed(self._reach.services), self._dht.kad, *reversed(self._gossip.services)):
                 manager = getattr(service, "_manager", None)
                 if manager is not None and manager.is_running:
                     manager.cancel()
@@ -147,9 +158,37 @@ class Libp2pOverlay(Overlay):
                         self._peer_id_str, self._config.shutdown_timeout)
         log.info("libp2p overlay %s closed", self._peer_id_str)
 
-    def _on_connection_event(self, what: str, pid: Any) -> None:
+    def _on_connection_event(self, what: str, conn: Any) -> None:
+        pid = conn.muxed_conn.peer_id
         self._stats[f"connections_{what}"] += 1
-        log.debug("peer %s %s (%d connected)", pid, what, len(self._host.get_connected_peers()))
+        self._reach.note_connection(what, conn)
+        kind = "relayed" if conn_is_relayed(conn) else "direct"
+        if what == "connected":
+            if len(self._conn_opened) > 65536:
+                self._conn_opened.clear()
+            self._conn_opened[id(conn)] = trio.current_time()
+            log.debug("peer %s connected (%s; %d connected)", pid, kind, len(self._host.get_connected_peers()))
+            return
+        opened = self._conn_opened.pop(id(conn), None)
+        age = f"{trio.current_time() - opened:.1f} s" if opened is not None else "?"
+        reason = self._close_reason(conn)
+        left = len(self._swarm.get_connections(pid))
+        log.log(logging.INFO if self._open else logging.DEBUG,
+                "connection to %s closed (%s, after %s, %s; %d other connection(s) to it left)",
+                pid, kind, age, reason, left)
+        self._stats[f"closed_{reason.split(':')[0]}"] += 1
+
+    def _close_reason(self, conn: Any) -> str:
+        """Why a connection closed, as far as py-libp2p lets us tell: ``local`` (we are
+        shutting down), ``muxer-error`` (yamux recorded an error), else ``remote`` (EOF or
+        reset from the peer or the network)."""
+        if not self._open:
+            return "local: overlay closing"
+        muxed = getattr(conn, "muxed_conn", None)
+        err = getattr(muxed, "_close_error", None) or getattr(muxed, "close_reason", None)
+        if err:
+            return f"muxer-error: {err!r}"[:200]
+        return "remote: EOF, reset or network"
 
     def _check_open(self) -> None:
         if not self._open:
@@ -166,6 +205,21 @@ class Libp2pOverlay(Overlay):
 
     def connected_peers(self) -> list[str]:
         return sorted(p.to_base58() for p in self._host.get_connected_peers())
+
+    def connection_kinds(self) -> dict[str, str]:
+        """For each connected peer: ``direct``, ``hole-punched`` (direct after being relayed:
+        DCUtR or a direct dial that replaced the circuit) or ``relayed``."""
+        out = {}
+        for pid in list(self._host.get_connected_peers()):
+            kind = self._reach.connection_kind(pid)
+            if kind is not None:
+                out[pid.to_base58()] = kind
+        return out
+
+    def reachability(self) -> dict[str, Any]:
+        """``reachability`` (public / private / unknown), ``relays`` we hold reservations on,
+        ``relay_service`` (whether we relay for others) and reservations served."""
+        return self._reach.statistics()
 
     def peer_addrs(self, peer_id: str) -> list[str]:
         """Known multiaddrs of ``peer_id``, each ending in ``/p2p/<peer_id>`` (may be empty)."""
@@ -278,6 +332,11 @@ class Libp2pOverlay(Overlay):
             "streams_outbound": self._stats["streams_outbound"],
             "dials": self._stats["dials"],
             "dial_failures": self._stats["dial_failures"],
+            "connections": dict(Counter(self.connection_kinds().values())),
+            "connections_total": sum(len(c) for c in list(self._swarm.connections.values())),
+            **self._reach.statistics(),
+            **{k: self._stats[k] for k in ("circuit_dials", "circuit_dial_failures", "reservations",
+                                            "relays_lost", "hole_punched")},
         }
 
 

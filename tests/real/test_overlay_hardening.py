@@ -1,0 +1,62 @@
+"""Issue 15 on real py-libp2p hosts in one process (127.0.0.1): the peerstore overflow that
+evicted the node's own entry, stream limits, and the DHT across hosts not directly connected.
+
+Every wait polls under ``trio.fail_after``; no fixed sleep precedes an assertion.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+import trio
+from libp2p.peer.id import ID
+from multiaddr import Multiaddr
+
+from wwwserve_p2p.identity import Identity
+from wwwserve_p2p.net.libp2p import Libp2pConfig, open_libp2p_overlay
+
+pytestmark = pytest.mark.real
+
+TOPIC = "wwwserve/test/hardening"
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    try:
+        with trio.fail_after(timeout):
+            while not pred():
+                await trio.sleep(0.02)
+    except trio.TooSlowError:
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+
+
+def fresh_ids(n: int) -> list[ID]:
+    """PeerIds of fresh identities (identity-multihash ids of random Ed25519-sized keys)."""
+    return [ID(b"\x00\x24\x08\x01\x12\x20" + os.urandom(32)) for _ in range(n)]
+
+
+async def test_peerstore_overflow_keeps_our_own_entry_and_publishing_works() -> None:
+    """1,500 addresses of fresh identities (what dialling forged statuses' addresses did) pushed
+    py-libp2p's peerstore over its 1,000-peer cap, which evicted our own entry: every publish
+    then failed with PeerStoreError. With the fix the store stays bounded and we publish."""
+    async with open_libp2p_overlay(Identity.generate(), Libp2pConfig()) as a:
+        async with open_libp2p_overlay(Identity.generate(), Libp2pConfig(bootstrap=(a.addrs()[0],))) as b:
+            await wait_until(lambda: len(a.connected_peers()) == 1, what="connection")
+            got = await b.subscribe(TOPIC)
+            await a.subscribe(TOPIC)
+            await wait_until(lambda: a.statistics()["topic_peers"].get(TOPIC, 0) == 1, what="b's subscription")
+            store = a._host.get_peerstore()
+            me, peer_b = a._host.get_id(), b._host.get_id()
+            for i, pid in enumerate(fresh_ids(1500)):
+                store.add_addrs(pid, [Multiaddr(f"/ip4/10.{i // 250}.{i % 250}.1/tcp/4001")], 3600)
+            assert len(store.peer_ids()) <= store.max_peers
+            assert me in store.peer_ids() and store.privkey(me) is not None
+            assert peer_b in store.peer_ids()  # connected peers are never evicted either
+            with trio.fail_after(10):
+                while True:
+                    await a.publish(TOPIC, b"still here")
+                    with trio.move_on_after(0.5):
+                        msg = await got.receive()
+                        break
+            assert msg.data == b"still here" and msg.source == a.peer_id
