@@ -6,24 +6,61 @@ Run ``wwwserve <command> --help`` for each command's options.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
+from typing import Any
+
 from .errors import WwwServeError
+from .logs import setup_logging
+
+__all__ = ["build_parser", "main", "setup_logging"]
 
 DEFAULT_DATA = Path("data")
 DEFAULT_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare" / "input.txt"
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Log to stderr with timestamps; keep py-libp2p's chatter at WARNING."""
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("libp2p", "multiaddr", "hypercorn.access", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+#: 1 credit in micro-credits (every human-facing amount of the CLI is in credits)
+MICRO = 1_000_000
+
+
+def credits(micro: int | float | None) -> str:
+    """``micro`` micro-credits as a credits string with 6 decimals (``1.500000``)."""
+    return f"{(micro or 0) / MICRO:,.6f}"
+
+
+def _console() -> "Any":
+    """A rich Console that never truncates: on a pipe or file, lines are as wide as needed."""
+    from rich.console import Console
+    return Console() if sys.stdout.isatty() else Console(width=100_000, soft_wrap=True, color_system=None)
+
+
+def _get_json(url: str, key: str | None = None, timeout: float = 5.0) -> Any:
+    import httpx
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    try:
+        r = httpx.get(url, timeout=timeout, headers=headers)
+    except httpx.HTTPError as exc:
+        raise WwwServeError(f"cannot reach {url}: {exc or type(exc).__name__}; is the node running "
+                            "(wwwserve node) and is --url its API address?") from None
+    if r.status_code >= 400:
+        raise WwwServeError(f"{url}: HTTP {r.status_code}: {_error_message(r)}")
+    try:
+        return r.json()
+    except ValueError:
+        raise WwwServeError(f"{url} did not answer JSON (is --url a wwwserve node?)") from None
+
+
+def _error_message(r: Any) -> str:
+    try:
+        return r.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return r.text[:200]
 
 
 def find_corpus(explicit: str | None = None) -> Path:
@@ -48,6 +85,7 @@ def cmd_node(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.set)
     setup_logging(args.log_level or config.node.log_level)
+    preflight(config)
 
     async def main() -> None:
         async with open_node(config) as node:
@@ -58,52 +96,160 @@ def cmd_node(args: argparse.Namespace) -> int:
                     logging.getLogger("wwwserve_p2p").info("received %s, shutting down", signal.Signals(sig).name)
                     return
 
-    trio.run(main)
+    try:
+        trio.run(main)
+    except BaseException as exc:
+        message = explain_startup_error(exc, config)
+        if message is None:
+            raise
+        raise WwwServeError(message) from None
     return 0
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
+    out = [exc]
+    if exc.__cause__ is not None:
+        out += _leaves(exc.__cause__)
+    return out
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    import socket
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def _tcp_listens(config: Any) -> list[tuple[str, int]]:
+    out = []
+    for addr in config.net.listen:
+        parts = addr.split("/")
+        if len(parts) >= 5 and parts[1] in ("ip4", "ip6") and parts[3] == "tcp" and parts[4].isdigit():
+            out.append((parts[2], int(parts[4])))
+    return out
+
+
+def preflight(config: Any) -> None:
+    """Check what makes a node fail to start, before starting it, each with one line naming the
+    fix: the API port or an overlay port in use, an unreadable hf model directory, an
+    unreadable or invalid genesis file, a missing API keys file.
+
+    :raises WwwServeError: the first problem found.
+    """
+    from .config import ConfigError
+    api = config.api
+    if api.enabled and api.port and _port_in_use(api.host, api.port):
+        raise WwwServeError(f"API port {api.host}:{api.port} is already in use (another node running?); "
+                            f"choose another with --set api.port=PORT (0 picks a free one)")
+    for host, port in _tcp_listens(config):
+        if port and _port_in_use(host, port):
+            raise WwwServeError(f"overlay port {host}:{port} (net.listen) is already in use; choose another with "
+                                f"--set 'net.listen=[\"/ip4/{host}/tcp/PORT\"]' (PORT 0 picks a free one)")
+    ex = config.executor
+    if ex.get("kind") == "hf":
+        d = Path(str(ex.get("model_dir", "")))
+        if not str(ex.get("model_dir", "")):
+            problem = "executor.model_dir is not set"
+        elif not d.is_dir():
+            problem = f"model directory {d} does not exist"
+        elif not os.access(d, os.R_OK | os.X_OK):
+            problem = f"model directory {d} is not readable (permissions)"
+        elif not (d / "config.json").is_file():
+            problem = f"model directory {d} has no config.json (not a Hugging Face model directory)"
+        else:
+            problem = ""
+        if problem:
+            raise WwwServeError(f"{problem}; set --set executor.model_dir=DIR to a Hugging Face model directory "
+                                "('wwwserve train-models --data-dir data' creates data/models/tiny and data/models/small)")
+    try:
+        config.genesis()
+    except ConfigError as exc:
+        raise WwwServeError(f"{exc}; pass the network's genesis file with --set ledger.genesis=FILE (the one every "
+                            "node of the network uses; 'wwwserve genesis' writes a new one)") from None
+    if api.enabled and api.keys_file and not Path(api.keys_file).is_file():
+        raise WwwServeError(f"API keys file {api.keys_file} does not exist; create it with "
+                            f"'wwwserve keys add --file {api.keys_file} --name NAME', or drop api.keys_file")
+
+
+def explain_startup_error(exc: BaseException, config: Any) -> str | None:
+    """One line for a known start-up failure inside ``exc`` (an exception group from trio, or
+    a plain exception), or None for anything else (a bug: its traceback is kept)."""
+    for leaf in _leaves(exc):
+        if isinstance(leaf, OSError) and leaf.errno == errno.EADDRINUSE:
+            return (f"a port is already in use ({leaf.strerror}): API {config.api.host}:{config.api.port}, "
+                    f"overlay {', '.join(config.net.listen)}; choose free ones with --set api.port=PORT and "
+                    "--set net.listen=... (port 0 picks a free one)")
+        if isinstance(leaf, WwwServeError):
+            return str(leaf).splitlines()[0] if str(leaf) else type(leaf).__name__
+    return None
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     from .identity import KEY_FILE_NAME, Identity
 
     path = Path(args.data_dir) / KEY_FILE_NAME
-    if path.exists() and not args.force:
+    new = not path.exists() or args.force
+    if new:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ident = Identity.generate()
+        ident.save(path)
+    else:
         ident = Identity.load(path)
+    if args.json:
+        print(json.dumps({"peer_id": ident.peer_id, "key_file": str(path), "created": new}))
+    elif args.quiet:
+        print(ident.peer_id)
+    elif new:
+        print(f"{ident.peer_id}  (new key written to {path}, mode 0600)")
+    else:
         print(f"{ident.peer_id}  (existing key {path}; --force to replace)")
-        return 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ident = Identity.generate()
-    ident.save(path)
-    print(f"{ident.peer_id}  (new key written to {path}, mode 0600)")
     return 0
 
 
+def _api_key(args: argparse.Namespace) -> str | None:
+    return getattr(args, "api_key", None) or os.environ.get("WWWSERVE_API_KEY") or None
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    import httpx
-    from rich.console import Console
     from rich.table import Table
 
-    try:
-        st = httpx.get(args.url.rstrip("/") + "/status", timeout=5).json()
-    except httpx.HTTPError as exc:
-        raise WwwServeError(f"cannot reach {args.url}: {exc}") from None
+    st = _get_json(args.url.rstrip("/") + "/status", _api_key(args))
+    if args.multiaddr:
+        addrs = [a for a in st.get("addrs", []) if "/p2p/" in a] or [
+            f"{a}/p2p/{st['peer_id']}" for a in st.get("addrs", [])]
+        if not addrs:
+            raise WwwServeError(f"{args.url} reports no listen address")
+        print(next((a for a in addrs if "/ip4/127.0.0.1/" not in a), addrs[0]) if args.public else addrs[0])
+        return 0
     if args.json:
         print(json.dumps(st, indent=2))
         return 0
-    con = Console()
+    con = _console()
     load = st["load"]
+    led = st.get("ledger", {})
     con.print(f"[bold]{st['peer_id']}[/bold]  network {st['network_id']}  models {', '.join(st['models'])}")
     con.print(f"load {load['load']:.2f} (running {load['running']}, queued {load['queued']}, capacity "
               f"{load['capacity']}), delegated running {st['delegated_running']}, connected peers "
               f"{st['connected_peers']}")
+    if led:
+        con.print(f"balance {credits(led.get('balance'))} credits, stake {credits(led.get('stake'))} credits, "
+                  f"earned {credits(led.get('earned'))}, spent {credits(led.get('spent'))}")
     con.print("stats: " + ", ".join(f"{k}={v}" for k, v in st["stats"].items()))
     for a in st["addrs"]:
         con.print(f"  {a}")
-    t = Table(title="peers")
+    t = Table(title="peers (stake in credits)")
     for col in ("peer", "state", "models", "load", "accepting", "stake", "api", "seen (s ago)"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=True, justify="right" if col in ("load", "stake", "seen (s ago)") else "left")
     for p in st["peers"]:
-        t.add_row(p["peer_id"][-12:], p["state"], ", ".join(p["models"]), f"{p['load']:.2f}",
-                  str(p["accepting"]), str(p["stake"]), p["api_url"], f"{p['last_seen_s_ago']:.1f}")
+        t.add_row(p["peer_id"], p["state"], ", ".join(p["models"]), f"{p['load']:.2f}",
+                  str(p["accepting"]), credits(p["stake"]), p["api_url"], f"{p['last_seen_s_ago']:.1f}")
     con.print(t)
     return 0
 
@@ -153,6 +299,11 @@ def cmd_genesis(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_genesis(genesis, out)
     config_from_dict({"ledger": {"genesis": str(out)}}).genesis()  # read back: proves it loads
+    if args.json:
+        print(json.dumps({"file": str(out), "network": genesis.network, "network_id": genesis.network_id,
+                          "allocations": {p: a for p, a in genesis.allocations}, "supply": genesis.supply,
+                          "unit": "micro-credits"}))
+        return 0
     print(f"wrote {out}: network {genesis.network!r}, network id {genesis.network_id}, "
           f"{len(genesis.allocations)} allocations, supply {genesis.supply / 1e6:g} credits")
     print(f"use it with: wwwserve node --set ledger.genesis={out}")
@@ -160,39 +311,111 @@ def cmd_genesis(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    import httpx
-    from rich.console import Console
     from rich.table import Table
 
     base = args.url.rstrip("/")
-    try:
-        summary = httpx.get(base + "/ledger", timeout=5).json()
-        accounts = httpx.get(base + "/ledger/accounts", timeout=5).json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise WwwServeError(f"cannot read the ledger of {args.url}: {exc}") from None
+    summary = _get_json(base + "/ledger", _api_key(args))
+    accounts = _get_json(base + "/ledger/accounts", _api_key(args))
     if args.json:
         print(json.dumps({"summary": summary, **accounts}, indent=2))
         return 0
-    con = Console()
-    con.print(f"network [bold]{summary['network']}[/bold] ({summary['network_id']})  state {summary['state_hash'][:16]}  "
+    con = _console()
+    con.print(f"network [bold]{summary['network']}[/bold] ({summary['network_id']})  state {summary['state_hash']}  "
               f"blocks {summary['blocks']} from {summary['authors']} authors, pending {summary['pending']}  "
-              f"supply {summary['supply'] / 1e6:,.6f} of {summary['genesis_supply'] / 1e6:,.6f} credits, "
-              f"burned {summary['burned'] / 1e6:,.6f}  duels settled {summary.get('duels_settled', 0)}")
-    t = Table(title=f"accounts seen by {summary['me']['peer_id'][-12:]} (credits)")
-    for col in ("peer", "balance", "stake", "unbonding", "debt", "height", "duels W/L/T", "win rate",
-                "judge maj/min/abs", "flags"):
-        t.add_column(col, justify="right" if col not in ("peer", "flags") else "left")
+              f"supply {credits(summary['supply'])} of {credits(summary['genesis_supply'])} credits, "
+              f"in flight {credits(summary.get('in_flight', 0))}, burned {credits(summary['burned'])}  "
+              f"duels settled {summary.get('duels_settled', 0)}")
+    t = Table(title=f"accounts seen by {summary['me']['peer_id']} (credits)")
+    for col in ("peer", "balance", "stake", "unbonding", "debt", "earned", "spent", "height", "duels W/L/T",
+                "win rate", "judge maj/min/abs", "flags"):
+        t.add_column(col, no_wrap=True, justify="right" if col not in ("peer", "flags") else "left")
     for a in accounts["accounts"]:
         flags = ", ".join(f for f, on in (("me", a["peer_id"] == summary["me"]["peer_id"]),
                                           ("in debt", a["in_debt"]), ("equivocated", a["equivocated"])) if on)
-        t.add_row(a["peer_id"][-12:], f"{a['balance'] / 1e6:,.6f}", f"{a['stake'] / 1e6:,.6f}",
-                  f"{a['unbonding'] / 1e6:,.6f}", f"{a['debt'] / 1e6:,.6f}", str(a["height"]),
+        t.add_row(a["peer_id"], credits(a["balance"]), credits(a["stake"]), credits(a["unbonding"]),
+                  credits(a["debt"]), credits(a.get("earned")), credits(a.get("spent")), str(a["height"]),
                   f"{a['duels_won']}/{a['duels_lost']}/{a['duels_tied']}" if a["duels"] else "",
                   "" if a["win_rate"] is None else f"{a['win_rate']:.2f}",
                   f"{a['judge_majority']}/{a['judge_minority']}/{a['judge_abstained']}"
                   if a["judge_majority"] + a["judge_minority"] + a["judge_abstained"] else "", flags)
     con.print(t)
     return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .api.auth import KeysFile
+
+    kf = KeysFile(args.file)
+    if args.keys_command == "add":
+        key, rec = kf.add(args.name, rate_per_min=args.rate, admin=args.admin)
+        if args.json:
+            print(json.dumps({"key": key, **rec.public(), "file": str(kf.path)}))
+        else:
+            print(key)
+            print(f"(key {rec.id} '{rec.name}'{' admin' if rec.admin else ''}, {rec.rate_per_min:g} requests/min, "
+                  f"added to {kf.path}; shown once, only its hash is stored. Serve it with "
+                  f"--set api.keys_file={kf.path})", file=sys.stderr)
+        return 0
+    if args.keys_command == "revoke":
+        rec = kf.revoke(args.ident)
+        print(json.dumps(rec.public()) if args.json else f"revoked key {rec.id} '{rec.name}' in {kf.path}")
+        return 0
+    keys = kf.load()
+    if args.json:
+        print(json.dumps({"file": str(kf.path), "keys": [k.public() for k in keys]}, indent=2))
+        return 0
+    t = Table(title=f"API keys in {kf.path}")
+    for col in ("id", "name", "admin", "rate (req/min)", "created (UTC)", "revoked"):
+        t.add_column(col, no_wrap=True)
+    import datetime as _dt
+    for k in keys:
+        created = _dt.datetime.fromtimestamp(k.created_ms / 1000, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        t.add_row(k.id, k.name, "yes" if k.admin else "", f"{k.rate_per_min:g}", created, "REVOKED" if k.revoked else "")
+    _console().print(t)
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    import time
+
+    import httpx
+
+    base = args.url.rstrip("/")
+    amount = _parse_amount(args.amount)
+    key = _api_key(args)
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    try:
+        r = httpx.post(base + "/admin/transfer", json={"to": args.to, "amount": amount}, headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        raise WwwServeError(f"cannot reach {base}: {exc or type(exc).__name__}") from None
+    if r.status_code == 404:
+        raise WwwServeError(f"{base} does not serve /admin/transfer; start the sending node with --set api.admin=true "
+                            "(and, with API keys on, pass an admin key: --api-key or WWWSERVE_API_KEY)")
+    if r.status_code >= 400:
+        raise WwwServeError(f"transfer refused (HTTP {r.status_code}): {_error_message(r)}")
+    out = r.json()
+    received = None
+    if args.wait > 0:  # until the recipient's Receive is in the sender's view of the ledger
+        deadline = time.monotonic() + args.wait
+        received = False
+        while time.monotonic() < deadline and not received:
+            accounts = _get_json(base + "/ledger/accounts", key)["accounts"]
+            acc = next((a for a in accounts if a["peer_id"] == args.to), None)
+            summary = _get_json(base + "/ledger", key)
+            received = bool(acc) and summary.get("in_flight", 1) == 0 and summary.get("queued_entries", 1) == 0
+            if not received:
+                time.sleep(0.5)
+        out["received"] = received
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"queued transfer of {credits(amount)} credits from {out['from']} to {out['to']} "
+              f"(spendable after: {credits(out['spendable_after'])} credits)"
+              + ("" if received is None else ("; received by the recipient" if received
+                                               else f"; not received within {args.wait:g} s (is the recipient online?)")))
+    return 0 if received is not False else 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -241,11 +464,17 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("keygen", help="create the node identity (Ed25519) and print its PeerId")
     k.add_argument("--data-dir", default="data/node", help="where identity.key is written (default: %(default)s)")
     k.add_argument("--force", action="store_true", help="replace an existing key")
+    k.add_argument("--quiet", "-q", action="store_true", help="print only the PeerId (for scripts)")
+    k.add_argument("--json", action="store_true", help="print {peer_id, key_file, created}")
     k.set_defaults(func=cmd_keygen)
 
     s = sub.add_parser("status", help="show a running node's status and peer table")
     s.add_argument("--url", default="http://127.0.0.1:8000", help="the node's API base URL (default: %(default)s)")
     s.add_argument("--json", action="store_true", help="print raw JSON")
+    s.add_argument("--multiaddr", action="store_true",
+                   help="print only a multiaddr to bootstrap from (…/p2p/<PeerId>), for net.bootstrap")
+    s.add_argument("--public", action="store_true", help="with --multiaddr: prefer a non-loopback address")
+    s.add_argument("--api-key", help="API key, if the node asks for one (default: $WWWSERVE_API_KEY)")
     s.set_defaults(func=cmd_status)
 
     g = sub.add_parser("genesis", help="write a network genesis file (name, ledger parameters, allocations)",
@@ -268,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "price_per_token=100, minority_penalty_pct=20, abstain_penalty_pct=5")
     g.add_argument("--note", default="", help="free text stored in the file (changes the network id)")
     g.add_argument("--force", action="store_true", help="overwrite an existing file")
+    g.add_argument("--json", action="store_true", help="print {file, network, network_id, allocations, supply}")
     g.set_defaults(func=cmd_genesis)
 
     lg = sub.add_parser("ledger", help="show a running node's view of the credit ledger",
@@ -275,7 +505,41 @@ def build_parser() -> argparse.ArgumentParser:
                                     "view, with the ledger state hash: equal hashes on two nodes mean equal state.")
     lg.add_argument("--url", default="http://127.0.0.1:8000", help="the node's API base URL (default: %(default)s)")
     lg.add_argument("--json", action="store_true", help="print raw JSON")
+    lg.add_argument("--api-key", help="API key, if the node asks for one (default: $WWWSERVE_API_KEY)")
     lg.set_defaults(func=cmd_ledger)
+
+    tr = sub.add_parser("transfer", help="send credit from a running node to another PeerId (fund a newcomer)",
+                        description="Ask a running node (started with --set api.admin=true) to transfer credit from "
+                                    "its own account to a PeerId: a Transfer entry in its next block. The "
+                                    "recipient's node credits it with its own Receive as soon as the block reaches "
+                                    "it. Amounts are credits (e.g. 10 or 2.5) or micro-credits with a 'u' suffix.",
+                        epilog="Example:\n  wwwserve transfer --url http://127.0.0.1:8000 --to 12D3KooW... --amount 10",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tr.add_argument("--url", default="http://127.0.0.1:8000", help="the SENDING node's API (default: %(default)s)")
+    tr.add_argument("--to", required=True, metavar="PEER_ID", help="the recipient's PeerId (wwwserve keygen -q)")
+    tr.add_argument("--amount", required=True, help="credits (10, 2.5) or micro-credits (1500u)")
+    tr.add_argument("--wait", type=float, default=0.0, metavar="S",
+                    help="wait up to S seconds until the recipient's node has received it (exit 1 if not)")
+    tr.add_argument("--api-key", help="admin API key when the node has keys on (default: $WWWSERVE_API_KEY)")
+    tr.add_argument("--json", action="store_true", help="print the node's JSON answer")
+    tr.set_defaults(func=cmd_transfer)
+
+    ks = sub.add_parser("keys", help="manage API keys (bearer keys for /v1 and /admin)",
+                        description="API keys of a node: stored hashed (sha256) in a JSON keys file (mode 0600). "
+                                    "Serve them with --set api.keys_file=FILE; a running node picks up changes "
+                                    "(a revoke) within a second. Each key has a rate limit (requests/min; over it "
+                                    "the API answers 429 with Retry-After).")
+    ks.add_argument("--file", default="api_keys.json", help="the keys file (default: %(default)s)")
+    ks.add_argument("--json", action="store_true", help="JSON output")
+    ksub = ks.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    ka = ksub.add_parser("add", help="create a key; prints it once")
+    ka.add_argument("--name", required=True, help="who the key is for (shown in 'list')")
+    ka.add_argument("--rate", type=float, default=60.0, help="requests per minute (default: %(default)s)")
+    ka.add_argument("--admin", action="store_true", help="may use /admin/* (transfer, deny-list)")
+    ksub.add_parser("list", help="list keys (never the keys themselves)")
+    kr = ksub.add_parser("revoke", help="revoke a key by id or name")
+    kr.add_argument("ident", metavar="ID_OR_NAME")
+    ks.set_defaults(func=cmd_keys)
 
     t = sub.add_parser("train-models", help="train the small GPT-2-style demo models on tinyshakespeare",
                        description="Train (or reuse cached) small causal LMs, saved under DATA_DIR/models/<size> "

@@ -21,7 +21,7 @@ The keys file is JSON, mode 0600, and holds only hashes::
 A key reads ``wws_<id>_<secret>`` (``secret``: 32 random bytes, URL-safe base64). Only
 ``sha256(key)`` is stored: the secret is 256 random bits, so a slow password hash (scrypt)
 would add latency to every request and no security. The running node re-reads the file
-when its modification time changes (checked at most once a second), so ``wwwserve keys
+when it changes (inode, mtime, size; checked at most once a second), so ``wwwserve keys
 revoke`` takes effect without a restart. Keys never appear in logs or metrics; metrics
 label usage by the key's ``id``.
 """
@@ -180,7 +180,7 @@ class KeyRing:
         self.clock = clock
         self.reload_s = reload_s
         self._keys: dict[str, ApiKey] = {}
-        self._mtime: float | None = None
+        self._mtime: tuple[int, int, int] | None = None
         self._checked = -math.inf
         self._buckets: dict[str, _Bucket] = {}
         self._reload(force=True)
@@ -190,8 +190,9 @@ class KeyRing:
         if not force and now - self._checked < self.reload_s:
             return
         self._checked = now
-        try:
-            mtime = self.file.path.stat().st_mtime_ns
+        try:  # the file is replaced on every save: a new inode even within one mtime tick
+            st = self.file.path.stat()
+            mtime: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
         except OSError:
             mtime = None
         if not force and mtime == self._mtime:
