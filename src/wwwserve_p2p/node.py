@@ -104,7 +104,8 @@ class Node:
             me, genesis.network_id, overlay, MeteredExecutor(executor, self.metrics, "local"), self.membership, self.ledger_service, self.tickets, runtime,
             rng, cfg.policy, DispatchLimits(cfg.delegation.max_attempts, cfg.delegation.max_retries,
                                             cfg.delegation.retry_delay, cfg.duel.duel_rate),
-            cfg.delegation, cfg.duel.probe_grace, self.metrics, self.stats, self.duels)
+            cfg.delegation, cfg.duel.probe_grace, self.metrics, self.stats, self.duels,
+            slots=self.delegation.slots)
         local = LocalState(
             models=executor.models, load=executor.load, accepting=self.delegation.accepting,
             stake=lambda: self.ledger_service.stake_of(me), delegated_running=lambda: self.delegation.running,

@@ -23,6 +23,20 @@ Semantics (the WWW.Serve paper's offload policy, :func:`~wwwserve_p2p.core.polic
   ``max_retries + 1`` decisions per attempt;
 - an attempt failing mid-answer is re-dispatched (at most ``max_attempts`` attempts) with the
   delivered text as ``continuation``; its ticket is voided.
+
+Late binding (issue 12, DESIGN §5): a :class:`RunLocal` request that finds no free local slot
+waits in the requester's :class:`WaitQueue`, oldest first, and stays offloadable until it starts:
+on a peer's capacity announcement or the periodic re-dispatch tick the requester asks
+:meth:`Dispatch.reoffer` for a :class:`Probe` of peers with spare capacity. Whatever starts first
+wins (:meth:`WaitQueue.start_local` for a freed local slot, :meth:`WaitQueue.claim_remote` before
+a commit is sent); the other side is withdrawn: offers not committed get ``commit=false`` and no
+ticket exists for them, a commit that could not be delivered has its ticket voided.
+
+Choice among acceptors (proof of stake): every probed peer that accepts states its expected TTFT
+and time per token in its Offer; :meth:`Dispatch.choose` draws one with probability proportional
+to ``stake x ((L_min + tau) / (L + tau)) ** exponent``
+(:func:`~wwwserve_p2p.core.selection.offer_weights`), which is proportional to stake when the
+acceptors are equal.
 """
 
 from __future__ import annotations
@@ -31,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from typing import Union
 
 from .policy import OffloadPolicy, Route, decide_route
-from .selection import order_candidates
+from .selection import choose_offer, expected_latency, order_candidates
 from .types import GenerationChunk, GenerationRequest, Usage
 
 
@@ -57,6 +71,20 @@ class Candidate:
     stake: int
     load: float
     in_debt: bool = False
+    #: delegated requests the peer's last status says it can take now (0: not accepting)
+    spare: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class OfferView:
+    """An accepting peer's Offer as the requester sees it: ``stake`` (micro-credits) from the
+    ledger view, ``ttft_s`` and ``s_per_token`` (its estimates, 0 = unknown), ``load``."""
+
+    peer_id: str
+    stake: int
+    ttft_s: float = 0.0
+    s_per_token: float = 0.0
+    load: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +173,9 @@ class Dispatch:
     _exclude: set[str] = field(init=False)
     _extra_tokens: int = field(init=False, default=0)
     _probing: tuple[tuple[str, ...], int] | None = field(init=False, default=None)
+    #: late binding: whether the request may be re-offered while it waits for a local slot
+    #: (False once the policy's offload draw sent it to the local queue)
+    may_reoffer: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
         self.request = self.original
@@ -171,6 +202,8 @@ class Dispatch:
             route = Route.OFFLOAD if cands else (Route.LOCAL if view.serves else Route.RETRY)
         else:
             route = decide_route(view.local_load, self.policy, bool(cands), u.offload, u.queue)
+            if route is Route.QUEUE and cands:  # the offload_frequency draw said: queue here
+                self.may_reoffer = False
         if route in (Route.LOCAL, Route.QUEUE):
             return RunLocal(req)
         if route is Route.OFFLOAD:
@@ -182,6 +215,43 @@ class Dispatch:
             return Probe(req, tuple(order), duel, self.attempt)
         self._decisions += 1
         return Wait(self.limits.retry_delay)
+
+    def reoffer(self, view: DispatchView, u: Variates) -> Probe | None:
+        """Late binding: a new offer for this request while it waits in our queue, to up to
+        ``1 + probe_extra`` peers whose status announces spare capacity (not on the route, not
+        in debt), stake-ordered like a first offload; None when there is none or we may not
+        offload. Report the outcome with :meth:`reoffered`."""
+        if view.in_debt or not self.policy.participate or self.attempt >= self.limits.max_attempts \
+                or not self.may_reoffer or self.policy.offload_frequency <= 0:
+            return None
+        cands = [c for c in view.candidates if c.peer_id not in self._exclude and not c.in_debt and c.spare > 0]
+        if not cands:
+            return None
+        order = order_candidates(self.policy.selection, {c.peer_id: c.stake for c in cands},
+                                 {c.peer_id: c.load for c in cands}, 1 + self.policy.probe_extra,
+                                 u.seed, self.policy.exploration_share)
+        self._probing = (tuple(order), len(cands))
+        return Probe(self.request, tuple(order), False, self.attempt)
+
+    def reoffered(self, winner: str | None) -> None:
+        """Outcome of a :meth:`reoffer` probe: committed to ``winner``, or (None) nobody took it
+        and the request keeps waiting (no retry budget is spent)."""
+        self._probing = None
+
+    def choose(self, offers: "tuple[OfferView, ...] | list[OfferView]", u: float, u_explore: float = 1.0) -> str | None:
+        """The acceptor to commit to among ``offers`` (proof of stake, see the module
+        docstring); None when there is none. ``u``, ``u_explore``: uniform variates."""
+        if not offers:
+            return None
+        if self.policy.selection != "stake":  # baselines: their own order decides, stake plays no part
+            order = self._probing[0] if self._probing else ()
+            rank = {p: i for i, p in enumerate(order)}
+            return min(offers, key=lambda o: (rank.get(o.peer_id, len(rank)), o.peer_id)).peer_id
+        lat = [expected_latency(o.ttft_s, o.s_per_token, self.request.max_tokens) for o in offers]
+        i = choose_offer([o.stake for o in offers], lat, u, u_explore,
+                         exploration_share=self.policy.exploration_share, tau=self.policy.latency_tau,
+                         exponent=self.policy.latency_exponent)
+        return None if i is None else offers[i].peer_id
 
     def probed(self, winner: str | None, view_serves: bool) -> Action | None:
         """Report the outcome of the last :class:`Probe`: ``winner`` committed (None = nobody
@@ -210,7 +280,7 @@ class Dispatch:
         if chunk.is_final:
             if self._extra_tokens or self.delivered:
                 u = chunk.usage or Usage()
-                chunk = replace(chunk, usage=Usage(u.prompt_tokens, u.completion_tokens + self._extra_tokens))
+                chunk = replace(chunk, usage=replace(u, completion_tokens=u.completion_tokens + self._extra_tokens))
             return chunk
         self.delivered += chunk.text
         self.chunks_delivered += 1
@@ -232,6 +302,102 @@ class Dispatch:
         self._decisions = 0
         self._exclude = set(self.request.route) | {self.me}
         return void, True
+
+
+class QueueFull(Exception):
+    """The wait queue holds ``limit`` requests already."""
+
+
+@dataclass
+class _Waiting:
+    seq: int
+    offloadable: bool
+    offering: bool = False
+
+
+class WaitQueue:
+    """Late binding's bookkeeping: our users' requests waiting for a local slot, oldest first.
+
+    Pure (no I/O, no clock). Each request ends in exactly one of: started locally
+    (:meth:`start_local`), claimed by a remote commit (:meth:`claim_remote`), cancelled
+    (:meth:`cancel`). A claim whose commit could not be delivered is put back in its place with
+    :meth:`restore`. ``limit`` bounds the queue (keys come from our own users' requests).
+    """
+
+    def __init__(self, limit: int = 4096):
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        self.limit = limit
+        self._items: dict[str, _Waiting] = {}
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, rid: object) -> bool:
+        return rid in self._items
+
+    def add(self, rid: str, offloadable: bool = True) -> None:
+        """Queue ``rid`` (``offloadable``: may be offered to peers while it waits).
+
+        :raises QueueFull: ``limit`` requests wait already. :raises ValueError: ``rid`` is queued."""
+        if rid in self._items:
+            raise ValueError(f"{rid} is queued already")
+        if len(self._items) >= self.limit:
+            raise QueueFull(f"{self.limit} requests are waiting for a local slot")
+        self._seq += 1
+        self._items[rid] = _Waiting(self._seq, offloadable)
+
+    def _ordered(self) -> list[tuple[str, _Waiting]]:
+        return sorted(self._items.items(), key=lambda kv: kv[1].seq)
+
+    def waiting(self) -> list[str]:
+        """Queued request ids, oldest first."""
+        return [rid for rid, _ in self._ordered()]
+
+    def to_offer(self, n: int) -> list[str]:
+        """Up to ``n`` of the oldest offloadable requests not being offered now; each is marked
+        as being offered until :meth:`offer_done`."""
+        out = []
+        for rid, w in self._ordered():
+            if len(out) >= n:
+                break
+            if w.offloadable and not w.offering:
+                w.offering = True
+                out.append(rid)
+        return out
+
+    def offer_done(self, rid: str) -> None:
+        """The offer of ``rid`` was answered (whatever the outcome)."""
+        w = self._items.get(rid)
+        if w is not None:
+            w.offering = False
+
+    def start_local(self, free_slots: int) -> list[str]:
+        """The oldest ``free_slots`` requests start on our executor: removed from the queue
+        (an offer of theirs still in flight will find them gone and be withdrawn)."""
+        out = [rid for rid, _ in self._ordered()[:max(0, free_slots)]]
+        for rid in out:
+            del self._items[rid]
+        return out
+
+    def claim_remote(self, rid: str) -> bool:
+        """Before committing ``rid`` to a peer: True (and removed) if it still waits, False if it
+        started elsewhere or was cancelled (then withdraw the offers)."""
+        return self._items.pop(rid, None) is not None
+
+    def restore(self, rid: str, seq_of: int | None = None) -> None:
+        """Put a claimed request back (its commit was never delivered), oldest first again."""
+        if rid not in self._items:
+            self._items[rid] = _Waiting(seq_of if seq_of is not None else 0, True)
+
+    def seq(self, rid: str) -> int | None:
+        w = self._items.get(rid)
+        return None if w is None else w.seq
+
+    def cancel(self, rid: str) -> bool:
+        """The user went away: forget ``rid``. True if it was waiting."""
+        return self._items.pop(rid, None) is not None
 
 
 def continuation_request(request: GenerationRequest, delivered: str, delivered_chunks: int,

@@ -3,9 +3,16 @@
 Semantics from the WWW.Serve paper (Wang et al., CMU 2026, §3) as summarised in DESIGN §5:
 run a request locally while the executor's load is under ``target_load``; otherwise offload
 with probability ``offload_frequency``, else queue it locally with probability
-``queue_frequency``, else retry the decision later. A node accepts delegated work with
-probability ``accept_frequency`` when it has idle capacity, an empty user queue, and fewer
-than ``max_delegated`` delegated requests running. Pure: the caller passes uniform variates.
+``queue_frequency``, else retry the decision later. A queued request stays offloadable until it
+starts (late binding, :class:`~wwwserve_p2p.core.dispatch.WaitQueue`) unless it was queued
+because the ``offload_frequency`` draw said no.
+
+Acceptance by capacity (issue 12): a node accepts a delegation probe with probability
+``accept_frequency`` while the expected load after accepting, ``max((busy + 1) / capacity,
+kv_usage)``, stays at or below ``accept_load`` (default 1.0: while a slot is free), none of its own
+users is waiting for a slot (a hot spot declines at once), and fewer than ``max_delegated``
+delegated requests are held. ``busy`` counts the sequences running or queued on the executor and
+the slots held for accepted offers. Pure: the caller passes uniform variates.
 """
 
 from __future__ import annotations
@@ -43,6 +50,15 @@ class OffloadPolicy:
     stake: int = 1_000_000
     stake_policy: str = "fixed"
     selection: str = "stake"
+    #: accept delegated work while the expected load after accepting is <= this (1.0 = a slot is free)
+    accept_load: float = 1.0
+    #: s to wait, after the first acceptance, for the other probed peers' offers before choosing
+    offer_window: float = 0.05
+    #: latency weighting of the choice among acceptors (core.selection.offer_weights): tau in s, exponent
+    latency_tau: float = 0.5
+    latency_exponent: float = 2.0
+    #: s between re-offers of the requests waiting in our queue (also on peers' capacity announcements)
+    reoffer_interval: float = 0.25
 
     def __post_init__(self) -> None:
         for name in ("offload_frequency", "queue_frequency", "accept_frequency", "exploration_share"):
@@ -51,6 +67,10 @@ class OffloadPolicy:
                 raise ConfigError(f"policy.{name} must be in [0, 1], got {v}")
         if not self.target_load >= 0:
             raise ConfigError("policy.target_load must be >= 0")
+        if not self.accept_load >= 0 or not self.offer_window >= 0 or not self.reoffer_interval > 0:
+            raise ConfigError("policy.accept_load and offer_window must be >= 0, reoffer_interval > 0")
+        if not self.latency_tau > 0 or not self.latency_exponent >= 0:
+            raise ConfigError("policy.latency_tau must be > 0 and latency_exponent >= 0")
         if self.max_delegated < 0 or self.probe_extra < 0 or self.stake < 0:
             raise ConfigError("policy.max_delegated, probe_extra and stake must be >= 0")
         if self.selection not in ("stake", "random", "p2c"):
@@ -74,17 +94,29 @@ def decide_route(load: float, policy: OffloadPolicy, can_offload: bool, u_offloa
     return Route.RETRY
 
 
+def expected_load_after(load: LoadSnapshot, held: int = 0) -> float:
+    """The load after accepting one more request: ``max((running + queued + held + 1) /
+    capacity, kv_usage)``; ``held`` = slots reserved but not yet running on the executor (offers
+    accepted, local starts)."""
+    return max((load.running + load.queued + max(0, held) + 1) / max(1, load.capacity), load.kv_usage)
+
+
 def decide_accept(
     load: LoadSnapshot,
     delegated_running: int,
     serves_model: bool,
     policy: OffloadPolicy,
     u_accept: float,
+    *,
+    held: int = 0,
+    users_waiting: int = 0,
 ) -> tuple[bool, str]:
     """Whether to accept a delegation probe: (accepted, reason if refused).
 
-    ``load``: our executor's snapshot (its ``queued`` is the user queue); ``delegated_running``:
-    delegated requests we are executing or have offered to execute.
+    ``load``: our executor's snapshot; ``delegated_running``: delegated requests we execute or
+    have offered to execute; ``held``: slots reserved on top of ``load`` (see
+    :func:`expected_load_after`); ``users_waiting``: our own users' requests waiting for a slot.
+    Acceptance by capacity: see the module docstring.
     """
     if not policy.participate:
         return False, "not participating"
@@ -92,7 +124,8 @@ def decide_accept(
         return False, "model not served"
     if delegated_running >= policy.max_delegated:
         return False, "max delegated concurrency reached"
-    if load.queued > 0 or load.idle_slots <= 0:
+    if users_waiting > 0 or load.queued > 0 or expected_load_after(load, held) > policy.accept_load \
+            or load.idle_slots - max(0, held) <= 0:
         return False, "overloaded"
     if u_accept >= policy.accept_frequency:
         return False, "declined by accept_frequency"

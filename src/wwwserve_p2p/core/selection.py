@@ -109,3 +109,77 @@ def order_candidates(
 def least_loaded(loads: Sequence[tuple[str, float]]) -> str | None:
     """The PeerId with the smallest load (ties: smallest PeerId), or None if empty."""
     return min(loads, key=lambda t: (t[1], t[0]))[0] if loads else None
+
+
+# ---------------------------------------------------------------- choice among acceptors
+
+#: Defaults of the latency weighting in :func:`choose_offer` (``policy.latency_tau``, ``policy.latency_exponent``).
+LATENCY_TAU_S = 0.5
+LATENCY_EXPONENT = 2.0
+
+
+def expected_latency(ttft_s: float, s_per_token: float, max_tokens: int) -> float:
+    """The latency (s) an executor's Offer predicts for a request of ``max_tokens``:
+    ``ttft_s + max_tokens * s_per_token`` (both >= 0; negative or non-finite inputs count as 0)."""
+    t = ttft_s if math.isfinite(ttft_s) and ttft_s > 0 else 0.0
+    p = s_per_token if math.isfinite(s_per_token) and s_per_token > 0 else 0.0
+    return t + max(0, max_tokens) * p
+
+
+def offer_weights(stakes: Sequence[int], latencies: Sequence[float], *, tau: float = LATENCY_TAU_S,
+                  exponent: float = LATENCY_EXPONENT) -> list[float]:
+    """Proof-of-stake weights of the acceptors of one probe (DESIGN §5, issue 12):
+
+        w_i = stake_i * ((L_min + tau) / (L_i + tau)) ** exponent
+
+    ``stakes``: selectable stake of each acceptor (micro-credits, >= 0); ``latencies``: the
+    latency each one's Offer predicts (s, :func:`expected_latency`); ``L_min`` = the smallest of
+    them; ``tau`` (s, > 0) keeps the weighting gentle for short requests; ``exponent`` >= 0 (0 =
+    stake only). The latency factor is in (0, 1], equal to 1 for the fastest acceptor, so when all
+    acceptors predict the same latency the weights are the stakes themselves: the paper's rule,
+    probability proportional to stake. When no acceptor has stake, every stake counts as 1
+    (uniform, weighted by latency).
+
+    :raises ValueError: different lengths, ``tau <= 0`` or ``exponent < 0``.
+    """
+    if len(stakes) != len(latencies):
+        raise ValueError("stakes and latencies differ in length")
+    if not tau > 0 or not exponent >= 0:
+        raise ValueError("tau must be > 0 and exponent >= 0")
+    if not stakes:
+        return []
+    lat = [x if math.isfinite(x) and x > 0 else 0.0 for x in latencies]
+    lo = min(lat)
+    base = [max(0, s) for s in stakes]
+    if not any(base):
+        base = [1] * len(base)
+    return [b * ((lo + tau) / (x + tau)) ** exponent for b, x in zip(base, lat)]
+
+
+def choose_offer(stakes: Sequence[int], latencies: Sequence[float], u: float, u_explore: float = 1.0, *,
+                 exploration_share: float = 0.0, tau: float = LATENCY_TAU_S,
+                 exponent: float = LATENCY_EXPONENT) -> int | None:
+    """Index of the acceptor to commit to, drawn with probability proportional to
+    :func:`offer_weights` (``u`` uniform in [0, 1)); None when there is none.
+
+    Zero-stake acceptors (newcomers probed through the exploration share) have weight 0 next to
+    staked ones; with probability ``exploration_share`` (``u_explore < exploration_share``) one
+    of them is chosen instead, the fastest first (so newcomers can earn, as in
+    :func:`select_candidates`).
+    """
+    if not stakes:
+        return None
+    newcomers = [i for i, s in enumerate(stakes) if s <= 0]
+    if newcomers and len(newcomers) < len(stakes) and u_explore < exploration_share:
+        return min(newcomers, key=lambda i: (latencies[i], i))
+    w = offer_weights(stakes, latencies, tau=tau, exponent=exponent)
+    total = sum(w)
+    if total <= 0:
+        return 0
+    x = min(max(u, 0.0), 1.0 - 1e-12) * total
+    acc = 0.0
+    for i, wi in enumerate(w):
+        acc += wi
+        if x < acc:
+            return i
+    return max(i for i, wi in enumerate(w) if wi > 0)

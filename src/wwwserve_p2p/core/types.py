@@ -166,11 +166,15 @@ class ModelCard:
 
 @dataclass(frozen=True, slots=True)
 class Offer:
-    """An executor's answer to a delegation probe."""
+    """An executor's answer to a delegation probe: ``load`` now; ``expected_ttft_s`` and
+    ``s_per_token`` its own estimates (s; 0 = unknown) of the time to first token and per output
+    token, which the requester weighs with stake when several accept (issue 12)."""
 
     accepted: bool
     reason: str = ""
     load: float = 0.0
+    expected_ttft_s: float = 0.0
+    s_per_token: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

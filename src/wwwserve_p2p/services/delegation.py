@@ -46,14 +46,17 @@ from ..core.dispatch import (
     DispatchLimits,
     DispatchView,
     GiveUp,
+    OfferView,
     Probe,
+    QueueFull,
     RunLocal,
     Variates,
     Wait,
+    WaitQueue,
 )
 from ..core.ledger import DuelTicket, Receipt, Signer, Ticket
 from ..core.peers import PeerEvent
-from ..core.policy import OffloadPolicy, decide_accept
+from ..core.policy import OffloadPolicy, decide_accept, expected_load_after
 from ..core.types import ErrorReply, GenerationChunk, GenerationRequest, Offer, PeerStatus, RoutedChunk
 from ..errors import (
     ExecutorError,
@@ -100,6 +103,82 @@ async def _try_write(stream: Stream, reply) -> bool:
         return False
 
 
+# ------------------------------------------------------------------ executor slots
+
+#: weight of the newest observation in the speed estimates (exponential moving average)
+SPEED_EWMA = 0.2
+
+
+class SlotBook:
+    """Who holds our executor's slots, shared by the :class:`DelegationServer` and the
+    :class:`Requester` of one node (late binding and acceptance by capacity, issue 12):
+    ``local`` = our users' requests started on the executor, ``delegated()`` = slots held for
+    peers' accepted offers and their runs, ``users_waiting()`` = our users' requests waiting for
+    a slot. Also the executor's speed as its Offers state it: exponential moving averages of the
+    time to first token (``ttft_s``) and per output token (``s_per_token``), seconds.
+    ``on_free`` callbacks run (synchronously, must not block) whenever a slot is released."""
+
+    def __init__(self, executor: Executor, delegated: Callable[[], int] = lambda: 0):
+        self.executor = executor
+        self.delegated = delegated
+        self.local = 0
+        self.users_waiting: Callable[[], int] = lambda: 0
+        self.ttft_s = 0.0
+        self.s_per_token = 0.0
+        self.on_free: list[Callable[[], None]] = []
+
+    def used(self) -> int:
+        """Slots in use or reserved: the larger of our own count and the executor's."""
+        ld = self.executor.load()
+        return max(self.local + self.delegated(), ld.running + ld.queued)
+
+    def held(self) -> int:
+        """Slots reserved but not (yet) visible in the executor's load."""
+        ld = self.executor.load()
+        return max(0, self.local + self.delegated() - ld.running - ld.queued)
+
+    def free(self) -> int:
+        """Slots a new request can start in now (0 while the KV cache is full)."""
+        ld = self.executor.load()
+        if ld.kv_usage >= 1.0:
+            return 0
+        return max(0, ld.capacity - self.used())
+
+    def observe(self, ttft_s: float | None, s_per_token: float | None) -> None:
+        """One run's measured time to first token and per output token (None: not measured)."""
+        if ttft_s is not None and ttft_s >= 0:
+            self.ttft_s = ttft_s if self.ttft_s == 0 else (1 - SPEED_EWMA) * self.ttft_s + SPEED_EWMA * ttft_s
+        if s_per_token is not None and s_per_token >= 0:
+            self.s_per_token = s_per_token if self.s_per_token == 0 else \
+                (1 - SPEED_EWMA) * self.s_per_token + SPEED_EWMA * s_per_token
+
+    def freed(self) -> None:
+        for fn in list(self.on_free):
+            fn()
+
+
+class _SpeedMeter:
+    """Measures one run: call :meth:`chunk` per chunk, then :meth:`report`."""
+
+    def __init__(self) -> None:
+        self.t0 = trio.current_time()
+        self.first: float | None = None
+        self.n = 0
+
+    def chunk(self, text: str) -> None:
+        if text:
+            self.n += 1
+            if self.first is None:
+                self.first = trio.current_time()
+
+    def report(self, book: SlotBook, tokens: int | None) -> None:
+        if self.first is None:
+            return
+        n = tokens if tokens else self.n
+        per = (trio.current_time() - self.first) / (n - 1) if n > 1 else None
+        book.observe(self.first - self.t0, per)
+
+
 # ------------------------------------------------------------------ executor side
 
 class DelegationServer:
@@ -118,11 +197,16 @@ class DelegationServer:
         self.metrics, self.stats, self.max_bond, self._on_change = metrics, stats, max_bond, on_change
         #: delegated requests we execute or have offered to execute
         self.running = 0
+        #: our executor's slots, shared with the node's Requester
+        self.slots = SlotBook(executor, lambda: self.running)
 
     def accepting(self) -> bool:
-        """Whether our status says we take delegated work now."""
+        """Whether our status says we take delegated work now (acceptance by capacity: see
+        :func:`~wwwserve_p2p.core.policy.decide_accept`)."""
+        load = self.executor.load()
         return self.policy.participate and self.running < self.policy.max_delegated \
-            and self.executor.load().idle_slots > 0
+            and self.slots.users_waiting() == 0 and load.queued == 0 and self.slots.free() > 0 \
+            and expected_load_after(load, self.slots.held()) <= self.policy.accept_load
 
     def decide(self, model: str, requester: str = "", max_tokens: int = 1) -> tuple[bool, str]:
         """Policy decision on a delegation probe for ``model`` from ``requester`` (who must be
@@ -132,7 +216,8 @@ class DelegationServer:
         if requester and not self.ledger.can_afford(requester, self.ledger.ledger.params.price(max_tokens)):
             return False, "requester cannot afford the ticket"
         return decide_accept(self.executor.load(), self.running, model in self.executor.models(),
-                             self.policy, self.rng.random())
+                             self.policy, self.rng.random(), held=self.slots.held(),
+                             users_waiting=self.slots.users_waiting())
 
     async def serve_stream(self, stream: Stream) -> None:
         """Handle one inbound delegation stream (registered as the protocol handler)."""
@@ -154,17 +239,21 @@ class DelegationServer:
             await _try_write(stream, ErrorReply("wrong_network", f"this node is on network {self.network_id}"))
             return
         accepted, reason = self.decide(request.model, stream.remote_peer, request.max_tokens)
-        if not await _try_write(stream, Offer(accepted, reason, self.executor.load().load)):
-            return
-        if not accepted:
-            self.metrics.delegated.labels("rejected").inc()
-            return
-        self.running += 1  # the slot is held from the offer on
+        if accepted:
+            self.running += 1  # the slot is held from the offer on
         try:
+            offer = Offer(accepted, reason, self.executor.load().load, self.slots.ttft_s, self.slots.s_per_token)
+            if not await _try_write(stream, offer):
+                return
+            if not accepted:
+                self.metrics.delegated.labels("rejected").inc()
+                return
             await self._serve_committed(stream, reader, request)
         finally:
-            self.running -= 1
-            self._on_change()
+            if accepted:
+                self.running -= 1
+                self._on_change()
+                self.slots.freed()
 
     async def _serve_committed(self, stream: Stream, reader: FrameReader, request: GenerationRequest) -> None:
         ticket: Ticket | None = None
@@ -216,13 +305,16 @@ class DelegationServer:
             nursery.start_soon(watch_requester)
             try:
                 parts: list[str] = []
+                meter = _SpeedMeter()
                 async with aclosing(self.executor.generate(request)) as gen:
                     async for chunk in gen:
                         # tokens are counted by the node's MeteredExecutor (origin=peer)
+                        meter.chunk(chunk.text)
                         await stream.write(frame(codec.encode_reply(chunk)))
                         parts.append(chunk.text)
                         if chunk.is_final:
                             served = ("".join(parts), chunk.usage.completion_tokens if chunk.usage else len(parts))
+                            meter.report(self.slots, served[1])
             except OverlayError as exc:
                 log.warning("stream to %s broke while serving %s: %s", stream.remote_peer, request.request_id, exc)
             except (ExecutorError, WwwServeError) as exc:
@@ -239,6 +331,7 @@ class _Probe:
     peer_id: str
     stream: Stream
     reader: FrameReader
+    offer: Offer = Offer(True)
 
 
 class DelegationAttempt:
@@ -316,39 +409,181 @@ class DuelHandle(Protocol):
     def a_finished(self, text: str | None) -> None: ...
 
 
+#: re-offers of waiting requests in flight at once (each probes 1 + probe_extra peers)
+MAX_REOFFERS = 8
+
+
+@dataclass
+class _Waiter:
+    """One of our users' requests waiting for a local slot (late binding)."""
+
+    d: Dispatch
+    key: str
+    done: trio.Event
+    #: "local" (a slot was reserved for it) or the committed remote attempt; None while waiting
+    result: "DelegationAttempt | str | None" = None
+
+
 class Requester:
     """Serves our users' requests: runs each through a :class:`~wwwserve_p2p.core.dispatch.Dispatch`
     and performs its actions (local generation, probes and commits, failover). Owns the
-    in-flight remote attempts; a peer going offline resets its attempts so they re-dispatch."""
+    in-flight remote attempts (a peer going offline resets its attempts so they re-dispatch) and
+    the queue of requests waiting for a local slot, which stay offloadable until they start
+    (late binding: re-offered, oldest first, when a peer announces spare capacity and every
+    ``policy.reoffer_interval`` s)."""
 
     def __init__(self, me: str, network_id: str, overlay: Overlay, executor: Executor, membership: Membership,
                  ledger: LedgerService, tickets: TicketDesk, runtime: Runtime, rng: random.Random,
                  policy: OffloadPolicy, limits: DispatchLimits, config: DelegationSection, probe_grace: float,
-                 metrics: NodeMetrics, stats: NodeStats, duels: DuelRunner | None = None):
+                 metrics: NodeMetrics, stats: NodeStats, duels: DuelRunner | None = None, *,
+                 slots: SlotBook | None = None, max_waiting: int = 4096):
         self.me, self.network_id, self.overlay, self.executor = me, network_id, overlay, executor
         self.membership, self.ledger, self.tickets, self.runtime, self.rng = membership, ledger, tickets, runtime, rng
         self.policy, self.limits, self.config, self.probe_grace = policy, limits, config, probe_grace
         self.metrics, self.stats, self.duels = metrics, stats, duels
         self._inflight: dict[str, set[DelegationAttempt]] = {}
+        self.slots = slots if slots is not None else SlotBook(executor)
+        self.queue = WaitQueue(max_waiting)
+        self.slots.users_waiting = lambda: len(self.queue)
+        self.slots.on_free.append(self._pump)
+        self._waiters: dict[str, _Waiter] = {}
+        self._keys = 0
+        self._kick = trio.Event()
+        self._loop_started = False
+        self._reoffers = 0
+        #: late-binding counters: re-offers sent, won by a peer, started locally after waiting
+        self.late = {"reoffers": 0, "reoffer_won": 0, "waited_local": 0, "withdrawn": 0}
 
     # ------------------------------------------------------------ membership
     def on_peer_events(self, events: list[PeerEvent], status: PeerStatus | None) -> None:
-        """Membership subscriber: reset in-flight streams to peers gone offline; their readers
-        fail and the request re-dispatches."""
+        """Membership subscriber: reset in-flight streams to peers gone offline (their readers
+        fail and the request re-dispatches); a peer announcing spare capacity triggers a
+        re-offer of our waiting requests."""
         if not self.runtime.running:
             return
         for ev in events:
             if ev.kind in ("offline", "forgotten"):
                 for attempt in list(self._inflight.get(ev.peer_id, ())):
                     self.runtime.spawn(partial(attempt.aclose, abort=True))
+        if status is not None and status.accepting and len(self.queue):
+            self._kick.set()
+
+    # ------------------------------------------------------------ late binding
+    def _pump(self) -> None:
+        """Start the oldest waiting requests in the local slots that are free now."""
+        if not len(self.queue):
+            return
+        for key in self.queue.start_local(self.slots.free()):
+            w = self._waiters.get(key)
+            if w is None:
+                continue
+            self.slots.local += 1  # reserved for it until its local run ends
+            w.result = "local"
+            w.done.set()
+
+    def _ensure_loop(self) -> None:
+        if not self._loop_started and self.runtime.running:
+            self._loop_started = True
+            self.runtime.spawn(self._reoffer_loop)
+
+    async def _reoffer_loop(self) -> None:
+        """Re-offer waiting requests on every kick (a peer announced capacity) and tick."""
+        while True:
+            with trio.move_on_after(self.policy.reoffer_interval):
+                await self._kick.wait()
+            self._kick = trio.Event()
+            self._pump()
+            self._reoffer_round()
+
+    def _reoffer_round(self) -> None:
+        budget = MAX_REOFFERS - self._reoffers
+        if budget <= 0 or not len(self.queue):
+            return
+        for key in self.queue.to_offer(budget):
+            w = self._waiters.get(key)
+            action = w.d.reoffer(self._view(w.d.request), self._variates()) if w is not None else None
+            if action is None:
+                self.queue.offer_done(key)
+                continue
+            self._reoffers += 1
+            self.late["reoffers"] += 1
+            self.runtime.spawn(self._reoffer, w, action)
+
+    async def _reoffer(self, w: _Waiter, action: Probe) -> None:
+        seq = self.queue.seq(w.key)
+        attempt: DelegationAttempt | None = None
+        try:
+            attempt = await self._probe_and_commit(action, w.d, claim=lambda: self.queue.claim_remote(w.key),
+                                                   restore=lambda: self.queue.restore(w.key, seq))
+        except Exception as exc:  # must not raise into the node's nursery
+            log.warning("re-offer of %s failed: %s", w.key, exc)
+        finally:
+            self._reoffers -= 1
+            self.queue.offer_done(w.key)
+        w.d.reoffered(attempt.peer_id if attempt else None)
+        if attempt is None:
+            return
+        if self._waiters.get(w.key) is not w:  # the user went away while we committed
+            self.tickets.void(attempt.ticket, "the user went away")
+            with trio.CancelScope(shield=True):
+                await attempt.aclose(abort=True)
+            return
+        self.late["reoffer_won"] += 1
+        log.info("waiting request %s offloaded late to %s", action.request.request_id, attempt.peer_id)
+        w.result = attempt
+        w.done.set()
+
+    async def _local_turn(self, d: Dispatch) -> "DelegationAttempt | None":
+        """Our executor's turn for ``d``: a slot is reserved at once when one is free and nobody
+        waits, else ``d`` waits in the queue, offloadable (unless its policy draw pinned it
+        locally), until a local slot or a late offer takes it. Returns the committed remote
+        attempt, or None when a local slot is reserved (released by :meth:`_stream_attempt`).
+
+        :raises NoExecutorAvailable: the queue is full."""
+        if not len(self.queue) and self.slots.free() > 0:
+            self.slots.local += 1
+            return None
+        self._keys += 1
+        key = f"{d.original.request_id}#{self._keys}"
+        try:
+            self.queue.add(key, d.may_reoffer)
+        except QueueFull as exc:
+            raise NoExecutorAvailable(f"{d.original.request_id}: {exc}") from exc
+        w = _Waiter(d, key, trio.Event())
+        self._waiters[key] = w
+        try:
+            self._ensure_loop()
+            self._pump()
+            if w.result is None:
+                self._kick.set()
+                await w.done.wait()
+        except BaseException:
+            self.queue.cancel(key)
+            self._waiters.pop(key, None)
+            if isinstance(w.result, DelegationAttempt):
+                self.tickets.void(w.result.ticket, "the user went away")
+                with trio.CancelScope(shield=True):
+                    await w.result.aclose(abort=True)
+            elif w.result == "local":
+                self.slots.local -= 1
+                self.slots.freed()
+            raise
+        self._waiters.pop(key, None)
+        if isinstance(w.result, DelegationAttempt):
+            return w.result
+        self.late["waited_local"] += 1
+        return None
 
     # ------------------------------------------------------------ serving
     def _view(self, request: GenerationRequest) -> DispatchView:
         acc = self.ledger.ledger.account(self.me)
-        cands = tuple(Candidate(c.peer_id, self.ledger.stake_of(c.peer_id), c.load.load, self.ledger.in_debt(c.peer_id))
-                      for c in self.membership.candidates(request.model))
+        cands = tuple(Candidate(c.peer_id, self.ledger.stake_of(c.peer_id), c.load.load, self.ledger.in_debt(c.peer_id),
+                                _spare(c)) for c in self.membership.candidates(request.model))
         price = self.ledger.ledger.params.price(request.max_tokens)
-        return DispatchView(cands, self.executor.load().load, request.model in self.executor.models(),
+        ld = self.executor.load()
+        # our load counts the slots we reserved and the users waiting for one (late binding)
+        local_load = max(ld.load, (self.slots.used() + len(self.queue)) / max(1, ld.capacity))
+        return DispatchView(cands, local_load, request.model in self.executor.models(),
                             acc.in_debt or not self.ledger.can_afford(self.me, price), acc.balance)
 
     def _variates(self) -> Variates:
@@ -370,7 +605,7 @@ class Requester:
                     await trio.sleep(action.seconds)
                     continue
                 if isinstance(action, Probe):
-                    remote = await self._probe_and_commit(action)
+                    remote = await self._probe_and_commit(action, d)
                     if remote is None:
                         after = d.probed(None, action.request.model in self.executor.models())
                         if isinstance(after, Wait):
@@ -380,6 +615,8 @@ class Requester:
                     else:
                         d.probed(remote.peer_id, True)
                         log.info("request %s offloaded to %s", action.request.request_id, remote.peer_id)
+                if remote is None:  # RunLocal: a free local slot, or wait for one (still offloadable)
+                    remote = await self._local_turn(d)
                 if d.first_route is None:
                     if remote:
                         self.stats.offloaded += 1
@@ -388,22 +625,34 @@ class Requester:
                     self.metrics.queue_time.labels(self.metrics.model_label(request.model)).observe(
                         trio.current_time() - t0)
                 d.started(remote is not None)
-                async with aclosing(self._stream_attempt(d, action.request, remote, t0)) as attempt:
-                    async for rc in attempt:
-                        if rc.chunk.is_final:
-                            ok = True
-                        yield rc
-                        if ok:
-                            return
+                slot = [remote is None]  # a local slot is reserved for this attempt until released
+                try:
+                    async with aclosing(self._stream_attempt(d, action.request, remote, t0, slot)) as attempt:
+                        async for rc in attempt:
+                            if rc.chunk.is_final:
+                                ok = True
+                            yield rc
+                            if ok:
+                                return
+                finally:
+                    self._release_local(slot)
         finally:
             if not ok:
                 self.stats.failed += 1
                 self.metrics.requests.labels(d.first_route or "none", "error").inc()
 
+    def _release_local(self, slot: list[bool]) -> None:
+        """Release the local slot held in ``slot`` (once)."""
+        if slot[0]:
+            slot[0] = False
+            self.slots.local -= 1
+            self.slots.freed()
+
     async def _stream_attempt(self, d: Dispatch, req: GenerationRequest, remote: DelegationAttempt | None,
-                              t0: float) -> AsyncIterator[RoutedChunk]:
+                              t0: float, slot: list[bool] | None = None) -> AsyncIterator[RoutedChunk]:
         """Stream one attempt to the user; returns without a final chunk when it failed and the
-        dispatch re-dispatches (re-raises when it does not)."""
+        dispatch re-dispatches (re-raises when it does not). ``slot``: the local slot this
+        attempt holds (released as soon as the executor is done)."""
         executor_id = remote.peer_id if remote else self.me
         route = d.first_route or "local"
         duel_run: DuelHandle | None = None
@@ -412,10 +661,17 @@ class Requester:
             if remote.partner is not None and self.duels is not None:
                 duel_run = self.duels.start(req, remote, remote.partner)
         finished = False
+        meter = _SpeedMeter()
         try:
             source = remote.chunks() if remote else self.executor.generate(req)
             async with aclosing(source) as chunks:
                 async for chunk in chunks:
+                    if not remote:
+                        meter.chunk(chunk.text)
+                        if chunk.is_final:
+                            meter.report(self.slots, chunk.usage.completion_tokens if chunk.usage else None)
+                            if slot is not None:
+                                self._release_local(slot)
                     chunk = d.chunk(chunk)
                     if d.chunks_delivered == (0 if chunk.is_final else 1) and chunk.text:
                         self.stats.ttfts.append(trio.current_time() - t0)
@@ -460,20 +716,32 @@ class Requester:
         self.metrics.requests.labels(route, "ok").inc()
 
     # ------------------------------------------------------------ probing
-    async def _probe_and_commit(self, action: Probe) -> DelegationAttempt | None:
-        """Probe ``action.peers`` in parallel; commit to the first that accepts, sending it our
-        ticket. In a duel, wait up to ``probe_grace`` after the first acceptance for a second;
-        if one comes and a duel ticket can be made (judges exist), commit to both with it: the
-        first is returned, the second is its ``partner``.
+    async def _probe_and_commit(self, action: Probe, d: Dispatch | None = None, *,
+                                claim: Callable[[], bool] | None = None,
+                                restore: Callable[[], None] | None = None) -> DelegationAttempt | None:
+        """Probe ``action.peers`` in parallel and commit to one acceptor, sending it our ticket.
 
-        Returns None when none accepted within ``probe_timeout``. Refusals and failures of
-        individual candidates are logged, never raised.
+        Proof-of-stake choice: after the first acceptance we wait at most ``policy.offer_window``
+        s more for the other probed peers' offers, then ``d.choose`` draws one acceptor with
+        probability proportional to stake x latency factor (see :mod:`~wwwserve_p2p.core.dispatch`);
+        the others are withdrawn (``commit=false``, no ticket). In a duel, wait up to
+        ``probe_grace`` after the first acceptance for a second; if one comes and a duel ticket
+        can be made (judges exist), commit to both with it: the first is returned, the second
+        is its ``partner``.
+
+        ``claim()`` (late binding) is asked right before the commit: False = the request started
+        elsewhere meanwhile, every offer is withdrawn. A commit that cannot be delivered has its
+        ticket voided, and ``restore()`` puts the request back in the queue.
+
+        Returns None when none accepted within ``probe_timeout`` (or the claim failed). Refusals
+        and failures of individual candidates are logged, never raised.
         """
         cfg = self.config
         request = action.request
         candidates = list(action.peers)
         duel_wanted = action.duel and self.duels is not None
-        want = 2 if duel_wanted else 1
+        want = 2 if duel_wanted else len(candidates)
+        grace = self.probe_grace if duel_wanted else self.policy.offer_window
         payload = frame(codec.encode_request(request, self.network_id, int(cfg.first_token_timeout * 1000)))
         # Probes run in the node's nursery and are never cancelled half-way: cancelling a stream
         # open while its connection is being set up tears that connection down, and with it every
@@ -492,7 +760,7 @@ class Requester:
                     data = await reader.read_frame(cfg.probe_timeout, may_have_processed=False)
                 reply = codec.decode_reply(data) if data is not None else ErrorReply("eof", "closed")
                 if isinstance(reply, Offer) and reply.accepted:
-                    accepted = _Probe(peer_id, stream, reader)
+                    accepted = _Probe(peer_id, stream, reader, reply)
                 else:
                     reason = reply.reason if isinstance(reply, Offer) else f"{reply.code}: {reply.message}"
                     log.debug("%s refused %s: %s", peer_id, request.request_id, reason)
@@ -524,8 +792,7 @@ class Requester:
                 async with trio.open_nursery() as nursery:
                     for pid in candidates:
                         nursery.start_soon(probe, pid)
-            winner = await _first_accepted(results, len(candidates), want, cfg.probe_timeout + 0.5,
-                                           self.probe_grace)
+            winner = await _first_accepted(results, len(candidates), want, cfg.probe_timeout + 0.5, grace)
         finally:
             decided = True  # from here on, a probe accepted late declines itself
             while True:  # accepted but not (or no longer) wanted
@@ -539,6 +806,18 @@ class Requester:
                 for p in losers:  # background: declining must not delay the winner's commit
                     self.runtime.spawn(_send_decision, p, False)
                 losers.clear()
+        if not duel_wanted and len(winner) > 1:  # proof of stake among the acceptors
+            chosen = d.choose([OfferView(p.peer_id, self.ledger.stake_of(p.peer_id), p.offer.expected_ttft_s,
+                                         p.offer.s_per_token, p.offer.load) for p in winner],
+                              self.rng.random(), self.rng.random()) if d is not None else winner[0].peer_id
+            losers += [p for p in winner if p.peer_id != chosen]
+            winner = [p for p in winner if p.peer_id == chosen][:1]
+        elif not duel_wanted:
+            winner = winner[:1]
+        if winner and claim is not None and not claim():  # started elsewhere meanwhile: withdraw
+            losers += winner
+            winner = []
+            self.late["withdrawn"] += 1
         duel = None
         if len(winner) == 2 and self.duels is not None:
             duel = self.duels.make_duel(request, winner[0].peer_id, winner[1].peer_id)
@@ -552,13 +831,25 @@ class Requester:
         if not await _send_decision(winner[0], True, ticket, duel):
             if len(winner) == 2:
                 await _send_decision(winner[1], False)
-            return None  # never delivered: nothing to void
+            self.tickets.void(ticket, "the commit could not be delivered")  # never claimable
+            if restore is not None:
+                restore()
+                self.slots.freed()
+            return None
         attempt = DelegationAttempt(cfg, winner[0], ticket, duel)
         if duel is not None:
             partner_ticket = self.tickets.make(winner[1].peer_id, request, action.attempt)
             if await _send_decision(winner[1], True, partner_ticket, duel):
                 attempt.partner = DelegationAttempt(cfg, winner[1], partner_ticket, duel)
         return attempt
+
+
+def _spare(status: PeerStatus) -> int:
+    """Delegated requests a peer's last status says it can take now (0: not accepting)."""
+    if not status.accepting:
+        return 0
+    ld = status.load
+    return max(1, min(ld.capacity - ld.running - ld.queued, status.max_delegated - status.delegated_running))
 
 
 async def _first_accepted(results: trio.MemoryReceiveChannel, n: int, want: int, timeout: float,

@@ -186,7 +186,8 @@ def encode_reply(reply: DelegateReply) -> bytes:
         m = pb.DelegateResponse()
         _put_receipt(m.receipt, reply)
     elif isinstance(reply, Offer):
-        m = pb.DelegateResponse(offer=pb.Offer(accepted=reply.accepted, reason=reply.reason, load=reply.load))
+        m = pb.DelegateResponse(offer=pb.Offer(accepted=reply.accepted, reason=reply.reason, load=reply.load,
+                                               expected_ttft_s=reply.expected_ttft_s, s_per_token=reply.s_per_token))
     elif isinstance(reply, ErrorReply):
         m = pb.DelegateResponse(error=pb.Error(code=reply.code, message=reply.message))
     elif reply.finish_reason is not None:
@@ -205,7 +206,9 @@ def decode_reply(data: bytes) -> DelegateReply:
     kind = m.WhichOneof("kind")
     if kind == "offer":
         return Offer(m.offer.accepted, _check_str(m.offer.reason, MAX_NAME, "reason"),
-                     _finite(m.offer.load, 0.0, 1e6, "load"))
+                     _finite(m.offer.load, 0.0, 1e6, "load"),
+                     _finite(m.offer.expected_ttft_s, 0.0, 1e6, "expected_ttft_s"),
+                     _finite(m.offer.s_per_token, 0.0, 1e3, "s_per_token"))
     if kind == "chunk":
         return GenerationChunk(_check_str(m.chunk.text, MAX_TEXT, "chunk"))
     if kind == "final":
