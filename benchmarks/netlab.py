@@ -319,6 +319,9 @@ def _build(lab: Lab, public: int, nated: list[str]) -> None:
         _nsx(nat_ns, "iptables", "-A", "FORWARD", "-i", "eth0", "-o", "lan", "-m", "conntrack",
              "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
         _nsx(nat_ns, "iptables", "-A", "FORWARD", "-i", "eth0", "-o", "lan", "-j", "DROP")
+        # like a home router: unsolicited connections to the WAN address are dropped silently
+        # (a RST would kill a TCP hole punch whose SYN arrives before the peer's own SYN left)
+        _nsx(nat_ns, "iptables", "-A", "INPUT", "-i", "eth0", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP")
         ip = f"192.168.{k}.2"
         _nsx(ns, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
         _nsx(ns, "ip", "link", "set", "eth0", "up")
@@ -353,6 +356,113 @@ def _start_emulator(lab: Lab, default: Link, links: dict[tuple[int, int], Link],
     for n in lab.nodes:
         # egress of the node's lab interface only (loopback and the NAT's own traffic untouched)
         _nsx(n.ns, "iptables", "-A", "OUTPUT", "-o", "eth0", "-j", "NFQUEUE", "--queue-num", str(n.index + 1))
+
+
+# ------------------------------------------------------------------------------------------
+# wwwserve nodes in the lab
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LabNodeProcess:
+    """A ``wwwserve node`` process in a lab namespace. ``api_url`` is reachable from the
+    root namespace for public nodes only (a NATed node's API: :meth:`Lab.run` inside it)."""
+
+    node: LabNode
+    name: str
+    proc: subprocess.Popen[str]
+    peer_id: str
+    addrs: list[str]
+    api_url: str
+    log_path: Path
+    config_path: Path
+
+    @property
+    def multiaddr(self) -> str:
+        """The node's lab address (``/ip4/<public ip>/tcp/<port>/p2p/<id>``), for bootstrap."""
+        for a in self.addrs:
+            if f"/ip4/{self.node.ip}/" in a:
+                return a
+        return self.addrs[0]
+
+    def status(self, lab: Lab, timeout: float = 10.0) -> dict:
+        """``GET /status`` (from inside the node's namespace, so NATed nodes work too)."""
+        r = lab.run(self.node, [sys.executable, "-c", "import sys, httpx; print(httpx.get(sys.argv[1], "
+                                f"timeout={timeout}).text)", self.api_url + "/status"], timeout=timeout + 20)
+        if r.returncode != 0:
+            raise LabError(f"status of {self.name}: {r.stderr[-300:]}")
+        return json.loads(r.stdout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def start_lab_node(lab: Lab, node: LabNode, name: str, config: dict, workdir: Path,
+                   ready_timeout: float = 90.0, argv: Sequence[str] | None = None) -> LabNodeProcess:
+    """Start ``wwwserve node`` (or ``argv``, which must print the same JSON ready line) in
+    ``node``'s namespace with the TOML ``config`` (``net.listen`` on the lab interface port
+    4001 and the API on ``0.0.0.0:8000`` unless set; ``node.data_dir`` under ``workdir``).
+
+    :raises LabError: it exited or did not print its ready line in time.
+    """
+    import threading
+
+    import tomli_w
+
+    data_dir = Path(workdir) / name
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cfg = {k: dict(v) for k, v in config.items()}
+    cfg.setdefault("node", {}).setdefault("data_dir", str(data_dir))
+    cfg.setdefault("net", {}).setdefault("listen", ["/ip4/0.0.0.0/tcp/4001"])
+    cfg.setdefault("api", {}).setdefault("host", "0.0.0.0")
+    cfg["api"].setdefault("port", 8000)
+    config_path = data_dir / "node.toml"
+    config_path.write_text(tomli_w.dumps(cfg))
+    log_path = data_dir / "node.log"
+    log = open(log_path, "w")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    cmd = list(argv) if argv else [sys.executable, "-m", "wwwserve_p2p.cli", "node", "--config", str(config_path)]
+    proc = subprocess.Popen(node.exec_argv(cmd), stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+                            text=True, env=env, start_new_session=True)
+    log.close()
+    lab.procs.append(proc)  # type: ignore[arg-type]
+    ready: dict = {}
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("{") and '"ready"' in line:
+                try:
+                    ready.update(json.loads(line))
+                    return
+                except ValueError:
+                    continue
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(ready_timeout)
+    if not ready:
+        tail = log_path.read_text(errors="replace")[-3000:]
+        raise LabError(f"{name} not ready after {ready_timeout:.0f} s (exit {proc.poll()}):\n{tail}")
+    api = ready.get("api_url", "").replace("0.0.0.0", node.ip)
+    return LabNodeProcess(node, name, proc, ready["peer_id"], ready.get("addrs", []), api, log_path, config_path)
 
 
 # ------------------------------------------------------------------------------------------

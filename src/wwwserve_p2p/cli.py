@@ -242,13 +242,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         con.print(f"balance {credits(led.get('balance'))} credits, stake {credits(led.get('stake'))} credits, "
                   f"earned {credits(led.get('earned'))}, spent {credits(led.get('spent'))}")
     con.print("stats: " + ", ".join(f"{k}={v}" for k, v in st["stats"].items()))
+    reach = st.get("reach") or {}
+    if reach:
+        con.print(f"reachability {reach.get('reachability', '?')}"
+                  + (f", relays {', '.join(reach['relays'])}" if reach.get("relays") else "")
+                  + (", relaying for others" if reach.get("relay_service") else ""))
     for a in st["addrs"]:
         con.print(f"  {a}")
     t = Table(title="peers (stake in credits)")
-    for col in ("peer", "state", "models", "load", "accepting", "stake", "api", "seen (s ago)"):
+    for col in ("peer", "state", "connection", "models", "load", "accepting", "stake", "api", "seen (s ago)"):
         t.add_column(col, no_wrap=True, justify="right" if col in ("load", "stake", "seen (s ago)") else "left")
     for p in st["peers"]:
-        t.add_row(p["peer_id"], p["state"], ", ".join(p["models"]), f"{p['load']:.2f}",
+        t.add_row(p["peer_id"], p["state"], p.get("connection", "?"), ", ".join(p["models"]), f"{p['load']:.2f}",
                   str(p["accepting"]), credits(p["stake"]), p["api_url"], f"{p['last_seen_s_ago']:.1f}")
     con.print(t)
     return 0

@@ -205,12 +205,21 @@ class Node:
             "policy": {k: getattr(pol, k) for k in ("target_load", "offload_frequency", "queue_frequency",
                                                      "accept_frequency", "max_delegated", "participate", "stake")},
             "connected_peers": len(self.overlay.connected_peers()),
-            "peers": self.membership.view(self.ledger_service.stake_of),
+            "peers": self._peer_rows(),
+            "reach": self.overlay.reachability(),
             "stats": self.stats.summary(),
             "duels": self.duels.summary(self.config.duel.duel_rate),
             "ledger": {**self.ledger.account(self.peer_id).to_dict(), **self.ledger.summary(),
                        "queued_entries": self.ledger_service.queued()},
         }
+
+    def _peer_rows(self) -> list[dict[str, Any]]:
+        """The peer table, each row with ``connection``: direct, hole-punched, relayed or none."""
+        kinds = self.overlay.connection_kinds()
+        rows = self.membership.view(self.ledger_service.stake_of)
+        for row in rows:
+            row["connection"] = kinds.get(row["peer_id"], "none")
+        return rows
 
     def ledger_summary(self) -> dict[str, Any]:
         """``GET /ledger``: network, block counts, supply, burns and the state hash."""

@@ -225,7 +225,7 @@ async def test_pubsub_stream_handler_error_resets_the_stream_and_drops_the_peer(
 
 async def test_connection_logger_reports_connect_and_disconnect_and_never_raises() -> None:
     events = []
-    notifee = compat.ConnectionLogger(lambda what, pid: events.append((what, pid)))
+    notifee = compat.ConnectionLogger(lambda what, conn: events.append((what, conn.muxed_conn.peer_id)))
     host = new_host(key_pair=create_new_key_pair())
     host.get_network().register_notifee(notifee)  # a complete INotifee
     peer = _peer()

@@ -141,3 +141,13 @@ class Overlay(ABC):
     def peer_addrs(self, peer_id: str) -> list[str]:
         """Known multiaddrs of ``peer_id`` (may be empty)."""
         return []
+
+    def connection_kinds(self) -> dict[str, str]:
+        """PeerId -> how we are connected: ``direct``, ``hole-punched`` or ``relayed``
+        (connected peers only; an overlay without relays reports ``direct``)."""
+        return {p: "direct" for p in self.connected_peers()}
+
+    def reachability(self) -> dict[str, object]:
+        """``reachability`` (``public`` / ``private`` / ``unknown``) and ``relays`` (PeerIds
+        we hold relay reservations on)."""
+        return {"reachability": "unknown", "relays": []}

@@ -40,6 +40,17 @@ class Libp2pConfig:
     is small). ``shutdown_timeout``: bound on a graceful close.
     ``libp2p_log_level``: level of py-libp2p's own loggers.
     ``deny_peers``: PeerIds refused in both directions (see :mod:`wwwserve_p2p.net.filter`).
+
+    Reachability (:mod:`wwwserve_p2p.net.libp2p.reach`): ``reachability`` is ``"auto"`` (ask
+    connected AutoNAT servers, again every ``reachability_interval``), ``"public"`` or
+    ``"private"`` (behind a NAT: reserve on relays, advertise ``/p2p-circuit`` addresses).
+    ``relays``: relay multiaddrs (ending in ``/p2p/<PeerId>``) to reserve on first; connected
+    peers speaking the hop protocol are used too. ``relay_count``: reservations a private node
+    keeps. ``relay_service``: act as a circuit relay v2 hop for others, with
+    ``relay_max_reservations`` reservations in all, ``relay_max_circuits`` circuits per
+    reservation, ``relay_circuit_bytes`` bytes and ``relay_circuit_duration`` seconds per circuit
+    (0: unlimited), reservations valid ``relay_reservation_ttl`` s. ``autonat_server``: answer
+    AutoNAT dial-back requests. ``hole_punch``: upgrade relayed connections with DCUtR.
     """
 
     listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
@@ -63,15 +74,27 @@ class Libp2pConfig:
     shutdown_timeout: float = 5.0
     libp2p_log_level: str = "WARNING"
     deny_peers: tuple[str, ...] = ()
+    reachability: str = "auto"
+    reachability_interval: float = 300.0
+    relays: tuple[str, ...] = ()
+    relay_count: int = 2
+    relay_service: bool = False
+    relay_max_reservations: int = 128
+    relay_max_circuits: int = 16
+    relay_circuit_bytes: int = 1 << 30
+    relay_circuit_duration: float = 0.0
+    relay_reservation_ttl: float = 3600.0
+    autonat_server: bool = True
+    hole_punch: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("listen", "bootstrap", "announce"):
+        for name in ("listen", "bootstrap", "announce", "relays"):
             value = getattr(self, name)
             if isinstance(value, str) or not isinstance(value, tuple):
                 raise ConfigError(f"net.{name} must be a tuple of multiaddr strings, got {value!r}")
         if not self.listen:
             raise ConfigError("net.listen must name at least one multiaddr")
-        for name in ("listen", "announce", "bootstrap"):
+        for name in ("listen", "announce", "bootstrap", "relays"):
             for text in getattr(self, name):
                 try:
                     maddr = Multiaddr(text)
@@ -80,8 +103,8 @@ class Libp2pConfig:
                 protos = {p.name for p in maddr.protocols()}
                 if name == "listen" and "tcp" not in protos:
                     raise ConfigError(f"net.listen: {text!r} is not a TCP multiaddr (only TCP is supported)")
-                if name == "bootstrap" and "p2p" not in protos:
-                    raise ConfigError(f"net.bootstrap address {text!r} must end in /p2p/<PeerId>")
+                if name in ("bootstrap", "relays") and "p2p" not in protos:
+                    raise ConfigError(f"net.{name} address {text!r} must end in /p2p/<PeerId>")
         for name in ("heartbeat_interval", "gossip_rate_per_peer", "dial_timeout", "discovery_interval",
                      "dht_timeout", "dht_refresh_interval", "shutdown_timeout"):
             value = getattr(self, name)
@@ -99,5 +122,21 @@ class Libp2pConfig:
             raise ConfigError("net: need gossip_degree_low <= gossip_degree <= gossip_degree_high")
         if not isinstance(self.dial_retries, int) or not 0 <= self.dial_retries <= 10:
             raise ConfigError(f"net.dial_retries must be an integer in [0, 10], got {self.dial_retries!r}")
+        if self.reachability not in ("auto", "public", "private"):
+            raise ConfigError(f"net.reachability must be auto, public or private, got {self.reachability!r}")
+        for name in ("relay_service", "autonat_server", "hole_punch"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"net.{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("reachability_interval", "relay_reservation_ttl"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 10:
+                raise ConfigError(f"net.{name} must be a finite number >= 10 (seconds), got {value!r}")
+        if not isinstance(self.relay_circuit_duration, (int, float)) or not math.isfinite(
+                self.relay_circuit_duration) or self.relay_circuit_duration < 0:
+            raise ConfigError(f"net.relay_circuit_duration must be >= 0 (0: unlimited), got {self.relay_circuit_duration!r}")
+        for name in ("relay_count", "relay_max_reservations", "relay_max_circuits", "relay_circuit_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "relay_count" else 1):
+                raise ConfigError(f"net.{name} must be an integer >= {0 if name == 'relay_count' else 1}, got {value!r}")
         if str(self.libp2p_log_level).upper() not in _LOG_LEVELS:
             raise ConfigError(f"net.libp2p_log_level must be one of {', '.join(_LOG_LEVELS)}")

@@ -50,6 +50,12 @@ class FilteredOverlay(Overlay):
             raise DialError(f"{pid} is on the deny-list")
         return await self.inner.connect(multiaddr)
 
+    def connection_kinds(self) -> dict[str, str]:
+        return {p: k for p, k in self.inner.connection_kinds().items() if p not in self.denied}
+
+    def reachability(self) -> dict[str, object]:
+        return self.inner.reachability()
+
     def connected_peers(self) -> list[str]:
         return [p for p in self.inner.connected_peers() if p not in self.denied]
 

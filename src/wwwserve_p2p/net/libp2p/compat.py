@@ -129,6 +129,17 @@ _ROUTINE_ERRORS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("libp2p.stream_muxer.yamux.yamux", "Error in handle_incoming for peer",
      ("ConnectionClosedError", "ClosedResourceError", "BrokenResourceError")),
     ("libp2p.kad_dht.kad_dht", "FIND_NODE key is not a valid PeerId", ("",)),
+    # the relay's hop handler reads on after each RESERVE/CONNECT; a client closing the
+    # stream (as the spec has it: one exchange per stream) is logged as three ERRORs
+    ("libp2p.relay.circuit_v2.protocol", "Error reading from hop stream", ("",)),
+    ("libp2p.relay.circuit_v2.protocol", "Unexpected error handling hop stream", ("stream is reset", "closed")),
+    ("libp2p.relay.circuit_v2.protocol", "Error sending status message", ("stream is reset", "closed")),
+    ("libp2p.relay.circuit_v2.protocol", "Unexpected error reading from stream", ("",)),
+    ("libp2p.relay.circuit_v2.transport", "Failed to fetch stored addresses for peer", ("",)),
+    # DCUtR's hole-punch dials fail by design when the NATs do not allow it
+    ("libp2p.transport.tcp.tcp", "Unexpected error opening TCP stream", ("",)),
+    ("libp2p.relay.circuit_v2.dcutr", "No addresses to try for hole punch", ("",)),
+    ("libp2p.relay.circuit_v2.dcutr", "Failed to establish direct connection", ("",)),
 )
 
 

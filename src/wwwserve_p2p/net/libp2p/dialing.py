@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import multiaddr.exceptions
@@ -55,7 +56,9 @@ class Dialer:
     counts ``dials`` and ``dial_failures``.
     """
 
-    def __init__(self, host: Any, config: Libp2pConfig, stats: Counter[str], routing_table: Any):
+    def __init__(self, host: Any, config: Libp2pConfig, stats: Counter[str], routing_table: Any,
+                 circuit: Callable[[ID, list[Any]], Awaitable[None]] | None = None):
+        self._circuit = circuit
         self._host = host
         self._swarm = host.get_network()
         self._config = config
@@ -63,6 +66,7 @@ class Dialer:
         self._routing_table = routing_table
         self._my_id = host.get_id()
         self._failing: set[ID] = set()
+        self._in_flight: dict[ID, trio.Event] = {}  # bounded by the tasks dialing
 
     async def connect(self, multiaddr: str, quiet: bool = False) -> str:
         """See :meth:`Libp2pOverlay.connect`; ``quiet`` logs a failure at DEBUG only."""
@@ -87,11 +91,38 @@ class Dialer:
         """
         if self._swarm.get_connections(pid):
             return
+        pending = self._in_flight.get(pid)
+        if pending is not None:  # another task is dialing it: share that attempt
+            await pending.wait()
+            if self._swarm.get_connections(pid):
+                return
+            raise DialError(f"cannot connect to {what}: a concurrent dial failed")
+        event = self._in_flight[pid] = trio.Event()
+        try:
+            await self._dial_once(pid, what, addr_ttl, quiet)
+        finally:
+            event.set()
+            del self._in_flight[pid]
+
+    async def _dial_once(self, pid: ID, what: str, addr_ttl: int, quiet: bool) -> None:
         self._swarm.unblock_peer(pid)
         t0 = trio.current_time()
         try:
-            with map_errors(f"cannot connect to {what}", DialError, deadline=self._config.dial_timeout):
-                await self._host.connect(PeerInfo(pid, self.known_addrs(pid)))
+            addrs = self.known_addrs(pid)
+            direct = [a for a in addrs if "/p2p-circuit" not in str(a)]
+            try:
+                if not direct and self._circuit is not None:
+                    raise DialError(f"cannot connect to {what}: no direct address")
+                with map_errors(f"cannot connect to {what}", DialError, deadline=self._config.dial_timeout):
+                    await self._host.connect(PeerInfo(pid, direct or addrs))
+            except DialError as direct_exc:
+                if self._circuit is None:
+                    raise
+                # behind a NAT, or a peer that is: through a relay (circuit relay v2)
+                try:
+                    await self._circuit(pid, addrs)
+                except DialError as relay_exc:
+                    raise DialError(f"{direct_exc}; {relay_exc}") from None
         except DialError as exc:
             self._stats["dial_failures"] += 1
             repeated = pid in self._failing  # say it once per peer until it answers again
