@@ -16,6 +16,18 @@ if ! [ -e /usr/include/gmp.h ] && ! [ -e "/usr/include/$(uname -m)-linux-gnu/gmp
   fi
 fi
 
+# Optional: headless Chromium + its WebDriver for the dashboard's browser test
+# (tests/real/test_dashboard_browser.py skips without them). Never fails the setup.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium + chromium-driver (for the dashboard browser test)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+      || echo "setup: chromium not installed (optional; the dashboard browser test will skip)" >&2
+  else
+    echo "setup: chromium/chromedriver missing (optional, for the dashboard browser test: sudo apt-get install chromium chromium-driver)" >&2
+  fi
+fi
+
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
