@@ -36,6 +36,7 @@ import json
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import trio
 
@@ -152,6 +153,7 @@ async def run(args: argparse.Namespace) -> None:
     async with open_node(config) as node:
         addr = node.overlay.addrs()[0]
         model = node.executor.models()[0]
+        genesis = str(Path(config.ledger.genesis).resolve()) if config.ledger.genesis else ""
         if args.json:
             print(json.dumps({"event": "ready", "peer_id": node.peer_id, "addrs": node.overlay.addrs(),
                               "api_url": node.api_url, "models": list(node.executor.models()),
@@ -168,11 +170,12 @@ Ask it something:
   curl -s {node.api_url}/v1/chat/completions -H 'content-type: application/json' \\
        -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "hello there"}}]}}'
 
-Start another node that joins this one (it will relay requests for models it lacks):
-  python examples/relay_node.py --data-dir data/relay2 --bootstrap {addr}
+Start another node that joins this one (it will relay requests for models it lacks); it must
+use the same genesis file{" (" + genesis + ")" if genesis else " (none: the dev network " + repr(config.node.network) + ")"}, or it lands on another network:
+  python examples/relay_node.py --data-dir data/relay2 --bootstrap {addr}{" --genesis " + genesis if genesis else ""}
 
 A provider behind NAT joins through it with:
-  wwwserve node --config node.toml --set 'net.bootstrap=["{addr}"]' --set 'net.relays=["{addr}"]'
+  wwwserve node --config node.toml --set 'net.bootstrap=["{addr}"]' --set 'net.relays=["{addr}"]'{" --set ledger.genesis=" + genesis if genesis else ""}
 """, flush=True)
         await _until_signal()
 
