@@ -422,6 +422,22 @@ def start_lab_node(lab: Lab, node: LabNode, name: str, config: dict, workdir: Pa
 
     :raises LabError: it exited or did not print its ready line in time.
     """
+    return start_lab_nodes(lab, [(node, name, config, argv)], workdir, ready_timeout)[0]
+
+
+def start_lab_nodes(lab: Lab, specs: Sequence[tuple[LabNode, str, dict, Sequence[str] | None]], workdir: Path,
+                    ready_timeout: float = 90.0) -> list[LabNodeProcess]:
+    """:func:`start_lab_node` for several nodes at once (started together, then awaited)."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, len(specs))) as pool:
+        futures = [pool.submit(_start_one, lab, n, name, cfg, Path(workdir), ready_timeout, argv)
+                   for n, name, cfg, argv in specs]
+        return [f.result() for f in futures]
+
+
+def _start_one(lab: Lab, node: LabNode, name: str, config: dict, workdir: Path,
+               ready_timeout: float, argv: Sequence[str] | None) -> LabNodeProcess:
     import threading
 
     import tomli_w

@@ -50,10 +50,9 @@ def _node_cfg(models: list[str], bootstrap: list[str], relays: list[str] | None 
             "net": net, "executor": {"kind": "echo", "models": models, "capacity": 4}}
 
 
-def _relay(lab: netlab.Lab, node: netlab.LabNode, name: str, work: Path) -> netlab.LabNodeProcess:
-    argv = [sys.executable, str(ROOT / "examples" / "relay_node.py"), "--relay-only", "--json", "--host", "0.0.0.0",
+def _relay_argv(name: str, work: Path) -> list[str]:
+    return [sys.executable, str(ROOT / "examples" / "relay_node.py"), "--relay-only", "--json", "--host", "0.0.0.0",
             "--p2p-port", "4001", "--data-dir", str(work / name), "--network", "wwwserve-netlab-test"]
-    return netlab.start_lab_node(lab, node, name, {}, work, argv=argv)
 
 
 def _wait(what: str, check, timeout: float, nodes: list[netlab.LabNodeProcess]) -> None:
@@ -93,14 +92,13 @@ def _stream_inside(lab: netlab.Lab, n: netlab.LabNodeProcess, model: str) -> tup
 @pytest.mark.skipif(_WHY is not None, reason=_WHY or "")
 def test_nated_providers_serve_through_relays_and_survive_losing_their_relay(tmp_path: Path) -> None:
     with netlab.open_lab(3, nated=["eim", "adm"], default=netlab.Link(rtt_ms=10.0)) as lab:
-        r1 = _relay(lab, lab.nodes[0], "relay1", tmp_path)
-        r2 = _relay(lab, lab.nodes[1], "relay2", tmp_path)
+        r1, r2 = netlab.start_lab_nodes(lab, [(lab.nodes[0], "relay1", {}, _relay_argv("relay1", tmp_path)),
+                                              (lab.nodes[1], "relay2", {}, _relay_argv("relay2", tmp_path))], tmp_path)
         relays = [r1.multiaddr, r2.multiaddr]
-        pub = netlab.start_lab_node(lab, lab.nodes[2], "pub", _node_cfg(["pub-only"], relays), tmp_path)
-        n1 = netlab.start_lab_node(lab, lab.nodes[3], "nat1", _node_cfg(["nat-a", "nat-any"], relays, relays),
-                                   tmp_path)
-        n2 = netlab.start_lab_node(lab, lab.nodes[4], "nat2", _node_cfg(["nat-b", "nat-any"], relays, relays),
-                                   tmp_path)
+        pub, n1, n2 = netlab.start_lab_nodes(lab, [
+            (lab.nodes[2], "pub", _node_cfg(["pub-only"], relays), None),
+            (lab.nodes[3], "nat1", _node_cfg(["nat-a", "nat-any"], relays, relays), None),
+            (lab.nodes[4], "nat2", _node_cfg(["nat-b", "nat-any"], relays, relays), None)], tmp_path)
         everyone = [r1, r2, pub, n1, n2]
         nated = {n1.peer_id, n2.peer_id}
 
@@ -110,7 +108,9 @@ def test_nated_providers_serve_through_relays_and_survive_losing_their_relay(tmp
                     and _alive(s2, [pub.peer_id, n1.peer_id])
                     and s1["reach"]["relays"] == [r1.peer_id] and s2["reach"]["relays"] == [r1.peer_id])
 
+        t0 = time.monotonic()
         _wait("NATed nodes private, reserved on relay1, and the mesh alive", joined, 90, everyone)
+        print(f"joined in {time.monotonic() - t0:.1f} s")
         s1 = n1.status(lab)
         assert s1["reach"]["reachability"] == "private"  # learnt through AutoNAT (net.reachability = auto)
         assert s1["addrs"] and all(f"/p2p/{r1.peer_id}/p2p-circuit/p2p/{n1.peer_id}" in a for a in s1["addrs"])
