@@ -208,6 +208,14 @@ class MeteredExecutor(Executor):
     def load(self) -> LoadSnapshot:
         return self.inner.load()
 
+    @property  # type: ignore[override]
+    def features(self) -> frozenset[str]:  # type: ignore[override]
+        return self.inner.features
+
+    def unsupported(self, request: GenerationRequest):
+        """The wrapped executor's answer (what it can honour; issue 14a)."""
+        return self.inner.unsupported(request)
+
     async def start(self) -> None:
         await self.inner.start()
 

@@ -28,7 +28,7 @@ USER = [{"role": "user", "content": "hi"}]
 
 
 def test_chat_defaults_and_ids():
-    p = parse_chat_request({"model": "m", "messages": USER, "unknown_field": {"x": 1}})
+    p = parse_chat_request({"model": "m", "messages": USER})
     rq = p.request
     assert p.chat and not p.stream and not p.include_usage
     assert rq.request_id.startswith("chatcmpl-") and len(rq.request_id) == len("chatcmpl-") + 32
@@ -56,8 +56,11 @@ def test_chat_all_params():
     assert p.stream and p.include_usage
 
 
-def test_max_tokens_capped():
-    assert parse_chat_request({"model": "m", "messages": USER, "max_tokens": 10**6},
+def test_max_tokens_above_the_cap_is_refused_not_capped():
+    with pytest.raises(RequestValidationError, match="limit of 50 tokens") as info:
+        parse_chat_request({"model": "m", "messages": USER, "max_tokens": 10**6}, max_tokens_cap=50)
+    assert info.value.param == "max_tokens"
+    assert parse_chat_request({"model": "m", "messages": USER, "max_tokens": 50},
                               max_tokens_cap=50).request.max_tokens == 50
 
 
@@ -78,7 +81,9 @@ def test_completion_prompt_forms():
     ({"model": "m", "messages": [{"role": "user", "content": 3}]}, "messages[0].content"),
     ({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
      "messages[0].content"),
-    ({"model": "m", "messages": USER, "n": 2}, "n"),
+    ({"model": "m", "messages": USER, "n": 0}, "n"),
+    ({"model": "m", "messages": USER, "n": 17}, "n"),
+    ({"model": "m", "messages": USER, "unknown_field": 1}, "unknown_field"),
     ({"model": "m", "messages": USER, "max_tokens": 0}, "max_tokens"),
     ({"model": "m", "messages": USER, "max_tokens": True}, "max_tokens"),
     ({"model": "m", "messages": USER, "temperature": 3}, "temperature"),
@@ -98,7 +103,7 @@ def test_chat_invalid(body, param):
     assert err["error"]["type"] == "invalid_request_error"
 
 
-@pytest.mark.parametrize("prompt", [None, 3, ["a", "b"], [1, 2]])
+@pytest.mark.parametrize("prompt", [None, 3, [], ["a", 1], [[1], ["a"]], [[]], [-1]])
 def test_completion_invalid_prompt(prompt):
     with pytest.raises(RequestValidationError):
         parse_completion_request({"model": "m", "prompt": prompt})

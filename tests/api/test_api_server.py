@@ -313,7 +313,7 @@ async def test_request_validation_errors(start_server):
             assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
 
             r = await http.post("/v1/chat/completions", json={
-                "model": MODEL, "messages": [{"role": "user", "content": "x"}], "n": 2})
+                "model": MODEL, "messages": [{"role": "user", "content": "x"}], "n": 17})
             assert r.status_code == 400 and r.json()["error"]["param"] == "n"
 
             r = await http.post("/v1/completions", json={"model": MODEL})
@@ -338,12 +338,16 @@ async def test_request_validation_errors(start_server):
         assert node.records == []  # the node never saw an invalid request
 
 
-async def test_max_tokens_is_capped(start_server):
+async def test_max_tokens_above_the_cap_is_refused(start_server):
     with trio.fail_after(DEADLINE):
         node, url = await start_server(max_tokens_cap=2)
         async with httpx.AsyncClient(base_url=url) as http:
             r = await http.post("/v1/completions", json={
                 "model": MODEL, "prompt": "a b c", "max_tokens": 100})
+            assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens"
+            assert "limit of 2 tokens" in r.json()["error"]["message"]
+            r = await http.post("/v1/completions", json={
+                "model": MODEL, "prompt": "a b c", "max_tokens": 2})
         assert r.status_code == 200
         assert node.records[0].request.max_tokens == 2
         assert r.json()["choices"][0] == {"index": 0, "text": "You said:", "logprobs": None,

@@ -33,7 +33,7 @@ class LedgerNode:
         self.denied: list[str] = []
 
     def model_cards(self) -> list[ModelCard]:
-        return []
+        return [ModelCard("m", True)]
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[RoutedChunk]:
         yield RoutedChunk(GenerationChunk(text="hi", finish_reason="stop",
@@ -76,8 +76,10 @@ async def test_every_route_has_its_own_metrics_label_and_unknown_paths_share_oth
     assert {"/ledger", "/ledger/accounts", "/ledger/blocks", "/admin/denied-peers"} <= route_paths
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://node") as http:
         for path in sorted(route_paths - {"/v1/chat/completions", "/v1/completions", "/admin/denied-peers",
-                                          "/admin/transfer", "/dashboard/static/{name}"}):
+                                          "/admin/transfer", "/dashboard/static/{name}",
+                                          "/v1/models/{model_id:path}"}):
             assert (await http.get(path)).status_code == 200, path
+        assert (await http.get("/v1/models/m")).status_code == 200
         assert (await http.get("/dashboard/static/dashboard.js")).status_code == 200
         assert (await http.post("/admin/transfer", json={"to": "p", "amount": 1})).status_code == 200
         assert (await http.put("/admin/denied-peers", json={"peers": ["12D3KooWBad"]})).status_code == 200

@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from wwwserve_p2p.core.types import ChatMessage, GenerationRequest  # noqa: E402
-from wwwserve_p2p.errors import ConfigError, ExecutorError, ModelNotFound  # noqa: E402
+from wwwserve_p2p.errors import ConfigError, ExecutorError, InvalidRequest, ModelNotFound  # noqa: E402
 from wwwserve_p2p.executors import create_executor  # noqa: E402
 from wwwserve_p2p.executors.hf import HFExecutor, _StopMatcher  # noqa: E402
 from wwwserve_p2p.testing.conformance import CHECK_NAMES, collect, run_check  # noqa: E402
@@ -98,14 +98,21 @@ async def test_chat_renders_prompt_text(ex):
 async def test_long_prompt_is_truncated_and_long_output_slides(ex):
     prompt = "Speak, speak, good citizens of Rome. " * 400
     chunks = await collect(ex, req(prompt, max_tokens=16))
-    assert chunks[-1].usage.prompt_tokens <= ex.context_length - 16
+    n_prompt = len(ex._tokenizer(prompt)["input_ids"])
+    u = chunks[-1].usage  # truthful: every prompt token counted, the cut ones reported
+    assert u.prompt_tokens == n_prompt and u.prompt_tokens_dropped > 0
+    assert u.prompt_tokens - u.prompt_tokens_dropped == ex.trained_context - 16
     chunks = await collect(ex, req("ROMEO:\n" * 60, max_tokens=300, temperature=0.8, seed=1))
     assert chunks[-1].usage.completion_tokens == 300
 
 
-async def test_max_new_tokens_cap_clamps(tiny_model_dir):
+async def test_max_new_tokens_cap_refuses_larger_max_tokens(tiny_model_dir):
     e = await HFExecutor.open(tiny_model_dir, max_new_tokens_cap=5, model_name="capped")
-    chunks = await collect(e, replace(req(max_tokens=50), model="capped"))
+    with pytest.raises(InvalidRequest, match="limit of 5 generated tokens") as info:
+        await collect(e, replace(req(max_tokens=50), model="capped"))
+    assert info.value.param == "max_tokens"
+    assert e.unsupported(replace(req(max_tokens=50), model="capped")) is not None
+    chunks = await collect(e, replace(req(max_tokens=5), model="capped"))
     assert chunks[-1].usage.completion_tokens == 5 and chunks[-1].finish_reason == "length"
 
 

@@ -42,12 +42,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..core.types import FINISH_STOP, RoutedChunk, Usage
+from ..core.types import FINISH_STOP, RoutedChunk, TokenLogprob, Usage
 from .dashboard import dashboard_routes
 from .node_protocol import ServingNode
 from .ops import key_middleware, ops_routes
 from .openai_format import (
     SSE_DONE,
+    ChoiceResult,
     ParsedRequest,
     RequestValidationError,
     completion_response,
@@ -55,11 +56,13 @@ from .openai_format import (
     dumps,
     error_body,
     error_for_exception,
+    model_json,
     models_list,
     parse_chat_request,
     parse_completion_request,
     sse_event,
     stream_chunk,
+    sum_usage,
     usage_chunk,
 )
 
@@ -140,10 +143,20 @@ def create_app(node: ServingNode, *, max_body_bytes: int = 1_048_576,
             parsed = parse(data, max_tokens_cap=max_tokens_cap)
         except RequestValidationError as exc:
             return _error_response(*error_for_exception(exc))
+        if len(parsed.all_choices()) > 1:  # n > 1 or several prompts: one generation each
+            return _MultiGenerationResponse(node, parsed, heartbeat_interval)
         return _GenerationResponse(node, parsed, heartbeat_interval)
 
     async def models(request: Request) -> Response:
         return JSONResponse(models_list(node.model_cards()))
+
+    async def model(request: Request) -> Response:
+        model_id = request.path_params["model_id"]
+        for card in node.model_cards():
+            if card.id == model_id:
+                return JSONResponse(model_json(card))
+        return _error_response(404, error_body(f"The model '{model_id}' does not exist",
+                                               "invalid_request_error", "model", "model_not_found"))
 
     async def status(request: Request) -> Response:
         return JSONResponse(node.status())
@@ -201,6 +214,7 @@ def create_app(node: ServingNode, *, max_body_bytes: int = 1_048_576,
         Route("/v1/chat/completions", _guarded(chat_completions), methods=["POST"]),
         Route("/v1/completions", _guarded(completions), methods=["POST"]),
         Route("/v1/models", _guarded(models), methods=["GET"]),
+        Route("/v1/models/{model_id:path}", _guarded(model), methods=["GET"]),
         Route("/status", _guarded(status), methods=["GET"]),
         Route("/metrics", _guarded(metrics), methods=["GET"]),
         Route("/healthz", _guarded(healthz), methods=["GET"]),
@@ -358,12 +372,14 @@ class _GenerationResponse(Response):
     async def _collect(self, chunks: AsyncIterator[RoutedChunk], send: Send) -> None:
         texts: list[str] = []
         executors: list[str] = []
+        lps: list[TokenLogprob] = []
         finish: str | None = None
         usage: Usage | None = None
         try:
             async for rc in chunks:
                 executors.append(rc.executor)
                 texts.append(rc.chunk.text)
+                lps += rc.chunk.logprobs
                 if rc.chunk.is_final:
                     finish, usage = rc.chunk.finish_reason, rc.chunk.usage
                     break
@@ -374,9 +390,9 @@ class _GenerationResponse(Response):
             return
         if finish is None:
             log.warning("%s: stream ended without a final chunk", self._parsed.request.request_id)
-        body = dumps(completion_response(self._parsed, text="".join(texts),
-                                         finish_reason=finish or FINISH_STOP, usage=usage,
-                                         executors=executors))
+        body = dumps(completion_response(self._parsed, choices=[ChoiceResult(
+            0, "".join(texts), finish or FINISH_STOP, usage, tuple(lps))], usage=usage,
+            executors=executors))
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -411,6 +427,7 @@ class _GenerationResponse(Response):
         executors: list[str] = []
         rc: RoutedChunk | None = first
         is_first = True
+        offset = 0  # characters of the choice's text sent so far (completions' text_offset)
         error: Exception | None = None
         while True:
             if rc is None:  # the node's stream ended without a final chunk
@@ -427,13 +444,14 @@ class _GenerationResponse(Response):
             if c.is_final:
                 await self._write_body(send, sse_event(stream_chunk(
                     parsed, text=c.text, first=is_first, finish_reason=c.finish_reason,
-                    executors=executors)))
+                    executors=executors, logprobs=c.logprobs, offset=offset, usage=c.usage)))
                 if parsed.include_usage:
                     await self._write_body(send, sse_event(usage_chunk(parsed, c.usage)))
                 break
-            if c.text or is_first:
+            if c.text or is_first or c.logprobs:
                 await self._write_body(send, sse_event(stream_chunk(
-                    parsed, text=c.text, first=is_first)))
+                    parsed, text=c.text, first=is_first, logprobs=c.logprobs, offset=offset)))
+                offset += len(c.text)
                 is_first = False
             try:
                 rc = await anext(it)
@@ -485,6 +503,132 @@ class _GenerationResponse(Response):
             (b"content-length", str(len(data)).encode()),
         ]})
         await send({"type": "http.response.body", "body": data, "more_body": False})
+
+
+class _MultiGenerationResponse(_GenerationResponse):
+    """Several choices (``n`` > 1 or several prompts): one node generation per choice, run
+    concurrently; JSON with every choice, or SSE chunks tagged with their choice ``index``.
+    The first error before the response head answers with its status (the other generations
+    are cancelled); an error after it is a final ``data: {"error": ...}`` event. Usage is
+    summed over choices (:func:`~wwwserve_p2p.api.openai_format.sum_usage`)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        choices = self._parsed.all_choices()
+        items_send, items = trio.open_memory_channel[
+            tuple[int, RoutedChunk | None, BaseException | None]](math.inf)
+
+        async def watch_disconnect(cancel_scope: trio.CancelScope) -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    cancel_scope.cancel()
+                    return
+
+        async def run_one(index: int, request: Any, out: trio.MemorySendChannel) -> None:
+            async with out:
+                try:
+                    final = False
+                    async with _closing(self._node.generate(request)) as chunks:
+                        async for rc in chunks:
+                            out.send_nowait((index, rc, None))
+                            if rc.chunk.is_final:
+                                final = True
+                                break
+                    if not final:
+                        raise _NoOutput(f"choice {index}: the node's stream ended without a final chunk")
+                except Exception as exc:
+                    out.send_nowait((index, None, exc))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch_disconnect, nursery.cancel_scope)
+            async with items_send:
+                for index, request in enumerate(choices):
+                    nursery.start_soon(run_one, index, request, items_send.clone())
+            if self._parsed.stream:
+                await self._stream_many(items, send, nursery, len(choices))
+            else:
+                await self._collect_many(items, send, len(choices))
+            nursery.cancel_scope.cancel()
+
+    async def _collect_many(self, items: trio.MemoryReceiveChannel, send: Send, n: int) -> None:
+        texts: list[list[str]] = [[] for _ in range(n)]
+        lps: list[list[TokenLogprob]] = [[] for _ in range(n)]
+        executors: list[str] = []
+        results: dict[int, ChoiceResult] = {}
+        async for index, rc, exc in items:
+            if exc is not None:
+                await self._send_error_response(send, exc)
+                return
+            executors.append(rc.executor)
+            texts[index].append(rc.chunk.text)
+            lps[index] += rc.chunk.logprobs
+            if rc.chunk.is_final:
+                results[index] = ChoiceResult(index, "".join(texts[index]), rc.chunk.finish_reason,
+                                              rc.chunk.usage, tuple(lps[index]))
+                if len(results) == n:
+                    break
+        body = dumps(completion_response(self._parsed, choices=list(results.values()),
+                                         executors=executors))
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (EXECUTOR_HEADER.lower().encode(), _header_value(executors[0] if executors else "")),
+        ]})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _stream_many(self, items: trio.MemoryReceiveChannel, send: Send,
+                           nursery: trio.Nursery, n: int) -> None:
+        parsed = self._parsed
+        index, rc, exc = await items.receive()
+        if exc is not None:
+            await self._send_error_response(send, exc)
+            return
+        await self._write(send, {"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+            (EXECUTOR_HEADER.lower().encode(), _header_value(rc.executor)),
+        ]})
+        if self._heartbeat is not None and self._heartbeat > 0 and math.isfinite(self._heartbeat):
+            nursery.start_soon(self._heartbeats, send, self._heartbeat)
+        started: set[int] = set()
+        offsets = [0] * n
+        executors: list[list[str]] = [[] for _ in range(n)]
+        usages: list[Usage | None] = [None] * n
+        done = 0
+        error: BaseException | None = None
+        while True:
+            if exc is not None:
+                error = exc
+                break
+            if rc.executor not in executors[index]:
+                executors[index].append(rc.executor)
+            c = rc.chunk
+            first = index not in started
+            started.add(index)
+            if c.is_final:
+                usages[index] = c.usage
+                await self._write_body(send, sse_event(stream_chunk(
+                    parsed, text=c.text, first=first, finish_reason=c.finish_reason,
+                    executors=executors[index], index=index, logprobs=c.logprobs,
+                    offset=offsets[index], usage=c.usage)))
+                done += 1
+                if done == n:
+                    break
+            elif c.text or first or c.logprobs:
+                await self._write_body(send, sse_event(stream_chunk(
+                    parsed, text=c.text, first=first, index=index, logprobs=c.logprobs,
+                    offset=offsets[index])))
+                offsets[index] += len(c.text)
+            index, rc, exc = await items.receive()
+        if error is not None:
+            status, body = error_for_exception(error)
+            log.info("%s failed mid-stream: %s", parsed.request.request_id, error)
+            await self._write_body(send, sse_event(body))
+        elif parsed.include_usage:
+            await self._write_body(send, sse_event(usage_chunk(parsed, sum_usage(parsed, usages))))
+        await self._write_body(send, SSE_DONE)
+        await self._write(send, {"type": "http.response.body", "body": b"", "more_body": False})
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -4,20 +4,36 @@ Pure functions, no I/O. Two modes share everything: ``chat`` (``/v1/chat/complet
 objects ``chat.completion`` / ``chat.completion.chunk``) and ``completion``
 (``/v1/completions``, object ``text_completion``).
 
-Validation follows the OpenAI API where it matters to us and ignores fields we do not know:
+Every parameter of OpenAI's chat-completions and completions references is either honoured
+or refused with a 400 naming it (:class:`RequestValidationError`, ``param`` set); a field
+that is in neither reference is refused too ("unrecognized request argument"), as OpenAI
+does. ``null`` for an optional field means "not given". See :data:`CHAT_PARAMS` and
+:data:`COMPLETION_PARAMS` for the table; in short:
 
-- ``model``: required non-empty string.
-- chat ``messages``: non-empty list of ``{"role", "content"}``; role ``system`` / ``user`` /
-  ``assistant`` (``developer`` is read as ``system``); content a string or a list of
-  ``{"type": "text", "text": str}`` parts (joined without separator); an assistant message
-  may have ``content: null``.
-- completion ``prompt``: a string or a list holding exactly one string.
-- ``max_completion_tokens`` (preferred) or ``max_tokens``: int >= 1, default
-  :data:`DEFAULT_MAX_TOKENS`, silently capped at ``max_tokens_cap``.
-- ``temperature`` in [0, 2]; ``top_p`` in (0, 1]; ``stop`` a string or a list of at most
-  :data:`MAX_STOP` strings (empty strings dropped); ``seed`` an int; ``stream`` a bool;
-  ``stream_options.include_usage`` a bool; ``n`` must be 1 when given.
-- ``null`` for an optional field means "not given".
+- honoured by the API: ``model``, ``messages`` (roles ``system``/``developer`` (read as
+  system)/``user``/``assistant``, content a string or text parts), completion ``prompt`` (a
+  string, a list of strings, a list of token ids or a list of lists of token ids; one
+  choice per prompt), ``n`` (1..:data:`MAX_N`: independent generations, choice ``j`` seeded
+  ``seed + j`` when ``seed`` is given), ``max_tokens`` / ``max_completion_tokens`` (above the
+  node's ``max_tokens_cap`` refused, never silently capped), ``stream``, ``stream_options``
+  (``include_usage``; ``include_obfuscation`` false), ``temperature``, ``top_p``, ``stop``,
+  ``seed``, ``logprobs`` / ``top_logprobs`` (chat: bool + 0..20; completions: int 0..5),
+  ``echo`` and ``max_tokens=0`` with echo (completions), ``presence_penalty`` /
+  ``frequency_penalty`` in [-2, 2], ``logit_bias`` (token id -> [-100, 100]),
+  ``best_of`` = ``n`` (completions; larger refused), ``response_format`` ``{"type": "text"}``,
+  ``modalities`` ``["text"]``, ``service_tier`` ``auto``/``default``, ``store`` false.
+- executor-dependent (token-ID prompts, echo, logprobs, penalties, logit bias): carried in
+  the :class:`GenerationRequest`; an executor that cannot honour one refuses it naming the
+  parameter (400), and a peer that cannot declines the delegation probe.
+- advisory, validated and without effect on the output by their definition: ``user``,
+  ``safety_identifier``, ``prompt_cache_key`` (identifiers for abuse monitoring and caching).
+- refused (400 naming the parameter): ``tools``, ``tool_choice`` (other than ``"none"``),
+  ``parallel_tool_calls``, ``functions``, ``function_call``, ``response_format``
+  ``json_object``/``json_schema``, ``audio``, ``modalities`` with audio, ``prediction``,
+  ``reasoning_effort``, ``verbosity``, ``web_search_options``, ``metadata``, ``store`` true,
+  other ``service_tier`` values, ``suffix``, ``best_of`` > ``n``, message ``name`` /
+  ``tool_calls`` / ``function_call`` / ``audio``, non-text content parts, and the roles
+  ``tool`` / ``function``.
 """
 
 from __future__ import annotations
@@ -25,11 +41,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..core.types import FINISH_STOP, ChatMessage, GenerationRequest, ModelCard, Usage
+from ..core.types import (FINISH_STOP, ChatMessage, GenerationRequest, ModelCard, TokenLogprob,
+                          Usage)
 from ..errors import (
     InvalidRequest,
     ModelNotFound,
@@ -42,10 +59,48 @@ from ..errors import (
 DEFAULT_MAX_TOKENS = 128
 #: Most stop sequences accepted in one request.
 MAX_STOP = 16
+#: Largest ``n``; most choices (prompts x n) in one request; most prompts in one request.
+MAX_N = 16
+MAX_CHOICES = 128
+MAX_PROMPTS = 128
+#: Most ``top_logprobs`` (chat) and ``logprobs`` (completions), as OpenAI.
+MAX_TOP_LOGPROBS_CHAT = 20
+MAX_LOGPROBS_COMPLETION = 5
+#: Most ``logit_bias`` entries.
+MAX_LOGIT_BIAS = 300
+#: Longest token-ID prompt accepted.
+MAX_PROMPT_IDS = 1 << 16
 #: SSE terminator of every stream.
 SSE_DONE = b"data: [DONE]\n\n"
 
 _CHAT_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+#: How the API treats each chat-completions parameter (OpenAI's reference): ``honoured``,
+#: ``executor`` (honoured when the executor can, else 400 naming it), ``advisory`` (validated,
+#: no effect on output by definition), ``refused`` (400 unless given its no-op value).
+CHAT_PARAMS: dict[str, str] = {
+    "model": "honoured", "messages": "honoured", "n": "honoured", "max_tokens": "honoured",
+    "max_completion_tokens": "honoured", "stream": "honoured", "stream_options": "honoured",
+    "temperature": "honoured", "top_p": "honoured", "stop": "honoured", "seed": "honoured",
+    "logprobs": "executor", "top_logprobs": "executor", "presence_penalty": "executor",
+    "frequency_penalty": "executor", "logit_bias": "executor",
+    "response_format": "refused (except {\"type\": \"text\"})",
+    "modalities": "refused (except [\"text\"])", "service_tier": "refused (except auto/default)",
+    "store": "refused (except false)", "user": "advisory", "safety_identifier": "advisory",
+    "prompt_cache_key": "advisory", "tools": "refused", "tool_choice": "refused (except \"none\")",
+    "parallel_tool_calls": "refused", "functions": "refused", "function_call": "refused",
+    "audio": "refused", "prediction": "refused", "reasoning_effort": "refused",
+    "verbosity": "refused", "web_search_options": "refused", "metadata": "refused",
+}
+#: The same for completions.
+COMPLETION_PARAMS: dict[str, str] = {
+    "model": "honoured", "prompt": "honoured (token-ID prompts: executor)", "n": "honoured",
+    "max_tokens": "honoured", "stream": "honoured", "stream_options": "honoured",
+    "temperature": "honoured", "top_p": "honoured", "stop": "honoured", "seed": "honoured",
+    "best_of": "honoured when equal to n, else refused", "echo": "executor",
+    "logprobs": "executor", "presence_penalty": "executor", "frequency_penalty": "executor",
+    "logit_bias": "executor", "user": "advisory", "suffix": "refused",
+}
 
 
 class RequestValidationError(InvalidRequest):
@@ -60,8 +115,11 @@ class RequestValidationError(InvalidRequest):
 class ParsedRequest:
     """A validated OpenAI request.
 
-    ``request`` is what the node serves; ``stream`` / ``include_usage`` drive the response
-    shape; ``chat`` selects the mode; ``created`` is the Unix time (s) stamped on responses.
+    ``request`` is what the node serves for choice 0; ``choices`` holds one request per
+    choice index (``len(prompts) * n`` of them, prompt-major: choice ``i * n + j`` is prompt
+    ``i``, sample ``j``; ``choices[0] is request``); ``stream`` / ``include_usage`` drive the
+    response shape; ``chat`` selects the mode; ``created`` is the Unix time (s) stamped on
+    responses; ``n`` the samples per prompt; ``logprobs`` whether choices carry logprobs.
     """
 
     request: GenerationRequest
@@ -69,6 +127,13 @@ class ParsedRequest:
     stream: bool = False
     include_usage: bool = False
     created: int = 0
+    choices: tuple[GenerationRequest, ...] = ()
+    n: int = 1
+    logprobs: bool = False
+
+    def all_choices(self) -> tuple[GenerationRequest, ...]:
+        """``choices`` (``(request,)`` when built without them)."""
+        return self.choices or (self.request,)
 
 
 def new_request_id(chat: bool) -> str:
@@ -89,23 +154,55 @@ def decode_json_body(body: bytes) -> dict[str, Any]:
 
 def parse_chat_request(body: Mapping[str, Any], *, max_tokens_cap: int = 4096) -> ParsedRequest:
     """Validate a ``/v1/chat/completions`` body into a :class:`ParsedRequest` (chat mode)."""
+    _check_known(body, CHAT_PARAMS)
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise RequestValidationError("'messages' must be a non-empty array", "messages")
     messages = tuple(_parse_message(m, i) for i, m in enumerate(raw))
-    return _parse_common(body, chat=True, messages=messages, prompt="", max_tokens_cap=max_tokens_cap)
+    return _parse_common(body, chat=True, messages=messages, prompts=[""],
+                         max_tokens_cap=max_tokens_cap)
 
 
 def parse_completion_request(body: Mapping[str, Any], *, max_tokens_cap: int = 4096) -> ParsedRequest:
     """Validate a ``/v1/completions`` body into a :class:`ParsedRequest` (completion mode)."""
-    prompt = body.get("prompt")
-    if isinstance(prompt, list):
-        if len(prompt) != 1:
-            raise RequestValidationError("'prompt' as an array must hold exactly one string", "prompt")
-        prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise RequestValidationError("'prompt' must be a string", "prompt")
-    return _parse_common(body, chat=False, messages=(), prompt=prompt, max_tokens_cap=max_tokens_cap)
+    _check_known(body, COMPLETION_PARAMS)
+    return _parse_common(body, chat=False, messages=(), prompts=_parse_prompts(body.get("prompt")),
+                         max_tokens_cap=max_tokens_cap)
+
+
+def _check_known(body: Mapping[str, Any], known: Mapping[str, str]) -> None:
+    for key in body:
+        if key not in known:
+            raise RequestValidationError(f"Unrecognized request argument supplied: {key}", key)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _parse_prompts(prompt: Any) -> list[str | tuple[int, ...]]:
+    """The prompts of a completion request: strings or token-ID tuples."""
+    if isinstance(prompt, str):
+        return [prompt]
+    err = ("'prompt' must be a string, an array of strings, an array of token ids or an "
+           "array of arrays of token ids")
+    if not isinstance(prompt, list) or not prompt:
+        raise RequestValidationError(err, "prompt")
+    if all(_is_int(t) for t in prompt):
+        prompts: list[str | tuple[int, ...]] = [tuple(prompt)]
+    elif all(isinstance(p, str) for p in prompt):
+        prompts = list(prompt)
+    elif all(isinstance(p, list) and p and all(_is_int(t) for t in p) for p in prompt):
+        prompts = [tuple(p) for p in prompt]
+    else:
+        raise RequestValidationError(err, "prompt")
+    if len(prompts) > MAX_PROMPTS:
+        raise RequestValidationError(f"'prompt' may hold at most {MAX_PROMPTS} prompts", "prompt")
+    for p in prompts:
+        if isinstance(p, tuple) and (len(p) > MAX_PROMPT_IDS or any(t < 0 for t in p)):
+            raise RequestValidationError(
+                f"token-ID prompts must be at most {MAX_PROMPT_IDS} ids >= 0", "prompt")
+    return prompts
 
 
 def _parse_message(m: Any, i: int) -> ChatMessage:
@@ -115,8 +212,17 @@ def _parse_message(m: Any, i: int) -> ChatMessage:
     role = m.get("role")
     if not isinstance(role, str) or role not in _CHAT_ROLES:
         raise RequestValidationError(
-            f"'{param}.role' must be one of system, developer, user, assistant; got {role!r}",
+            f"'{param}.role' must be one of system, developer, user, assistant; got {role!r}"
+            " (tool and function messages are not supported: tools are not)",
             f"{param}.role")
+    for key, value in m.items():
+        if key in ("role", "content"):
+            continue
+        if key == "refusal" and value is None:
+            continue
+        if key in ("tool_calls", "function_call", "audio") and value in (None, []):
+            continue
+        raise RequestValidationError(f"'{param}.{key}' is not supported", f"{param}.{key}")
     content = m.get("content")
     if content is None and role == "assistant":
         content = ""
@@ -140,25 +246,99 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def _refuse(param: str, why: str) -> RequestValidationError:
+    return RequestValidationError(f"'{param}' is not supported by this node: {why}", param)
+
+
+def _check_refused(body: Mapping[str, Any], chat: bool) -> None:
+    """400 for the parameters this node refuses (unless given their no-op value)."""
+    g = body.get
+    if chat:
+        if g("tools") not in (None, []):
+            raise _refuse("tools", "tool calling is not implemented; the models here are plain "
+                          "text generators")
+        if g("tool_choice") not in (None, "none"):
+            raise _refuse("tool_choice", "tool calling is not implemented")
+        for key in ("parallel_tool_calls", "functions", "function_call"):
+            if g(key) is not None:
+                raise _refuse(key, "tool/function calling is not implemented")
+        rf = g("response_format")
+        if rf is not None:
+            if not isinstance(rf, dict) or "type" not in rf:
+                raise RequestValidationError("'response_format' must be an object with a 'type'",
+                                             "response_format")
+            if rf.get("type") != "text":
+                raise _refuse("response_format", f"type {rf.get('type')!r}: constrained (JSON) "
+                              "decoding is not implemented, only {\"type\": \"text\"}")
+        mod = g("modalities")
+        if mod is not None and mod != ["text"]:
+            raise _refuse("modalities", "only [\"text\"] output")
+        for key, why in (("audio", "audio output is not implemented"),
+                         ("prediction", "predicted outputs are not implemented"),
+                         ("reasoning_effort", "the models here are not reasoning models"),
+                         ("verbosity", "the models here have no verbosity control"),
+                         ("web_search_options", "web search is not implemented"),
+                         ("metadata", "completions are not stored, so there is nothing to tag")):
+            if g(key) is not None:
+                raise _refuse(key, why)
+        if g("store") not in (None, False):
+            raise _refuse("store", "completions are not stored (store=false only)")
+        if g("service_tier") not in (None, "auto", "default"):
+            raise _refuse("service_tier", "only 'auto' and 'default'")
+        for key in ("user", "safety_identifier", "prompt_cache_key"):
+            if g(key) is not None and (not isinstance(g(key), str) or len(g(key)) > 512):
+                raise RequestValidationError(f"'{key}' must be a string of at most 512 characters",
+                                             key)
+    else:
+        if g("suffix") not in (None, ""):
+            raise _refuse("suffix", "insertion (fill-in-the-middle) is not implemented")
+        if g("user") is not None and (not isinstance(g("user"), str) or len(g("user")) > 512):
+            raise RequestValidationError("'user' must be a string of at most 512 characters", "user")
+
+
 def _parse_common(body: Mapping[str, Any], *, chat: bool, messages: tuple[ChatMessage, ...],
-                  prompt: str, max_tokens_cap: int) -> ParsedRequest:
+                  prompts: Sequence[str | tuple[int, ...]], max_tokens_cap: int) -> ParsedRequest:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise RequestValidationError("'model' must be a non-empty string", "model")
+    _check_refused(body, chat)
 
     n = body.get("n")
-    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n != 1):
-        raise RequestValidationError("only n=1 is supported", "n")
+    if n is None:
+        n = 1
+    elif not _is_int(n) or not 1 <= n <= MAX_N:
+        raise RequestValidationError(f"'n' must be an integer in [1, {MAX_N}]", "n")
+    if not chat:
+        best_of = body.get("best_of")
+        if best_of is not None and (not _is_int(best_of) or best_of != n):
+            raise RequestValidationError(
+                "'best_of' other than n is not supported: choosing the best of several "
+                "samples is not implemented (best_of = n, or omit it)", "best_of")
+    if len(prompts) * n > MAX_CHOICES:
+        raise RequestValidationError(
+            f"prompts x n = {len(prompts) * n} choices exceeds {MAX_CHOICES}", "n")
+
+    echo = False
+    if not chat:
+        echo = body.get("echo")
+        if echo is None:
+            echo = False
+        elif not isinstance(echo, bool):
+            raise RequestValidationError("'echo' must be a boolean", "echo")
 
     max_tokens: Any = DEFAULT_MAX_TOKENS
     for key in ("max_tokens", "max_completion_tokens"):  # the later one wins
         value = body.get(key)
         if value is None:
             continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise RequestValidationError(f"'{key}' must be an integer >= 1", key)
+        low = 0 if echo else 1
+        if not _is_int(value) or value < low:
+            raise RequestValidationError(
+                f"'{key}' must be an integer >= {low}" + ("" if echo else " (0 only with echo)"), key)
+        if value > max_tokens_cap:
+            raise RequestValidationError(
+                f"'{key}'={value} exceeds this node's limit of {max_tokens_cap} tokens", key)
         max_tokens = value
-    max_tokens = min(max_tokens, max(1, max_tokens_cap))
 
     temperature = body.get("temperature")
     if temperature is None:
@@ -186,8 +366,58 @@ def _parse_common(body: Mapping[str, Any], *, chat: bool, messages: tuple[ChatMe
         raise RequestValidationError("'stop' must be a string or an array of strings", "stop")
 
     seed = body.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+    if seed is not None and not _is_int(seed):
         raise RequestValidationError("'seed' must be an integer", "seed")
+
+    penalties = {}
+    for key in ("presence_penalty", "frequency_penalty"):
+        v = body.get(key)
+        if v is None:
+            v = 0.0
+        elif not _is_number(v) or not -2.0 <= v <= 2.0:
+            raise RequestValidationError(f"'{key}' must be a number in [-2, 2]", key)
+        penalties[key] = float(v)
+
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    lb = body.get("logit_bias")
+    if lb is not None:
+        if not isinstance(lb, dict) or len(lb) > MAX_LOGIT_BIAS:
+            raise RequestValidationError(
+                f"'logit_bias' must be an object of at most {MAX_LOGIT_BIAS} token id -> bias",
+                "logit_bias")
+        items = []
+        for k, v in lb.items():
+            try:
+                tid = int(k)
+            except (TypeError, ValueError):
+                tid = -1
+            if tid < 0 or str(tid) != str(k).strip() or not _is_number(v) or not -100 <= v <= 100:
+                raise RequestValidationError(
+                    "'logit_bias' keys must be token ids (integers >= 0) and values numbers in "
+                    "[-100, 100]", "logit_bias")
+            if v:
+                items.append((tid, float(v)))
+        logit_bias = tuple(sorted(items))
+
+    logprobs: int | None = None
+    lp = body.get("logprobs")
+    if chat:
+        top = body.get("top_logprobs")
+        if lp is not None and not isinstance(lp, bool):
+            raise RequestValidationError("'logprobs' must be a boolean", "logprobs")
+        if top is not None:
+            if not _is_int(top) or not 0 <= top <= MAX_TOP_LOGPROBS_CHAT:
+                raise RequestValidationError(
+                    f"'top_logprobs' must be an integer in [0, {MAX_TOP_LOGPROBS_CHAT}]", "top_logprobs")
+            if not lp:
+                raise RequestValidationError("'top_logprobs' requires 'logprobs': true", "top_logprobs")
+        if lp:
+            logprobs = int(top or 0)
+    elif lp is not None:
+        if not _is_int(lp) or not 0 <= lp <= MAX_LOGPROBS_COMPLETION:
+            raise RequestValidationError(
+                f"'logprobs' must be an integer in [0, {MAX_LOGPROBS_COMPLETION}]", "logprobs")
+        logprobs = int(lp)
 
     stream = body.get("stream")
     if stream is None:
@@ -200,25 +430,47 @@ def _parse_common(body: Mapping[str, Any], *, chat: bool, messages: tuple[ChatMe
     if options is not None:
         if not isinstance(options, dict):
             raise RequestValidationError("'stream_options' must be an object", "stream_options")
+        for key in options:
+            if key not in ("include_usage", "include_obfuscation"):
+                raise RequestValidationError(f"Unrecognized argument stream_options.{key}",
+                                             f"stream_options.{key}")
         iu = options.get("include_usage")
         if iu is not None and not isinstance(iu, bool):
             raise RequestValidationError("'stream_options.include_usage' must be a boolean",
                                          "stream_options.include_usage")
+        if options.get("include_obfuscation") not in (None, False):
+            raise _refuse("stream_options.include_obfuscation",
+                          "stream chunks are not padded (include_obfuscation=false only)")
         include_usage = bool(iu)
 
-    request = GenerationRequest(
-        request_id=new_request_id(chat),
+    base_id = new_request_id(chat)
+    base = GenerationRequest(
+        request_id=base_id,
         model=model,
-        prompt=prompt,
         messages=messages,
         max_tokens=int(max_tokens),
         temperature=float(temperature),
         top_p=float(top_p),
         stop=stop,
         seed=seed,
+        echo=bool(echo),
+        logprobs=logprobs,
+        presence_penalty=penalties["presence_penalty"],
+        frequency_penalty=penalties["frequency_penalty"],
+        logit_bias=logit_bias,
     )
-    return ParsedRequest(request=request, chat=chat, stream=stream,
-                         include_usage=include_usage and stream, created=int(time.time()))
+    choices = []
+    for i, prompt in enumerate(prompts):
+        for j in range(n):
+            index = i * n + j
+            choices.append(replace(
+                base, request_id=base_id if index == 0 else f"{base_id}-{index}",
+                prompt=prompt if isinstance(prompt, str) else "",
+                prompt_ids=prompt if isinstance(prompt, tuple) else (),
+                seed=None if seed is None else seed + j))
+    return ParsedRequest(request=choices[0], chat=chat, stream=stream,
+                         include_usage=include_usage and stream, created=int(time.time()),
+                         choices=tuple(choices), n=n, logprobs=logprobs is not None)
 
 
 # ----------------------------------------------------------------------------- responses
@@ -231,10 +483,30 @@ def usage_json(usage: Usage | None) -> dict[str, int]:
             "total_tokens": u.total_tokens}
 
 
-def wwwserve_extension(executors: Iterable[str]) -> dict[str, Any]:
-    """The ``x_wwwserve`` field: first executor and all distinct executors in order."""
+def sum_usage(parsed: ParsedRequest, usages: Sequence[Usage | None]) -> Usage:
+    """The usage of a whole request from its choices' usages (in choice order): completion
+    tokens summed over choices, prompt tokens counted once per prompt (from the first choice
+    of each prompt, as OpenAI counts ``n``), dropped prompt tokens likewise."""
+    prompt = completion = dropped = 0
+    for index, u in enumerate(usages):
+        if u is None:
+            continue
+        completion += u.completion_tokens
+        if index % max(1, parsed.n) == 0:
+            prompt += u.prompt_tokens
+            dropped += u.prompt_tokens_dropped
+    return Usage(prompt, completion, dropped)
+
+
+def wwwserve_extension(executors: Iterable[str], usage: Usage | None = None) -> dict[str, Any]:
+    """The ``x_wwwserve`` field: first executor and all distinct executors in order, and, only
+    when the prompt was cut, ``prompt_tokens_dropped``: prompt tokens the model did not see
+    (the start of a prompt longer than its context window)."""
     ex = list(dict.fromkeys(executors))
-    return {"executor": ex[0] if ex else None, "executors": ex}
+    out: dict[str, Any] = {"executor": ex[0] if ex else None, "executors": ex}
+    if usage is not None and usage.prompt_tokens_dropped:
+        out["prompt_tokens_dropped"] = usage.prompt_tokens_dropped
+    return out
 
 
 def _envelope(parsed: ParsedRequest, obj: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
@@ -243,53 +515,121 @@ def _envelope(parsed: ParsedRequest, obj: str, choices: list[dict[str, Any]]) ->
             "model": parsed.request.model, "system_fingerprint": None, "choices": choices}
 
 
-def completion_response(parsed: ParsedRequest, *, text: str, finish_reason: str | None,
-                        usage: Usage | None, executors: Iterable[str]) -> dict[str, Any]:
-    """The non-streaming response body (``chat.completion`` or ``text_completion``)."""
+def _bytes(token: str) -> list[int]:
+    return list(token.encode("utf-8"))
+
+
+def logprobs_json(parsed: ParsedRequest, entries: Sequence[TokenLogprob],
+                  offset: int = 0) -> dict[str, Any] | None:
+    """A choice's ``logprobs`` for ``entries`` (None when the request asked for none).
+
+    Chat: ``{"content": [{"token", "logprob", "bytes", "top_logprobs": [{"token", "logprob",
+    "bytes"}]}], "refusal": None}``. Completions (legacy shape): ``{"tokens",
+    "token_logprobs", "top_logprobs", "text_offset"}``, where each ``top_logprobs`` entry maps
+    the k most likely tokens and the chosen one to their logprobs (None for the first echoed
+    prompt token) and ``text_offset`` is each token's character offset in the choice's text,
+    starting at ``offset``.
+    """
+    if not parsed.logprobs:
+        return None
     if parsed.chat:
-        choice: dict[str, Any] = {
-            "index": 0,
-            "message": {"role": "assistant", "content": text},
-            "logprobs": None,
-            "finish_reason": finish_reason or FINISH_STOP,
-        }
-        obj = "chat.completion"
+        return {"content": [{
+            "token": e.token, "logprob": e.logprob if e.logprob is not None else 0.0,
+            "bytes": _bytes(e.token),
+            "top_logprobs": [{"token": t, "logprob": lp, "bytes": _bytes(t)} for t, lp in e.top],
+        } for e in entries], "refusal": None}
+    offsets = []
+    for e in entries:
+        offsets.append(offset)
+        offset += len(e.token)
+    tops: list[dict[str, float] | None] = []
+    for e in entries:
+        if e.logprob is None:
+            tops.append(None)
+            continue
+        top = dict(e.top)
+        top.setdefault(e.token, e.logprob)
+        tops.append(top)
+    return {"tokens": [e.token for e in entries],
+            "token_logprobs": [e.logprob for e in entries],
+            "top_logprobs": tops, "text_offset": offsets}
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceResult:
+    """One finished choice: ``index``, its text, finish reason, usage and logprob entries."""
+
+    index: int
+    text: str
+    finish_reason: str | None
+    usage: Usage | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+
+def completion_response(parsed: ParsedRequest, *, text: str = "", finish_reason: str | None = None,
+                        usage: Usage | None = None, executors: Iterable[str] = (),
+                        choices: Sequence[ChoiceResult] | None = None) -> dict[str, Any]:
+    """The non-streaming response body (``chat.completion`` or ``text_completion``).
+
+    ``choices`` (one :class:`ChoiceResult` per choice, any order) or, for a single choice,
+    ``text`` / ``finish_reason`` / ``usage``; ``usage`` is then the total (else summed with
+    :func:`sum_usage`)."""
+    if choices is None:
+        choices = [ChoiceResult(0, text, finish_reason, usage)]
     else:
-        choice = {"index": 0, "text": text, "logprobs": None,
-                  "finish_reason": finish_reason or FINISH_STOP}
-        obj = "text_completion"
-    out = _envelope(parsed, obj, [choice])
+        choices = sorted(choices, key=lambda c: c.index)
+        if usage is None:
+            usage = sum_usage(parsed, [c.usage for c in choices])
+    out_choices = []
+    for c in choices:
+        if parsed.chat:
+            out_choices.append({
+                "index": c.index,
+                "message": {"role": "assistant", "content": c.text, "refusal": None},
+                "logprobs": logprobs_json(parsed, c.logprobs),
+                "finish_reason": c.finish_reason or FINISH_STOP,
+            })
+        else:
+            out_choices.append({"index": c.index, "text": c.text,
+                                "logprobs": logprobs_json(parsed, c.logprobs),
+                                "finish_reason": c.finish_reason or FINISH_STOP})
+    out = _envelope(parsed, "chat.completion" if parsed.chat else "text_completion", out_choices)
     out["usage"] = usage_json(usage)
-    out["x_wwwserve"] = wwwserve_extension(executors)
+    out["x_wwwserve"] = wwwserve_extension(executors, usage)
     return out
 
 
 def stream_chunk(parsed: ParsedRequest, *, text: str, first: bool = False,
                  finish_reason: str | None = None,
-                 executors: Iterable[str] | None = None) -> dict[str, Any]:
-    """One streamed chunk (``chat.completion.chunk`` or ``text_completion``).
+                 executors: Iterable[str] | None = None, index: int = 0,
+                 logprobs: Sequence[TokenLogprob] = (), offset: int = 0,
+                 usage: Usage | None = None) -> dict[str, Any]:
+    """One streamed chunk (``chat.completion.chunk`` or ``text_completion``) of choice ``index``.
 
     Chat: ``delta`` carries ``role: "assistant"`` on the ``first`` chunk and ``content`` when
     ``text`` is non-empty. With ``include_usage`` every chunk has ``usage: null`` (the totals
-    come in :func:`usage_chunk`). ``executors`` (given on the final chunk) adds ``x_wwwserve``.
+    come in :func:`usage_chunk`). ``executors`` (given on the final chunk) adds ``x_wwwserve``
+    (with ``usage``'s dropped prompt tokens). ``logprobs``: this chunk's token entries
+    (``offset``: text offset of the chunk in its choice, completions).
     """
+    lp = logprobs_json(parsed, logprobs, offset)
     if parsed.chat:
         delta: dict[str, Any] = {}
         if first:
             delta["role"] = "assistant"
         if text or first:
             delta["content"] = text
-        choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None,
+        choice: dict[str, Any] = {"index": index, "delta": delta, "logprobs": lp,
                                   "finish_reason": finish_reason}
         obj = "chat.completion.chunk"
     else:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+        choice = {"index": index, "text": text, "logprobs": lp, "finish_reason": finish_reason}
         obj = "text_completion"
     out = _envelope(parsed, obj, [choice])
     if parsed.include_usage:
         out["usage"] = None
     if executors is not None:
-        out["x_wwwserve"] = wwwserve_extension(executors)
+        out["x_wwwserve"] = wwwserve_extension(executors, usage)
     return out
 
 
@@ -310,16 +650,20 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def models_list(cards: Iterable[ModelCard]) -> dict[str, Any]:
-    """``GET /v1/models`` body: OpenAI list of models, ``owned_by`` ``local`` or ``network``."""
-    data = [{
-        "id": c.id,
+def model_json(card: ModelCard) -> dict[str, Any]:
+    """One OpenAI model object (``GET /v1/models/{id}``): ``owned_by`` ``local`` or ``network``."""
+    return {
+        "id": card.id,
         "object": "model",
         "created": 0,
-        "owned_by": "local" if c.local else "network",
-        "x_wwwserve": {"local": c.local, "peers": list(c.peers)},
-    } for c in cards]
-    return {"object": "list", "data": data}
+        "owned_by": "local" if card.local else "network",
+        "x_wwwserve": {"local": card.local, "peers": list(card.peers)},
+    }
+
+
+def models_list(cards: Iterable[ModelCard]) -> dict[str, Any]:
+    """``GET /v1/models`` body: OpenAI list of models, ``owned_by`` ``local`` or ``network``."""
+    return {"object": "list", "data": [model_json(c) for c in cards]}
 
 
 # ----------------------------------------------------------------------------- errors
@@ -341,7 +685,8 @@ def _leaf(exc: BaseException) -> BaseException:
 def error_for_exception(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """Map an exception to ``(HTTP status, OpenAI error body)``.
 
-    RequestValidationError / InvalidRequest → 400, ModelNotFound → 404 (``model_not_found``),
+    RequestValidationError / InvalidRequest (``param`` from the exception) → 400, a remote
+    ``invalid_request`` → 400, ModelNotFound → 404 (``model_not_found``),
     NoExecutorAvailable → 503, RequestTimeout → 504, RemoteError → 502; anything else → 500
     with a generic message (the caller logs it). One-element exception groups are unwrapped.
     """
@@ -351,12 +696,16 @@ def error_for_exception(exc: BaseException) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, RequestValidationError):
         return 400, error_body(str(exc), "invalid_request_error", exc.param, None)
     if isinstance(exc, InvalidRequest):
-        return 400, error_body(str(exc), "invalid_request_error", None, None)
+        return 400, error_body(str(exc), "invalid_request_error", getattr(exc, "param", None),
+                               None)
     if isinstance(exc, NoExecutorAvailable):
         return 503, error_body(str(exc) or "no executor available", "server_error", None,
                                "no_executor_available")
     if isinstance(exc, RequestTimeout):
         return 504, error_body(str(exc) or "request timed out", "server_error", None, "timeout")
+    if isinstance(exc, RemoteError) and exc.code == "invalid_request":
+        # the executing peer found the request invalid (it would be so anywhere)
+        return 400, error_body(str(exc), "invalid_request_error", None, "invalid_request")
     if isinstance(exc, RemoteError):
         return 502, error_body(str(exc), "server_error", None, exc.code or "remote_error")
     return 500, error_body("internal server error", "server_error", None, "internal_error")

@@ -35,6 +35,19 @@ class GenerationRequest:
       failed attempt; the executor must produce only what follows it (used for re-dispatch
       when an executor dies mid-stream, so the user still receives one complete answer).
     - ``route``: PeerIds this request already passed through (never offload back to them).
+    - ``prompt_ids``: a token-ID prompt (completion mode, ``prompt`` then empty): ids of the
+      model's own tokenizer, fed as they are.
+    - ``echo``: the answer starts with the prompt itself (completion mode); with ``logprobs``
+      the prompt tokens are scored too (the first has no log-probability). ``max_tokens`` may
+      then be 0: the prompt is only scored (loglikelihood evaluation).
+    - ``logprobs``: None, or k >= 0: every generated (and echoed) token comes with its natural
+      log-probability and the k most likely alternatives (:class:`TokenLogprob`).
+    - ``presence_penalty`` / ``frequency_penalty`` in [-2, 2]: OpenAI's penalties, subtracted
+      from the logits of tokens already generated (once / per occurrence).
+    - ``logit_bias``: ``(token id, bias)`` pairs added to the logits, bias in [-100, 100].
+
+    Executors honour the fields beyond the basics only if they can (see
+    :meth:`features_used` and ``Executor.features``) and refuse the rest.
     """
 
     request_id: str
@@ -48,10 +61,38 @@ class GenerationRequest:
     seed: int | None = None
     continuation: str = ""
     route: tuple[str, ...] = ()
+    prompt_ids: tuple[int, ...] = ()
+    echo: bool = False
+    logprobs: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
 
     @property
     def is_chat(self) -> bool:
         return bool(self.messages)
+
+    def features_used(self) -> tuple[tuple[str, str], ...]:
+        """``(feature, OpenAI parameter)`` for each optional feature this request uses.
+
+        Features: ``prompt_ids`` (param ``prompt``), ``echo``, ``logprobs``, ``penalties``
+        (``presence_penalty`` / ``frequency_penalty``), ``logit_bias``. An executor that lacks
+        one refuses the request naming the parameter.
+        """
+        out: list[tuple[str, str]] = []
+        if self.prompt_ids:
+            out.append(("prompt_ids", "prompt"))
+        if self.echo:
+            out.append(("echo", "echo"))
+        if self.logprobs is not None:
+            out.append(("logprobs", "logprobs"))
+        if self.presence_penalty:
+            out.append(("penalties", "presence_penalty"))
+        if self.frequency_penalty:
+            out.append(("penalties", "frequency_penalty"))
+        if self.logit_bias:
+            out.append(("logit_bias", "logit_bias"))
+        return tuple(out)
 
     def prompt_text(self) -> str:
         """A plain-text rendering of the prompt, for executors without a chat template.
@@ -70,10 +111,28 @@ class Usage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: prompt tokens the model did not see (the start of a prompt longer than its context
+    #: window is cut); ``prompt_tokens`` counts them too (every token of the prompt as given)
+    prompt_tokens_dropped: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One token of an answer with its log-probability (requests with ``logprobs``).
+
+    ``token``: the token's text (decoded alone, special tokens shown); ``logprob``: natural
+    log-probability under the model (None for the first token of an echoed prompt, which has
+    no prediction); ``top``: the k most likely tokens at that position, ``(text, logprob)``,
+    most likely first.
+    """
+
+    token: str
+    logprob: float | None
+    top: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +141,15 @@ class GenerationChunk:
 
     Every chunk but the last has ``finish_reason is None``. The last chunk of a stream has
     ``finish_reason`` (``"stop"`` or ``"length"``) and ``usage`` set; its ``text`` may be empty.
+    ``logprobs`` (requests with ``logprobs``): the tokens produced since the previous chunk,
+    one entry per token (over a whole answer, one per generated token, eos and the tokens of
+    a matched stop string included, after one per prompt token when echoing).
     """
 
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
 
     @property
     def is_final(self) -> bool:

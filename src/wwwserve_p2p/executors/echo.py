@@ -9,9 +9,9 @@ from contextlib import aclosing, asynccontextmanager
 import trio
 
 from ..core.types import (FINISH_LENGTH, FINISH_STOP, GenerationChunk, GenerationRequest,
-                          LoadSnapshot, Usage)
+                          LoadSnapshot, TokenLogprob, Usage)
 from ..errors import ConfigError
-from .base import Executor
+from .base import Executor, echo_plan
 
 
 class SlotGate:
@@ -103,7 +103,16 @@ class EchoExecutor(Executor):
     - ``continuation``: if it is a prefix of the full answer, only the text after it is
       emitted (a partially delivered word is completed; the completion counts as one token);
       otherwise generation resumes at word index ``len(continuation.split())``.
-    - ``stop``, ``temperature``, ``top_p`` and ``seed`` are validated but otherwise ignored.
+    - ``stop``: the answer ends just before the first occurrence of a stop string
+      (``finish_reason="stop"``).
+    - ``echo`` (completion mode): the prompt text comes first, as one chunk (with
+      ``max_tokens=0`` it is the whole answer).
+    - ``logprobs``: the echo "model" is deterministic, so every emitted token has logprob 0.0
+      (probability 1) and is its own single top alternative; echoed prompt words are tokens
+      too (the first with logprob None, the others 0.0).
+    - ``temperature``, ``top_p`` and ``seed`` are validated but have nothing to act on (the
+      answer is deterministic); token-ID prompts, penalties and logit bias are refused
+      (:meth:`Executor.unsupported`).
     - Before each token it awaits ``trio.sleep(delay_per_token)`` (works under MockClock).
     - Usage: ``prompt_tokens`` = words of the prompt text, ``completion_tokens`` = tokens emitted.
 
@@ -113,6 +122,7 @@ class EchoExecutor(Executor):
     """
 
     kind = "echo"
+    features = frozenset({"echo", "logprobs"})
 
     def __init__(self, models: tuple[str, ...] = ("echo",), capacity: int = 4,
                  delay_per_token: float = 0.0, peer_label: str = ""):
@@ -165,11 +175,60 @@ class EchoExecutor(Executor):
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
         self.check_request(request)
-        todo = self._after_continuation(self.answer_tokens(request), request.continuation)
+        prompt_text = request.prompt_text()
+        do_echo, continuation = echo_plan(request, prompt_text)
+        todo = self._after_continuation(self.answer_tokens(request), continuation)
+        if request.stop:
+            text = "".join(todo)
+            cuts = [i for i in (text.find(s) for s in request.stop) if i >= 0]
+            if cuts:
+                todo = _cut_tokens(todo, min(cuts))
         emit = todo[:request.max_tokens]
         finish = FINISH_LENGTH if len(todo) > request.max_tokens else FINISH_STOP
         usage = Usage(prompt_tokens=len(self._source_text(request).split()),
                       completion_tokens=len(emit))
-        async with aclosing(stream_words(self._gate, emit, finish, usage, self.delay_per_token)) as chunks:
-            async for chunk in chunks:
-                yield chunk
+        k = request.logprobs
+        if k is None and not do_echo:
+            async with aclosing(stream_words(self._gate, emit, finish, usage,
+                                             self.delay_per_token)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            return
+
+        def lp(tok: str, first_of_prompt: bool = False) -> tuple[TokenLogprob, ...]:
+            if k is None:
+                return ()
+            if first_of_prompt:
+                return (TokenLogprob(tok, None, ()),)
+            return (TokenLogprob(tok, 0.0, ((tok, 0.0),)[:k]),)
+
+        pieces: list[tuple[str, tuple[TokenLogprob, ...]]] = []
+        if do_echo:
+            words = prompt_text.split()
+            echo_lps = tuple(e for j, w in enumerate(words) for e in lp(w, j == 0))
+            pieces.append((prompt_text, echo_lps))
+        pieces += [(tok, lp(tok)) for tok in emit]
+        async with self._gate.slot():
+            for text, lps in pieces[:-1]:
+                if self.delay_per_token > 0:
+                    await trio.sleep(self.delay_per_token)
+                else:
+                    await trio.lowlevel.checkpoint()
+                yield GenerationChunk(text, logprobs=lps)
+        last_text, last_lps = pieces[-1] if pieces else ("", ())
+        yield GenerationChunk(last_text, finish, usage, last_lps)
+
+
+def _cut_tokens(tokens: list[str], at: int) -> list[str]:
+    """``tokens`` cut to their first ``at`` characters (the token holding the cut is shortened;
+    an empty remainder is dropped)."""
+    out: list[str] = []
+    pos = 0
+    for tok in tokens:
+        if pos + len(tok) >= at:
+            if at - pos > 0:
+                out.append(tok[:at - pos])
+            return out
+        out.append(tok)
+        pos += len(tok)
+    return out

@@ -16,16 +16,16 @@ import math
 import os
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import trio
 
 from ..core.types import (FINISH_LENGTH, FINISH_STOP, GenerationChunk, GenerationRequest,
-                          LoadSnapshot, Usage)
-from ..errors import ConfigError, ExecutorError, ModelNotFound
-from .base import Executor
+                          LoadSnapshot, TokenLogprob, Usage)
+from ..errors import ConfigError, ExecutorError, InvalidRequest, ModelNotFound
+from .base import Executor, echo_plan, invalid
 from .echo import SlotGate
 
 
@@ -241,6 +241,12 @@ class _Decode:
     past: Any = None               # KV cache
     prefix_offset: int = 0
     read_offset: int = 0
+    top_k_logprobs: int | None = None  # request.logprobs
+    presence: float = 0.0
+    frequency: float = 0.0
+    bias: Any = None               # dense logit bias [vocab] (float32) or None
+    counts: dict[int, int] | None = None  # generated token -> occurrences (penalties)
+    last_logprob: TokenLogprob | None = None  # of the token chosen by the last step
 
 
 class HFExecutor(Executor):
@@ -270,8 +276,22 @@ class HFExecutor(Executor):
     context window keep their tail; long generations slide the window (the cache is
     recomputed on the last half of the window). One chunk per token whose text is complete
     (a token ending inside a UTF-8 character or a possible stop string is held back).
-    Usage: ``prompt_tokens`` = tokens fed as prompt (after truncation), ``completion_tokens``
-    = tokens generated (including a final eos).
+    Prompt cut: a prompt longer than ``trained_context - min(max_tokens, trained_context //
+    2)`` tokens keeps its tail; the tokens cut are reported in ``usage.prompt_tokens_dropped``
+    (and by the HTTP API as ``x_wwwserve.prompt_tokens_dropped``). ``max_tokens`` above
+    ``max_new_tokens_cap`` is refused (:class:`InvalidRequest`, param ``max_tokens``).
+    Usage: ``prompt_tokens`` = tokens of the prompt as given (dropped ones included),
+    ``completion_tokens`` = tokens generated (including a final eos).
+
+    Optional features (all of ``GenerationRequest.features_used()``): token-ID prompts (ids
+    checked against the vocabulary), ``echo`` (the prompt text first; with ``max_tokens=0``
+    only that), ``logprobs`` (one :class:`TokenLogprob` per generated token, eos included,
+    and with ``echo`` per prompt token; log-probabilities are the model's raw next-token
+    distribution, before temperature, penalties, bias and nucleus; echoed prompt tokens are
+    scored over sliding windows exactly as :meth:`sum_logprob` does), OpenAI's
+    ``presence_penalty`` / ``frequency_penalty`` (``logit[t] -= presence * (count[t] > 0) +
+    frequency * count[t]`` over the tokens generated so far) and ``logit_bias`` (added to
+    the logits; applied before greedy choice and sampling).
 
     Scoring: :meth:`score` returns the mean log-probability of an answer given a prompt
     under this model (the likelihood judge of duels, :mod:`wwwserve_p2p.judging`).
@@ -285,6 +305,7 @@ class HFExecutor(Executor):
     """
 
     kind = "hf"
+    features = frozenset({"prompt_ids", "echo", "logprobs", "penalties", "logit_bias"})
 
     def __init__(self, model_dir: Path, model_name: str | None = None, capacity: int = 1,
                  threads: int | None = None, delay_per_token: float = 0.0,
@@ -360,17 +381,47 @@ class HFExecutor(Executor):
     def load(self) -> LoadSnapshot:
         return self._gate.snapshot()
 
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the model's output distribution (token ids are ``0 .. vocab_size - 1``)."""
+        return int(getattr(self._model.config, "vocab_size", 0) or len(self._tokenizer))
+
+    def unsupported(self, request: GenerationRequest) -> InvalidRequest | None:
+        """The base checks plus: ``max_tokens`` above :attr:`max_new_tokens_cap`, token ids of
+        the prompt or of ``logit_bias`` outside the vocabulary."""
+        problem = super().unsupported(request)
+        if problem is not None:
+            return problem
+        if request.max_tokens > self.max_new_tokens_cap:
+            return invalid(f"max_tokens={request.max_tokens} exceeds this executor's limit of "
+                           f"{self.max_new_tokens_cap} generated tokens for {self._name!r}",
+                           "max_tokens")
+        vocab = self.vocab_size
+        if any(not 0 <= t < vocab for t in request.prompt_ids):
+            return invalid(f"prompt token ids must be in [0, {vocab}) for {self._name!r}", "prompt")
+        if any(not 0 <= t < vocab for t, _ in request.logit_bias):
+            return invalid(f"logit_bias token ids must be in [0, {vocab}) for {self._name!r}",
+                           "logit_bias")
+        return None
+
     async def aclose(self) -> None:
         # Weights are freed once the running generations (which hold references) finish.
         self._closed = True
 
     # -- worker-thread steps ------------------------------------------------------------------
 
-    def _encode(self, request: GenerationRequest) -> list[int]:
-        """Token ids of the prompt of ``request`` (+ its continuation), never empty."""
+    def _encode(self, request: GenerationRequest, continuation: str | None = None) -> list[int]:
+        """Token ids of the prompt of ``request`` (+ its continuation, default
+        ``request.continuation``), never empty."""
         tok = self._tokenizer
+        cont = request.continuation if continuation is None else continuation
+        request = replace(request, continuation=cont)
         with self._tok_lock:
-            if request.is_chat and getattr(tok, "chat_template", None):
+            if request.prompt_ids:
+                ids = list(request.prompt_ids)
+                if cont:
+                    ids += tok(cont, add_special_tokens=False)["input_ids"]
+            elif request.is_chat and getattr(tok, "chat_template", None):
                 text = tok.apply_chat_template(
                     [{"role": m.role, "content": m.content} for m in request.messages],
                     tokenize=False, add_generation_prompt=True)
@@ -386,19 +437,57 @@ class HFExecutor(Executor):
             ids = [start if start is not None else 0]
         return list(ids)
 
-    def _prepare(self, request: GenerationRequest, max_new: int) -> _Decode:
+    def _prepare(self, request: GenerationRequest, max_new: int,
+                 ids: list[int]) -> tuple[_Decode, int]:
+        """The decoding state for prompt ``ids`` and how many prompt tokens were cut."""
         torch = self._torch
-        ids = self._encode(request)
         # generation stays within the positions the model was trained on (trained_context)
-        reserve = min(max_new, self.trained_context // 2)
+        reserve = min(max(1, max_new), self.trained_context // 2)
         max_prompt = max(1, self.trained_context - reserve)
-        if len(ids) > max_prompt:
-            ids = ids[-max_prompt:]
+        dropped = max(0, len(ids) - max_prompt)
+        ids = ids[dropped:]
         seed = request.seed if request.seed is not None else int.from_bytes(os.urandom(8), "little")
         gen = torch.Generator().manual_seed(int(seed) & 0xFFFF_FFFF_FFFF_FFFF)
+        bias = None
+        if request.logit_bias:
+            bias = torch.zeros(self.vocab_size, dtype=torch.float32)
+            for t, b in request.logit_bias:
+                bias[t] += float(b)
+        penalised = bool(request.presence_penalty or request.frequency_penalty)
         return _Decode(window=list(ids), all_ids=list(ids), generator=gen,
                        temperature=request.temperature, top_p=request.top_p,
-                       prefix_offset=max(0, len(ids) - 6), read_offset=len(ids))
+                       prefix_offset=max(0, len(ids) - 6), read_offset=len(ids),
+                       top_k_logprobs=request.logprobs, presence=request.presence_penalty,
+                       frequency=request.frequency_penalty, bias=bias,
+                       counts={} if penalised else None), dropped
+
+    def _token_text(self, token: int) -> str:
+        with self._tok_lock:
+            return self._tokenizer.decode([token], skip_special_tokens=False)
+
+    def _logprob_entry(self, logp: Any, token: int, k: int) -> TokenLogprob:
+        """The :class:`TokenLogprob` of ``token`` from a log-softmax row ``logp`` [vocab]."""
+        top: tuple[tuple[str, float], ...] = ()
+        if k > 0:
+            values, order = self._torch.topk(logp, min(k, int(logp.shape[-1])))
+            top = tuple((self._token_text(int(i)), float(v)) for v, i in zip(values, order))
+        return TokenLogprob(self._token_text(token), float(logp[token]), top)
+
+    def prompt_logprobs(self, ids: list[int], k: int) -> list[TokenLogprob]:
+        """One :class:`TokenLogprob` per token of ``ids`` (blocking, worker thread): the first
+        has logprob None, every other its log-probability given the tokens before it, over
+        the windows of :func:`window_plan` (the same as :meth:`sum_logprob`), with its ``k``
+        most likely alternatives."""
+        torch = self._torch
+        out = [TokenLogprob(self._token_text(ids[0]), None, ())] if ids else []
+        with torch.inference_mode():
+            for start, t0, end in window_plan(len(ids), 1, self.trained_context):
+                window = torch.tensor([ids[start:end]], dtype=torch.long, device=self.device)
+                logits = self._model(input_ids=window, use_cache=False).logits[0].float()
+                logp = torch.log_softmax(logits[t0 - start - 1:end - start - 1], dim=-1).cpu()
+                for j, pos in enumerate(range(t0, end)):
+                    out.append(self._logprob_entry(logp[j], ids[pos], k))
+        return out
 
     def _step(self, st: _Decode) -> tuple[int, str]:
         """Run one forward pass, pick the next token; returns (token id, newly complete text)."""
@@ -411,6 +500,14 @@ class HFExecutor(Executor):
             out = self._model(input_ids=inp, past_key_values=st.past, use_cache=True)
             st.past = out.past_key_values
             logits = out.logits[0, -1].float().cpu()
+            raw = logits
+            if st.bias is not None:
+                logits = logits + st.bias
+            if st.counts:
+                idx = torch.tensor(list(st.counts), dtype=torch.long)
+                cnt = torch.tensor(list(st.counts.values()), dtype=torch.float32)
+                logits = logits.clone()
+                logits[idx] -= st.presence + st.frequency * cnt
             if st.temperature <= 0.0:
                 token = int(torch.argmax(logits))
             else:
@@ -421,6 +518,11 @@ class HFExecutor(Executor):
                     sorted_p[(cum - sorted_p) >= st.top_p] = 0.0
                     probs = torch.zeros_like(probs).scatter_(0, order, sorted_p)
                 token = int(torch.multinomial(probs, 1, generator=st.generator))
+            if st.top_k_logprobs is not None:
+                st.last_logprob = self._logprob_entry(torch.log_softmax(raw, dim=-1), token,
+                                                      st.top_k_logprobs)
+        if st.counts is not None:
+            st.counts[token] = st.counts.get(token, 0) + 1
         st.window.append(token)
         if len(st.window) > self.trained_context:  # slide: recompute on the last half
             st.window = st.window[-(self.trained_context // 2):]
@@ -518,31 +620,66 @@ class HFExecutor(Executor):
         self.check_request(request)
         if self._closed:
             raise ExecutorError(f"executor for {self._name!r} is closed")
-        max_new = min(request.max_tokens, self.max_new_tokens_cap)
+        max_new = request.max_tokens
         stops = _StopMatcher(request.stop)
         n_generated = 0
+        k = request.logprobs
+        lps: list[TokenLogprob] = []  # logprobs of tokens not yet handed out in a chunk
+
+        def take() -> tuple[TokenLogprob, ...]:
+            out = tuple(lps)
+            lps.clear()
+            return out
+
         async with self._gate.slot():
-            st = await trio.to_thread.run_sync(self._prepare, request, max_new)
-            n_prompt = len(st.window)
-            while True:
-                token, piece = await trio.to_thread.run_sync(self._step, st)
-                n_generated += 1
-                if token in self._eos_ids:
-                    finish, tail = FINISH_STOP, stops.flush()
-                    break
-                text, stopped = stops.feed(piece)
-                if stopped:
-                    finish, tail = FINISH_STOP, text
-                    break
-                if n_generated >= max_new:
-                    finish, tail = FINISH_LENGTH, text + stops.flush()
-                    break
-                if text:
-                    yield GenerationChunk(text)
+            echo_text = self._echo_text(request) if request.echo else ""
+            do_echo, continuation = echo_plan(request, echo_text)
+            ids = await trio.to_thread.run_sync(self._encode, request, continuation)
+            n_prompt = len(ids)
+            if do_echo:
+                if k is not None:
+                    prompt_ids = ids if not continuation else await trio.to_thread.run_sync(
+                        self._encode, request, "")
+                    lps += await trio.to_thread.run_sync(self.prompt_logprobs, prompt_ids, k)
+                if max_new == 0:
+                    final = GenerationChunk(echo_text, FINISH_LENGTH,
+                                            Usage(prompt_tokens=n_prompt), take())
+            if max_new > 0:
+                if do_echo:
+                    yield GenerationChunk(echo_text, logprobs=take())
+                st, dropped = await trio.to_thread.run_sync(self._prepare, request, max_new, ids)
+                while True:
+                    token, piece = await trio.to_thread.run_sync(self._step, st)
+                    n_generated += 1
+                    if st.last_logprob is not None:
+                        lps.append(st.last_logprob)
+                    if token in self._eos_ids:
+                        finish, tail = FINISH_STOP, stops.flush()
+                        break
+                    text, stopped = stops.feed(piece)
+                    if stopped:
+                        finish, tail = FINISH_STOP, text
+                        break
+                    if n_generated >= max_new:
+                        finish, tail = FINISH_LENGTH, text + stops.flush()
+                        break
+                    if text:
+                        yield GenerationChunk(text, logprobs=take())
+                    if self.delay_per_token > 0:
+                        await trio.sleep(self.delay_per_token)
                 if self.delay_per_token > 0:
                     await trio.sleep(self.delay_per_token)
-            if self.delay_per_token > 0:
-                await trio.sleep(self.delay_per_token)
+                final = GenerationChunk(tail, finish, Usage(prompt_tokens=n_prompt,
+                                                            completion_tokens=n_generated,
+                                                            prompt_tokens_dropped=dropped),
+                                        take())
         # The slot is released before the final chunk (see EchoExecutor.generate).
-        yield GenerationChunk(tail, finish, Usage(prompt_tokens=n_prompt,
-                                                  completion_tokens=n_generated))
+        yield final
+
+    def _echo_text(self, request: GenerationRequest) -> str:
+        """The text an ``echo`` answer starts with: the prompt as given (a token-ID prompt
+        decoded, special tokens shown)."""
+        if request.prompt_ids:
+            with self._tok_lock:
+                return self._tokenizer.decode(list(request.prompt_ids), skip_special_tokens=False)
+        return request.prompt_text()

@@ -239,6 +239,10 @@ class DelegationServer:
             await _try_write(stream, ErrorReply("wrong_network", f"this node is on network {self.network_id}"))
             return
         accepted, reason = self.decide(request.model, stream.remote_peer, request.max_tokens)
+        if accepted and request.model in self.executor.models():
+            problem = self.executor.unsupported(request)  # a parameter our executor cannot honour
+            if problem is not None:
+                accepted, reason = False, f"cannot honour {getattr(problem, 'param', None)}: {problem}"[:200]
         if accepted:
             self.running += 1  # the slot is held from the offer on
         try:
@@ -266,6 +270,7 @@ class DelegationServer:
         if not commit:
             self.metrics.delegated.labels("withdrawn").inc()
             return
+        await self.tickets.await_channel(ticket)  # a first voucher may precede its OpenChannel block
         problem = self.tickets.accept(ticket, stream.remote_peer, self.ledger.ledger.params.price(request.max_tokens))
         if not problem and duel is not None:
             problem = check_duel_ticket(duel, network_id=self.network_id, requester=stream.remote_peer, me=self.me,
@@ -679,6 +684,8 @@ class Requester:
                     if chunk.is_final:
                         # bookkeeping before the yield: a consumer may close us right after it
                         finished = True
+                        if remote:  # later vouchers on the channel carry the actual price
+                            self.tickets.settle(remote.ticket, chunk.usage.completion_tokens if chunk.usage else None)
                         self._record_success(route, t0)
                         if duel_run is not None:
                             duel_run.a_finished(d.delivered + chunk.text)

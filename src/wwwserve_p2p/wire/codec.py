@@ -21,6 +21,7 @@ from ..core.types import (
     LoadSnapshot,
     Offer,
     PeerStatus,
+    TokenLogprob,
     Usage,
 )
 from ..errors import MalformedMessage
@@ -48,6 +49,13 @@ MAX_TEXT = 512 * 1024
 MAX_STOP = 8
 MAX_ROUTE = 32
 MAX_TOKENS = 1 << 20
+MAX_PROMPT_IDS = 1 << 16
+MAX_TOP_LOGPROBS = 20
+MAX_LOGIT_BIAS = 300
+MAX_TOKEN_ID = (1 << 31) - 1
+#: logprob entries in one chunk / final frame (a final frame of an echoed prompt holds one
+#: per prompt token)
+MAX_LOGPROB_ENTRIES = MAX_PROMPT_IDS + 1024
 
 
 def _check_str(value: str, limit: int, what: str) -> str:
@@ -116,7 +124,11 @@ def encode_request(req: GenerationRequest, network_id: str, timeout_ms: int) -> 
         messages=[pb.ChatMessage(role=x.role, content=x.content) for x in req.messages],
         max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p,
         stop=list(req.stop), has_seed=req.seed is not None, seed=req.seed or 0,
-        continuation=req.continuation, route=list(req.route), timeout_ms=timeout_ms)
+        continuation=req.continuation, route=list(req.route), timeout_ms=timeout_ms,
+        prompt_ids=list(req.prompt_ids), echo=req.echo, has_logprobs=req.logprobs is not None,
+        top_logprobs=req.logprobs or 0, presence_penalty=req.presence_penalty,
+        frequency_penalty=req.frequency_penalty,
+        logit_bias=[pb.LogitBias(token=t, bias=b) for t, b in req.logit_bias])
     return m.SerializeToString()
 
 
@@ -130,8 +142,14 @@ def decode_request(data: bytes) -> tuple[GenerationRequest, str, int]:
         raise MalformedMessage("request_id and model are required")
     if len(m.messages) > MAX_MESSAGES:
         raise MalformedMessage(f"more than {MAX_MESSAGES} messages")
-    if not 1 <= m.max_tokens <= MAX_TOKENS:
+    if not (0 if m.echo else 1) <= m.max_tokens <= MAX_TOKENS:
         raise MalformedMessage(f"max_tokens={m.max_tokens} out of range")
+    if len(m.prompt_ids) > MAX_PROMPT_IDS or any(t > MAX_TOKEN_ID for t in m.prompt_ids):
+        raise MalformedMessage(f"prompt_ids: more than {MAX_PROMPT_IDS} ids or an id out of range")
+    if m.top_logprobs > MAX_TOP_LOGPROBS:
+        raise MalformedMessage(f"top_logprobs={m.top_logprobs} above {MAX_TOP_LOGPROBS}")
+    if len(m.logit_bias) > MAX_LOGIT_BIAS or any(b.token > MAX_TOKEN_ID for b in m.logit_bias):
+        raise MalformedMessage(f"logit_bias: more than {MAX_LOGIT_BIAS} entries or an id out of range")
     req = GenerationRequest(
         request_id=_check_str(m.request_id, MAX_NAME, "request_id"),
         model=_check_str(m.model, MAX_NAME, "model"),
@@ -143,7 +161,13 @@ def decode_request(data: bytes) -> tuple[GenerationRequest, str, int]:
         stop=_check_list(m.stop, MAX_STOP, MAX_NAME, "stop"),
         seed=m.seed if m.has_seed else None,
         continuation=_check_str(m.continuation, MAX_TEXT, "continuation"),
-        route=_check_list(m.route, MAX_ROUTE, MAX_NAME, "route"))
+        route=_check_list(m.route, MAX_ROUTE, MAX_NAME, "route"),
+        prompt_ids=tuple(m.prompt_ids), echo=m.echo,
+        logprobs=m.top_logprobs if m.has_logprobs else None,
+        presence_penalty=_finite(m.presence_penalty, -2.0, 2.0, "presence_penalty"),
+        frequency_penalty=_finite(m.frequency_penalty, -2.0, 2.0, "frequency_penalty"),
+        logit_bias=tuple((b.token, _finite(b.bias, -100.0, 100.0, "logit_bias"))
+                         for b in m.logit_bias))
     return req, m.network_id, m.timeout_ms
 
 
@@ -194,10 +218,32 @@ def encode_reply(reply: DelegateReply) -> bytes:
         u = reply.usage or Usage()
         m = pb.DelegateResponse(final=pb.Final(
             finish_reason=reply.finish_reason, prompt_tokens=u.prompt_tokens,
-            completion_tokens=u.completion_tokens, text=reply.text))
+            completion_tokens=u.completion_tokens, text=reply.text,
+            logprobs=_put_logprobs(reply.logprobs), prompt_tokens_dropped=u.prompt_tokens_dropped))
     else:
-        m = pb.DelegateResponse(chunk=pb.Chunk(text=reply.text))
+        m = pb.DelegateResponse(chunk=pb.Chunk(text=reply.text, logprobs=_put_logprobs(reply.logprobs)))
     return m.SerializeToString()
+
+
+def _put_logprobs(entries: tuple[TokenLogprob, ...]) -> list:
+    return [pb.TokenLogprob(token=e.token, has_logprob=e.logprob is not None, logprob=e.logprob or 0.0,
+                            top=[pb.TopLogprob(token=t, logprob=lp) for t, lp in e.top])
+            for e in entries]
+
+
+def _logprobs(entries) -> tuple[TokenLogprob, ...]:
+    if len(entries) > MAX_LOGPROB_ENTRIES:
+        raise MalformedMessage(f"more than {MAX_LOGPROB_ENTRIES} logprob entries in one frame")
+    out = []
+    for e in entries:
+        if len(e.top) > MAX_TOP_LOGPROBS:
+            raise MalformedMessage(f"more than {MAX_TOP_LOGPROBS} top logprobs for one token")
+        out.append(TokenLogprob(
+            _check_str(e.token, MAX_NAME, "token"),
+            _finite(e.logprob, -math.inf, 0.0, "logprob") if e.has_logprob else None,
+            tuple((_check_str(t.token, MAX_NAME, "token"), _finite(t.logprob, -math.inf, 0.0, "logprob"))
+                  for t in e.top)))
+    return tuple(out)
 
 
 def decode_reply(data: bytes) -> DelegateReply:
@@ -210,13 +256,15 @@ def decode_reply(data: bytes) -> DelegateReply:
                      _finite(m.offer.expected_ttft_s, 0.0, 1e6, "expected_ttft_s"),
                      _finite(m.offer.s_per_token, 0.0, 1e3, "s_per_token"))
     if kind == "chunk":
-        return GenerationChunk(_check_str(m.chunk.text, MAX_TEXT, "chunk"))
+        return GenerationChunk(_check_str(m.chunk.text, MAX_TEXT, "chunk"),
+                               logprobs=_logprobs(m.chunk.logprobs))
     if kind == "final":
         f = m.final
         if f.finish_reason not in ("stop", "length"):
             raise MalformedMessage(f"unknown finish_reason {f.finish_reason!r}")
         return GenerationChunk(_check_str(f.text, MAX_TEXT, "chunk"), f.finish_reason,
-                               Usage(f.prompt_tokens, f.completion_tokens))
+                               Usage(f.prompt_tokens, f.completion_tokens, f.prompt_tokens_dropped),
+                               _logprobs(f.logprobs))
     if kind == "error":
         return ErrorReply(_check_str(m.error.code, MAX_NAME, "code"),
                           _check_str(m.error.message, 4096, "message"))
