@@ -627,6 +627,33 @@ class NetemLab:
         self.namespaces, self.veths, self._bridge_made = [], [], False
 
 
+class WanLab:
+    """``--wan``: the namespaces of :mod:`netlab` (one per node on a bridge), with delay and
+    loss emulated in user space (NFQUEUE; this kernel has no sch_netem). Same interface as
+    :class:`NetemLab` for :func:`start_network`."""
+
+    def __init__(self, stack: ExitStack, n: int, rtt_ms: float, jitter_ms: float, loss: float):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import netlab
+
+        self.lab = stack.enter_context(netlab.open_lab(n, default=netlab.Link(rtt_ms, 2 * jitter_ms, loss)))
+        self.bridge = f"{self.lab.prefix}-hub/br0"
+
+    @staticmethod
+    def preflight() -> str | None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import netlab
+
+        why = netlab.lab_available()
+        return f"--wan: {why}" if why else None
+
+    def ip(self, i: int) -> str:
+        return self.lab.nodes[i].ip
+
+    def wrap(self, i: int, argv: list[str]) -> list[str]:
+        return self.lab.nodes[i].exec_argv(argv)
+
+
 @contextmanager
 def terminate_on_sigterm():
     """Turn SIGTERM into KeyboardInterrupt so cleanup (children, namespaces) runs."""
@@ -683,7 +710,7 @@ def child_argv(system: str, args: argparse.Namespace, seed_hex: str, ip: str, bo
     return argv
 
 
-def start_network(system: str, args: argparse.Namespace, repeat: int, lab: NetemLab | None,
+def start_network(system: str, args: argparse.Namespace, repeat: int, lab: NetemLab | WanLab | None,
                   logdir: Path, peer_degree: float | None) -> Network:
     """Start N children of ``system`` and connect them (overlay: bootstrap + DHT; baselines:
     node 0 plus random peers up to ``peer_degree`` average connections)."""
@@ -901,6 +928,10 @@ def bench(args: argparse.Namespace, out: Path) -> dict:
             lab.open()
             con.print(f"netem: {args.nodes} namespaces on bridge {lab.bridge}, RTT {args.rtt_ms:g} ms "
                       f"(+-{args.jitter_ms:g} ms per direction), loss {args.loss:g}% per direction")
+        elif args.wan:
+            lab = WanLab(stack, args.nodes, args.rtt_ms, args.jitter_ms, args.loss)
+            con.print(f"wan (user-space emulator): {args.nodes} namespaces on {lab.bridge}, RTT {args.rtt_ms:g} ms "
+                      f"(+-{args.jitter_ms:g} ms per direction), loss {args.loss:g}% per packet and direction")
         progress = stack.enter_context(harness.progress_bar(con))
         task = progress.add_task("gossip", total=args.repeats * len(systems) * args.messages)
         peer_degree: float | None = None
@@ -946,8 +977,9 @@ def bench(args: argparse.Namespace, out: Path) -> dict:
         "config": {"nodes": args.nodes, "messages": args.messages, "size": args.size, "rate": args.rate,
                    "heartbeat": args.heartbeat, "repeats": args.repeats, "warmup_s": args.warmup,
                    "drain_s": args.drain, "degree": [D, D_LO, D_HI], "topic": TOPIC,
-                   "netem": {"rtt_ms": args.rtt_ms, "jitter_ms": args.jitter_ms, "loss_pct": args.loss}
-                   if args.netem else None},
+                   "netem": {"rtt_ms": args.rtt_ms, "jitter_ms": args.jitter_ms, "loss_pct": args.loss,
+                             "emulator": "netlab (user space, NFQUEUE)" if args.wan else "tc netem"}
+                   if args.netem or args.wan else None},
         "host": {"cpu_cores": cores, "node_processes": args.nodes, "oversubscribed": args.nodes > cores,
                  "python": sys.version.split()[0], "platform": sys.platform},
         "skipped": skipped,
@@ -1074,6 +1106,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mesh-timeout", type=float, default=None, help="s to wait for the mesh (default 30 + N)")
     p.add_argument("--start-timeout", type=float, default=None, help="s to wait for processes to start")
     p.add_argument("--netem", action="store_true", help="one network namespace per node + tc netem (root)")
+    p.add_argument("--wan", action="store_true",
+                   help="like --netem, but delay/loss emulated in user space by benchmarks/netlab.py (root, "
+                        "iptables, netfilterqueue; for kernels without sch_netem)")
     p.add_argument("--rtt-ms", type=float, default=50.0, help="netem round-trip time between nodes (default 50)")
     p.add_argument("--jitter-ms", type=float, default=0.0, help="netem delay jitter per direction (default 0)")
     p.add_argument("--loss", type=float, default=0.5, help="netem loss percent per direction (default 0.5)")
@@ -1096,16 +1131,16 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--nodes must be in 2..64")
     if args.messages < 1 or args.rate <= 0 or args.size < HEADER.size or args.repeats < 1:
         p.error(f"need --messages >= 1, --rate > 0, --size >= {HEADER.size}, --repeats >= 1")
-    args.drain = args.drain if args.drain is not None else (6.0 if args.netem else 3.0)
+    args.drain = args.drain if args.drain is not None else (6.0 if args.netem or args.wan else 3.0)
     args.mesh_timeout = args.mesh_timeout or 30.0 + args.nodes
     args.start_timeout = args.start_timeout or 30.0 + 2.0 * args.nodes
-    if args.netem:
-        why = NetemLab.preflight()
+    if args.netem or args.wan:
+        why = (WanLab if args.wan else NetemLab).preflight()
         if why:
             print(f"gossip_latency: {why}", file=sys.stderr)
             return 2
     out = Path(args.out)
-    stem = "gossip_latency_netem" if args.netem else "gossip_latency"
+    stem = "gossip_latency_wan" if args.wan else "gossip_latency_netem" if args.netem else "gossip_latency"
     try:
         res = bench(args, out)
     except KeyboardInterrupt:

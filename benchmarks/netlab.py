@@ -510,6 +510,10 @@ def run_emulator(spec_path: str, ready: str | None) -> None:
     from netfilterqueue import COPY_PACKET, NetfilterQueue
 
     spec = json.loads(Path(spec_path).read_text())
+    try:  # real-time priority: on a loaded machine the emulator must not wait for a core
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        pass
     rng = random.Random(spec["seed"])
     by_ip: dict[str, int] = spec["by_ip"]
     default = Link(**spec["default"])
