@@ -54,24 +54,37 @@ def classify(record: logging.LogRecord) -> str | None:
 
 
 class Libp2pNoiseFilter(logging.Filter):
-    """Handler filter: known libp2p noise becomes a DEBUG record (counted), shown only when
-    the root logger is at DEBUG."""
+    """Logger/handler filter: known libp2p noise becomes a DEBUG record (counted once), shown
+    only when the root logger is at DEBUG."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_wwwserve_noise", False):  # lowered (and counted) by an earlier filter
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
         label = classify(record)
         if label is None:
             return True
         with _lock:
             _counts[label] = _counts.get(label, 0) + 1
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record._wwwserve_noise = True
         return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
+#: py-libp2p's DHT module loggers: the filter sits on each of them too, ahead of the overlay's
+#: own demotions (net/libp2p/compat.py, installed when the overlay starts), so every noisy
+#: record is counted before anything drops it
+DHT_LOGGERS = tuple(f"libp2p.kad_dht.{m}" for m in (
+    "kad_dht", "peer_routing", "provider_store", "routing_table", "value_store", "utils", "pb", "common"))
+
+
 def install_libp2p_filter(handlers: list[logging.Handler] | None = None) -> None:
-    """Add :class:`Libp2pNoiseFilter` to ``handlers`` (default: the root logger's), once each."""
-    for h in handlers if handlers is not None else logging.getLogger().handlers:
-        if not any(isinstance(f, Libp2pNoiseFilter) for f in h.filters):
-            h.addFilter(Libp2pNoiseFilter())
+    """Add :class:`Libp2pNoiseFilter` to the :data:`DHT_LOGGERS` and to ``handlers`` (default:
+    the root logger's), once each."""
+    targets: list[logging.Filterer] = [logging.getLogger(n) for n in DHT_LOGGERS]
+    targets += handlers if handlers is not None else logging.getLogger().handlers
+    for t in targets:
+        if not any(isinstance(f, Libp2pNoiseFilter) for f in t.filters):
+            t.addFilter(Libp2pNoiseFilter())
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -16,7 +16,7 @@ from wwwserve_p2p.api import create_app
 from wwwserve_p2p.config import LedgerSection
 from wwwserve_p2p.core.ledger import Genesis, LedgerParams
 from wwwserve_p2p.core.policy import OffloadPolicy
-from wwwserve_p2p.logs import Libp2pNoiseFilter, classify, suppressed_counts
+from wwwserve_p2p.logs import Libp2pNoiseFilter, classify, install_libp2p_filter, suppressed_counts
 from wwwserve_p2p.metrics import NodeMetrics
 from wwwserve_p2p.testing.swarm import collect_text, open_swarm, swarm_identity
 
@@ -166,3 +166,17 @@ def test_libp2p_noise_is_lowered_to_debug_and_counted(caplog):
     assert f.filter(record("libp2p.host", "a real problem")) is True
     assert suppressed_counts()["dht_find_node_key"] == before + 2
     assert sample(NodeMetrics(), "wwwserve_log_suppressed_total", {"pattern": "dht_find_node_key"}) == before + 2
+    # installed on the DHT loggers themselves: counted once, kept out of every handler
+    install_libp2p_filter(handlers=[])
+    caplog.set_level(logging.INFO)
+    dht = logging.getLogger("libp2p.kad_dht.peer_routing")
+    old_level = dht.level
+    try:
+        dht.setLevel(logging.WARNING)
+        n = suppressed_counts().get("dht_open_stream", 0)
+        dht.warning("Failed to open stream to %s: gone", "12D3KooWGone")
+        dht.warning("something else entirely")
+    finally:
+        dht.setLevel(old_level)
+    assert suppressed_counts()["dht_open_stream"] == n + 1
+    assert "12D3KooWGone" not in caplog.text  # lowered to DEBUG: not shown at INFO
