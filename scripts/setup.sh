@@ -28,10 +28,23 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   fi
 fi
 
+# Optional: the WAN/NAT lab (benchmarks/netlab.py, tests/real/test_netlab_reach.py; root only):
+# iptables for NAT/NFQUEUE, libnetfilter-queue headers for the netfilterqueue package (below).
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+   && { ! command -v iptables >/dev/null 2>&1 || ! [ -e /usr/include/libnetfilter_queue/libnetfilter_queue.h ]; }; then
+  echo "setup: installing iptables + libnetfilter-queue-dev (for the WAN/NAT lab)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables libnetfilter-queue-dev >/dev/null; } \
+    || echo "setup: WAN/NAT lab packages not installed (optional; its tests skip)" >&2
+fi
+
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e ".[hf,dev]"
+if [ -e /usr/include/libnetfilter_queue/libnetfilter_queue.h ]; then
+  .venv/bin/python -m pip install -q -e ".[lab]" \
+    || echo "setup: netfilterqueue not installed (optional, WAN/NAT lab; its tests skip)" >&2
+fi
 
 # Optional: the js-libp2p baseline of benchmarks/gossip_latency.py (Node.js >= 20, exact versions
 # from its lockfile; ~2-10 s). Never fails the setup: the benchmark skips js and says how to fix it.
