@@ -244,3 +244,54 @@ def test_token_id_prompt_refused_by_the_echo_executor(client):
     with pytest.raises(openai.BadRequestError) as info:
         client.completions.create(model=ECHO, prompt=[1, 2, 3])
     assert info.value.body["param"] == "prompt" and "cannot honour" in info.value.body["message"]
+
+
+# ------------------------------------------------------------------ LiteLLM and LangChain
+
+@pytest.mark.slow  # importing litellm alone takes 10-50 s on 2 loaded cores
+def test_litellm_honoured_and_refused(a, b, monkeypatch):
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download at import
+    litellm = pytest.importorskip("litellm")
+    kw = {"model": f"openai/{ECHO}", "api_base": a.api_url + "/v1", "api_key": "x", "num_retries": 0}
+    r = litellm.completion(messages=MSG, max_tokens=3, stop=["gamma"], **kw)
+    assert r.choices[0].message.content == "alpha beta " and r.choices[0].finish_reason == "stop"
+    r = litellm.completion(messages=MSG, n=2, max_tokens=1, logprobs=True, top_logprobs=1, **kw)
+    assert [c.message.content for c in r.choices] == ["alpha ", "alpha "]
+    assert r.choices[0].logprobs["content"][0]["token"] == "alpha "
+    chunks = list(litellm.completion(messages=MSG, stream=True, **kw))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "alpha beta gamma delta"
+    with pytest.raises(litellm.BadRequestError, match="tool calling"):
+        litellm.completion(messages=MSG, tools=[TOOL], **kw)
+    with pytest.raises(litellm.BadRequestError, match="presence_penalty"):
+        litellm.completion(messages=MSG, presence_penalty=1.0, **kw)
+
+
+def test_langchain_honoured_and_refused(a):
+    pytest.importorskip("langchain_openai")
+    from langchain_core.messages import HumanMessage
+    from langchain_openai import ChatOpenAI, OpenAI
+    from pydantic import BaseModel
+
+    llm = ChatOpenAI(model=ECHO, base_url=a.api_url + "/v1", api_key="x", max_retries=0,
+                     max_tokens=2, stop=["zzz"])
+    assert llm.invoke("one two three").content == "one two "
+    assert "".join(c.content for c in llm.stream("four five")) == "four five"
+    lp = ChatOpenAI(model=ECHO, base_url=a.api_url + "/v1", api_key="x", max_retries=0,
+                    logprobs=True, top_logprobs=1).invoke("six seven")
+    assert [t["token"] for t in lp.response_metadata["logprobs"]["content"]] == ["six ", "seven"]
+    many = ChatOpenAI(model=ECHO, base_url=a.api_url + "/v1", api_key="x", max_retries=0, n=2)
+    gens = many.generate([[HumanMessage("eight nine")]]).generations[0]
+    assert [g.text for g in gens] == ["eight nine", "eight nine"]
+
+    class Answer(BaseModel):
+        text: str
+
+    with pytest.raises(openai.BadRequestError) as info:  # structured output: refused, not None
+        llm.with_structured_output(Answer).invoke("x")
+    assert info.value.body["param"] == "response_format"
+    with pytest.raises(openai.BadRequestError) as info:
+        llm.with_structured_output(Answer, method="function_calling").invoke("x")
+    assert info.value.body["param"] in ("tools", "tool_choice")
+    legacy = OpenAI(model=ECHO, base_url=a.api_url + "/v1", api_key="x", max_retries=0,
+                    max_tokens=3, logprobs=0)
+    assert legacy.invoke("ten eleven twelve thirteen") == "ten eleven twelve "
