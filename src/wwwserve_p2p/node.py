@@ -205,6 +205,7 @@ class Node:
             "policy": {k: getattr(pol, k) for k in ("target_load", "offload_frequency", "queue_frequency",
                                                      "accept_frequency", "max_delegated", "participate", "stake")},
             "connected_peers": len(self.overlay.connected_peers()),
+            "defenses": self.defenses(),
             "peers": self._peer_rows(),
             "reach": self.overlay.reachability(),
             "stats": self.stats.summary(),
@@ -220,6 +221,21 @@ class Node:
         for row in rows:
             row["connection"] = kinds.get(row["peer_id"], "none")
         return rows
+
+    def defenses(self) -> dict[str, Any]:
+        """Issue 15's counters: membership (peer table, newcomers, refused statuses, gated dials,
+        pings) and the overlay's flood counters (``statistics()``: oversize, rate_limited,
+        dropped, refused streams) where the overlay has them."""
+        out: dict[str, Any] = {"membership": self.membership.defense_stats()}
+        stats = getattr(self.overlay, "statistics", None) or getattr(getattr(self.overlay, "inner", None),
+                                                                        "statistics", None)
+        if callable(stats):
+            s = stats()
+            out["overlay"] = {k: s[k] for k in ("gossip_received", "gossip_delivered", "gossip_rejected",
+                                                "gossip_dropped", "streams_refused", "streams_idle_closed",
+                                                "streams_open",
+                                                "connected_peers", "routing_table") if k in s}
+        return out
 
     def ledger_summary(self) -> dict[str, Any]:
         """``GET /ledger``: network, block counts, supply, burns and the state hash."""

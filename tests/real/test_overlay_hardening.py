@@ -60,3 +60,50 @@ async def test_peerstore_overflow_keeps_our_own_entry_and_publishing_works() -> 
                         msg = await got.receive()
                         break
             assert msg.data == b"still here" and msg.source == a.peer_id
+
+
+async def test_inbound_stream_limits_refuse_beyond_limit_and_idle_streams_close() -> None:
+    """Idle streams from one peer: beyond the per-peer limit they are reset at once, the rest
+    are closed after the idle deadline; a legit stream from another peer is served throughout."""
+    from wwwserve_p2p.errors import OverlayError
+    from wwwserve_p2p.net.base import Stream
+
+    proto = "/wwwserve/test-idle/1"
+
+    async def handler(stream: Stream) -> None:
+        while data := await stream.read():  # waits for a request that never comes
+            await stream.write(data)
+
+    async with open_libp2p_overlay(Identity.generate(), Libp2pConfig()) as a:
+        a._streams.per_peer_protocol, a._streams.idle_timeout = 8, 4.0
+        a.set_stream_handler(proto, handler)
+        boot = Libp2pConfig(bootstrap=(a.addrs()[0],))
+        async with open_libp2p_overlay(Identity.generate(), boot) as attacker, \
+                open_libp2p_overlay(Identity.generate(), boot) as honest:
+            streams, ended = [], []
+            for _ in range(20):
+                try:
+                    streams.append(await attacker.open_stream(a.peer_id, proto))
+                except OverlayError:  # refused while negotiating: reset by the server at once
+                    ended.append("refused at open")
+
+            async def watch(s: Stream) -> None:
+                try:
+                    ended.append("eof" if await s.read() == b"" else "data")
+                except OverlayError:
+                    ended.append("reset")
+
+            async with trio.open_nursery() as nursery:
+                for s in streams:
+                    nursery.start_soon(watch, s)
+                await wait_until(lambda: a.statistics()["streams_refused"].get("peer_protocol", 0) >= 1,
+                                 what="streams refused")
+                assert a.statistics()["streams_open"]["total"] <= 8
+                legit = await honest.open_stream(a.peer_id, proto)  # another peer is not affected
+                await legit.write(b"ping")
+                assert await legit.read() == b"ping"
+                await legit.close()
+                await wait_until(lambda: len(ended) == 20, timeout=15, what="idle streams closed")
+            st = a.statistics()
+            assert st["streams_idle_closed"] >= 8 and st["streams_open"]["total"] == 0
+            assert st["streams_idle_closed"] + st["streams_refused"]["peer_protocol"] == 20

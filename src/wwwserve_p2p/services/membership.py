@@ -13,9 +13,12 @@ Defenses (issue 15), each bounded:
   connection makes an author *known*; everyone else lands in the peer table's bounded
   newcomer pool (:class:`~wwwserve_p2p.core.peers.PeerTable`), which never evicts or
   starves known peers. :meth:`admit_status` (called by the status validator) lets statuses
-  of authors not in the table through at most :data:`NEWCOMER_RATE` per second per
-  forwarding neighbour (:data:`NEWCOMER_BURST` at once); beyond that they are rejected and
-  not relayed, so a flood of fresh identities does not spread.
+  of authors not in the table, relayed by a neighbour that is not a member, through at
+  most :data:`NEWCOMER_RATE` per second per such neighbour (:data:`NEWCOMER_BURST` at once)
+  and :data:`NEWCOMER_TOTAL_RATE` in all; beyond that they are rejected and not relayed, so
+  a flood of fresh identities does not spread, and the rejections lower the injecting
+  neighbour's GossipSub score until its messages are dropped before their signatures are
+  even checked (:mod:`wwwserve_p2p.net.libp2p.gossip`).
 - *Dials gated.* Addresses learned from gossip are dialled through :class:`DialGate`: at
   most :data:`DIAL_RATE` dials per second in total (burst :data:`DIAL_BURST`) and at most
   one per transport address (``/ip4/../tcp/..``, whatever ``/p2p/`` id it carries) per
@@ -24,7 +27,7 @@ Defenses (issue 15), each bounded:
   else on a later sweep while they stay alive.
 - *Liveness by contact.* Every half status interval, connected known peers that have
   been silent on gossip for more than one interval are pinged over :data:`PING_PROTOCOL`
-  (at most :data:`MAX_PINGS` at once, each bounded by one interval); an answer counts as
+  (at most :data:`MAX_PINGS` at once, each bounded by two intervals); an answer counts as
   having heard from them (:meth:`PeerTable.touch`), so a gossip flood that delays or drops
   their statuses does not make them suspect or offline.
 """
@@ -51,9 +54,13 @@ log = logging.getLogger("wwwserve_p2p.membership")
 #: and unreachable marks). Must not block or raise.
 PeerSubscriber = Callable[[list[PeerEvent], PeerStatus | None], None]
 
-#: Statuses of authors not in our table accepted per second per forwarding neighbour.
+#: Statuses of authors not in our table accepted per second per forwarding neighbour that
+#: is not a member itself, and in total from such neighbours (members are not limited: they
+#: relay only what their own budget let in).
 NEWCOMER_RATE = 20.0
 NEWCOMER_BURST = 50
+NEWCOMER_TOTAL_RATE = 50.0
+NEWCOMER_TOTAL_BURST = 100
 #: Dials of gossip-learned addresses: per second in total, burst, and seconds between two
 #: dials of one transport address.
 DIAL_RATE = 1.0
@@ -63,6 +70,8 @@ DIAL_ADDR_INTERVAL = 60.0
 PING_PROTOCOL = "/wwwserve/ping/1"
 PING_BYTES = 8
 MAX_PINGS = 16
+#: A ping's deadline: two status intervals, at least this many seconds.
+PING_MIN_TIMEOUT = 2.0
 #: Bound on the per-address dial memo.
 _MAX_DIAL_ADDRS = 4096
 
@@ -122,6 +131,7 @@ class Membership:
         self._standing = standing
         self.dials = DialGate()
         self._newcomer_buckets = TokenBuckets(NEWCOMER_RATE, NEWCOMER_BURST, max_keys=1024)
+        self._newcomer_total = TokenBuckets(NEWCOMER_TOTAL_RATE, NEWCOMER_TOTAL_BURST, max_keys=1)
         self._pinging: set[str] = set()
         self._last_ping: dict[str, float] = {}
         self.stats: Counter[str] = Counter()
@@ -154,17 +164,24 @@ class Membership:
         newcomer budget of ``forwarder``."""
         if self.table.get(author) is not None or author == self.me:
             return True
-        if self._standing is None or self._standing(author) or author == forwarder:
-            return True
-        if self._newcomer_buckets.allow(forwarder, self.now):
+        if self._standing is None or self._standing(author) or author == forwarder or self._standing(forwarder):
+            return True  # a member relays only what its own budget let in
+        now = self.now
+        if self._newcomer_buckets.allow(forwarder, now) and self._newcomer_total.allow("all", now):
             return True
         self.stats["statuses_refused_newcomer_rate"] += 1
         return False
 
     def observe(self, status: PeerStatus) -> None:
-        """A peer's status arrived (already validated)."""
+        """A peer's status arrived (already validated). A newcomer promoted to known (it
+        earned stake or we connected) is announced to subscribers as ``joined`` then."""
         known = self.is_known(status.peer_id)
+        old = self.table.get(status.peer_id)
+        was_newcomer = old is not None and old.newcomer
         events = self.table.observe(status, self.now, known=known)
+        if was_newcomer and not self.table.get(status.peer_id).newcomer \
+                and not any(e.peer_id == status.peer_id for e in events):
+            events = [*events, PeerEvent("joined", status.peer_id)]
         self._publish(events, status, known)
 
     def sweep(self) -> None:
@@ -183,7 +200,7 @@ class Membership:
                         and pid not in self._pinging and now - self._last_ping.get(pid, -1e9) >= interval:
                     self._pinging.add(pid)
                     self._last_ping[pid] = now
-                    self._runtime.spawn(self._ping, pid, interval)
+                    self._runtime.spawn(self._ping, pid, max(2.0 * interval, PING_MIN_TIMEOUT))
             elif e.newcomer and self.state(e) is PeerState.ALIVE and e.status.addrs:
                 self._dial_gated(e.status.addrs)
         if len(self._last_ping) > 2 * len(self.table) + 64:
@@ -200,6 +217,26 @@ class Membership:
                     and self._runtime.running and status.addrs \
                     and ev.peer_id not in self._overlay.connected_peers():
                 self._dial_gated(status.addrs)
+        # Newcomers we are not connected to stay inside membership: no service pulls from,
+        # dials or tracks them (their events would make every subscriber dial attacker-chosen
+        # addresses); they reach subscribers once connected or promoted.
+        if self.table.newcomers or not known:
+            connected: set[str] | None = None
+
+            def hidden(pid: str) -> bool:
+                nonlocal connected
+                e = self.table.get(pid)
+                if e is None or not e.newcomer:
+                    return not known and status is not None and pid == status.peer_id
+                if connected is None:
+                    connected = set(self._overlay.connected_peers())
+                return pid not in connected
+
+            events = [ev for ev in events if not (ev.kind != "forgotten" and hidden(ev.peer_id))]
+            if status is not None and hidden(status.peer_id):
+                status = None
+        if not events and status is None:
+            return
         for fn in self._subscribers:
             fn(events, status)
 
@@ -258,22 +295,42 @@ class Membership:
 
     # ------------------------------------------------------------ views
     def candidates(self, model: str, exclude: set[str] | frozenset[str] = frozenset()) -> list[PeerStatus]:
-        """Alive peers serving ``model`` now, except ``exclude``."""
-        return self.table.candidates(model, self.now, exclude)
+        """Alive peers serving ``model`` now, except ``exclude``. Newcomers we are not
+        connected to are left out (nothing dials them on demand: the sweep's gated dials do,
+        and once connected they count as known)."""
+        out = self.table.candidates(model, self.now, exclude)
+        if self.table.newcomers == 0:
+            return out
+        connected = set(self._overlay.connected_peers())
+        return [s for s in out if s.peer_id in connected or not self.table.get(s.peer_id).newcomer]
 
     def alive_peers(self) -> list[str]:
-        return self.table.alive_peers(self.now)
+        """Alive peers, except newcomers we are not connected to (see :meth:`candidates`)."""
+        out = self.table.alive_peers(self.now)
+        if self.table.newcomers == 0:
+            return out
+        connected = set(self._overlay.connected_peers())
+        return [p for p in out if p in connected or not self.table.get(p).newcomer]
 
     def network_models(self) -> dict[str, list[str]]:
-        """model -> PeerIds of alive peers serving it."""
-        return self.table.network_models(self.now)
+        """model -> PeerIds of alive peers serving it (newcomers only once connected, so junk
+        statuses cannot fill ``/v1/models`` or make discovery look up their model names)."""
+        out = self.table.network_models(self.now)
+        if self.table.newcomers == 0:
+            return out
+        connected = set(self._overlay.connected_peers())
+        ok = {e.status.peer_id for e in self.table if not e.newcomer or e.status.peer_id in connected}
+        return {m: kept for m, ps in out.items() if (kept := [p for p in ps if p in ok])}
 
     def state(self, entry: PeerEntry) -> PeerState:
         """``entry``'s state now (alive entries may have gone silent since the last sweep)."""
         return entry.state if entry.state is not PeerState.ALIVE else self.table.state_at(entry, self.now)
 
     def alive_entries(self) -> list[PeerEntry]:
-        return [e for e in self.table if self.state(e) is PeerState.ALIVE]
+        """Alive entries, except newcomers we are not connected to."""
+        connected = set(self._overlay.connected_peers()) if self.table.newcomers else set()
+        return [e for e in self.table if self.state(e) is PeerState.ALIVE
+                and (not e.newcomer or e.status.peer_id in connected)]
 
     def counts(self) -> dict[str, int]:
         return self.table.counts(self.now)

@@ -261,6 +261,29 @@ def cache_addrs(host: Any, ttl: float = 1.0) -> None:
     host.get_addrs = get_addrs
 
 
+def disable_auto_connector(swarm: Any) -> bool:
+    """Keep py-libp2p's ``AutoConnector`` of ``swarm`` from ever starting.
+
+    py-libp2p 0.8.1 starts it with every swarm: while the swarm has fewer than
+    ``low_watermark`` (100) connections (every small network) it dials up to 150 peers taken
+    from the *peerstore* every 30 s, every few seconds below ``min_connections`` (50), and
+    again on each disconnect. The peerstore holds every address anyone made us store
+    (forged statuses, DHT records), so it dialled attacker-chosen addresses over and over:
+    the reflection amplifier of issue 15. The overlay keeps its own connections (bootstrap
+    re-dials, membership's gated dials). Returns False if the swarm has no auto-connector.
+    """
+    connector = getattr(swarm, "auto_connector", None)
+    if connector is None or not hasattr(connector, "start"):
+        return False
+
+    async def start() -> None:
+        connector._started = False
+
+    connector.start = start
+    connector._started = False
+    return True
+
+
 def protect_peerstore(host: Any) -> bool:
     """Make ``host``'s peerstore evict only peers that are neither us nor connected.
 

@@ -14,6 +14,7 @@ from typing import Any
 import trio
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11
+from libp2p.pubsub.score import PeerScorer, ScoreParams, TopicScoreParams
 
 from ...errors import OverlayError
 from .._ratelimit import TokenBuckets
@@ -27,6 +28,55 @@ log = logging.getLogger("wwwserve_p2p.net")
 #: Bounds of the memo tables (PeerId text, validated-but-undelivered messages).
 _MAX_PEER_IDS = 4096
 _MAX_VALIDATED = 1024
+
+#: GossipSub peer scoring (py-libp2p's ``PeerScorer``; all weights are 0 there by default).
+#: Scores decay once per heartbeat (``heartbeat_interval``, 1 s by default).
+#: - P4 invalid messages: each message a neighbour forwards that a validator rejects
+#:   (malformed, forged author, over our per-author rate, over the newcomer budget) costs it
+#:   ``SCORE_INVALID_WEIGHT``, the count decaying by ``SCORE_INVALID_DECAY`` per heartbeat and
+#:   capped at ``SCORE_INVALID_CAP``. An honest neighbour needs ~``-PUBLISH_THRESHOLD *
+#:   (1 - decay) / weight`` = 10 rejected messages per second, sustained, to reach the publish
+#:   threshold; a flooding one reaches it after ~200 rejected messages.
+#: - Below ``SCORE_PUBLISH_THRESHOLD`` a neighbour's messages are dropped before their
+#:   signature is checked (py-libp2p's publish gate), below ``SCORE_GOSSIP_THRESHOLD`` we stop
+#:   gossiping to it, below ``SCORE_GRAYLIST_THRESHOLD`` its GRAFTs are ignored.
+#: - P5 behaviour (IWANT/IHAVE spam, GRAFT floods, as py-libp2p detects them): weight 1
+#:   above a threshold of 10, same decay.
+#: - P7 IP colocation: more than ``SCORE_COLOCATION_THRESHOLD`` neighbours from one IP cost
+#:   ``weight * excess**2``; loopback is exempt (local test networks run every node there).
+#: Our own per-author token bucket (``gossip_rate_per_peer``) stays in front of all this.
+SCORE_INVALID_WEIGHT = 1.0
+SCORE_INVALID_DECAY = 0.95
+SCORE_INVALID_CAP = 1000.0
+SCORE_PUBLISH_THRESHOLD = -200.0
+SCORE_GOSSIP_THRESHOLD = -100.0
+SCORE_GRAYLIST_THRESHOLD = -400.0
+SCORE_BEHAVIOUR_WEIGHT = 1.0
+SCORE_BEHAVIOUR_THRESHOLD = 10.0
+SCORE_COLOCATION_WEIGHT = 1.0
+SCORE_COLOCATION_THRESHOLD = 8
+
+
+def score_params() -> ScoreParams:
+    """The :class:`ScoreParams` above (documented in the module constants)."""
+    return ScoreParams(
+        p4_invalid_messages=TopicScoreParams(weight=SCORE_INVALID_WEIGHT, cap=SCORE_INVALID_CAP,
+                                             decay=SCORE_INVALID_DECAY),
+        p5_behavior_penalty_weight=SCORE_BEHAVIOUR_WEIGHT, p5_behavior_penalty_decay=SCORE_INVALID_DECAY,
+        p5_behavior_penalty_threshold=SCORE_BEHAVIOUR_THRESHOLD,
+        p7_ip_colocation_weight=SCORE_COLOCATION_WEIGHT, p7_ip_colocation_threshold=SCORE_COLOCATION_THRESHOLD,
+        publish_threshold=SCORE_PUBLISH_THRESHOLD, gossip_threshold=SCORE_GOSSIP_THRESHOLD,
+        graylist_threshold=SCORE_GRAYLIST_THRESHOLD, accept_px_threshold=0.0)
+
+
+class OverlayScorer(PeerScorer):
+    """py-libp2p's scorer, with loopback exempt from the IP-colocation penalty."""
+
+    def ip_colocation_penalty(self, peer: ID) -> float:
+        ip = self.ip_by_peer.get(peer, "")
+        if ip.startswith("127.") or ip == "::1":
+            return 0.0
+        return super().ip_colocation_penalty(peer)
 
 
 @dataclass
@@ -71,7 +121,9 @@ class Gossip:
             heartbeat_interval=config.heartbeat_interval,  # type: ignore[arg-type]  # float works
             adaptive_gossip_enabled=False,
             spam_protection_enabled=False,
+            score_params=score_params(),
         )
+        self.router.scorer = OverlayScorer(self.router.scorer.params)
         self.pubsub = OverlayPubsub(
             host,
             self.router,
@@ -109,11 +161,20 @@ class Gossip:
             "gossip_received": self.pubsub.inbound_messages,
             "gossip_delivered": self._stats["gossip_delivered"],
             "gossip_rejected": dict(self._rejected),
+            "gossip_low_score_peers": self._low_score_peers(),
             "gossip_dropped": {
                 "subscriber_full": self._stats["gossip_dropped_subscriber_full"],
                 "outbound_queue": self._stats["gossip_dropped_outbound_queue"],
             },
         }
+
+    def _low_score_peers(self) -> int:
+        """Neighbours whose score on our topics is below the publish threshold now."""
+        scorer, topics = self.router.scorer, list(self._subs)
+        if scorer is None or not topics:
+            return 0
+        peers = {p for t in topics for p in self.pubsub.peer_topics.get(t, ())}
+        return sum(1 for p in peers if scorer.score(p, topics) < SCORE_PUBLISH_THRESHOLD)
 
     # ---------------------------------------------------------------- subscribe / publish
 

@@ -33,8 +33,8 @@ from ...errors import DialError, OverlayError
 from ...identity import Identity
 from ..base import GossipMessage, Overlay, Stream, StreamHandler, Validator
 from ..config import Libp2pConfig
-from .compat import (ConnectionLogger, cache_addrs, check_libp2p_version, configure_libp2p_logging, protect_peerstore,
-                     remove_dial_delay)
+from .compat import (ConnectionLogger, cache_addrs, check_libp2p_version, configure_libp2p_logging,
+                     disable_auto_connector, protect_peerstore, remove_dial_delay)
 from .dht import Dht
 from .dialing import Dialer, parse_peer_id
 from .gossip import Gossip
@@ -75,6 +75,8 @@ class Libp2pOverlay(Overlay):
         if not protect_peerstore(self._host):  # never evict our own entry (issue 15)
             log.warning("could not protect the peerstore's own entry (library changed?)")
         self._swarm = self._host.get_network()
+        if not disable_auto_connector(self._swarm):  # it dials peerstore junk (issue 15)
+            log.warning("could not disable py-libp2p's auto-connector (library changed?)")
         self._swarm.retry_config = RetryConfig(max_retries=config.dial_retries, initial_delay=0.05, max_delay=1.0)
         if not remove_dial_delay(self._swarm):
             log.warning("could not remove py-libp2p's 250 ms dial delay (library changed?)")
@@ -330,6 +332,9 @@ class Libp2pOverlay(Overlay):
             **gossip,
             "streams_inbound": self._stats["streams_inbound"],
             "streams_outbound": self._stats["streams_outbound"],
+            "streams_refused": dict(self._streams.refused),  # {peer_protocol, protocol, total}: limits
+            "streams_idle_closed": self._stats["streams_idle_closed"],
+            "streams_open": self._streams.open_inbound(),
             "dials": self._stats["dials"],
             "dial_failures": self._stats["dial_failures"],
             "connections": dict(Counter(self.connection_kinds().values())),

@@ -134,15 +134,55 @@ class Libp2pStream(Stream):
         await best_effort(f"resetting stream {self.protocol} to {self.remote_peer}", self._s.reset)
 
 
+#: Inbound stream limits (issue 15): concurrent streams per (peer, protocol), per protocol
+#: and in all; seconds an inbound stream's read may wait for data before the stream is
+#: closed as idle. py-libp2p 0.8.1's resource manager (``libp2p.rcmgr``) counts streams per
+#: peer but has no per-protocol scope, its ``max_streams`` semaphore also gates our *own*
+#: outbound opens, and it never sheds an idle stream, so the limits live here.
+MAX_INBOUND_PER_PEER_PROTOCOL = 32
+MAX_INBOUND_PER_PROTOCOL = 256
+MAX_INBOUND_STREAMS = 1024
+INBOUND_IDLE_TIMEOUT = 30.0
+
+
+class IdleClosingStream(Libp2pStream):
+    """An inbound stream whose every read waits at most ``idle_timeout`` seconds for data;
+    then it raises :class:`StreamClosed` (the handler ends, the stream is reset)."""
+
+    def __init__(self, net_stream: Any, remote_peer: str, protocol: str, idle_timeout: float,
+                 on_idle: Callable[[], None]):
+        super().__init__(net_stream, remote_peer, protocol)
+        self._idle_timeout = idle_timeout
+        self._on_idle = on_idle
+
+    async def read(self, max_bytes: int = 65536) -> bytes:
+        with trio.move_on_after(self._idle_timeout) as scope:
+            return await super().read(max_bytes)
+        if scope.cancelled_caught:
+            self._on_idle()
+        raise StreamClosed(f"inbound {self.protocol} from {self.remote_peer} idle for {self._idle_timeout:g} s; "
+                           "closed")
+
+
 class StreamService:
     """Inbound stream handlers and outbound stream opens of one host.
 
     ``dial(pid, what)`` ensures a connection (raises ``DialError``); ``is_open()`` says
-    whether the overlay still serves; ``stats`` counts ``streams_inbound`` / ``_outbound``.
+    whether the overlay still serves; ``stats`` counts ``streams_inbound`` / ``_outbound``,
+    ``streams_refused`` and ``streams_idle_closed``.
+
+    Inbound limits: at most ``per_peer_protocol`` concurrent streams of one protocol from
+    one peer, ``per_protocol`` of one protocol and ``total`` in all; a stream beyond a limit
+    is reset at once (before its handler runs) and counted under its reason in
+    :attr:`refused` (``peer_protocol``, ``protocol``, ``total``), with one log line per peer,
+    protocol and reason a minute. Each read of an inbound stream waits at most
+    ``idle_timeout`` seconds (:class:`IdleClosingStream`).
     """
 
     def __init__(self, host: Any, config: Libp2pConfig, stats: Counter[str],
-                 dial: Callable[[Any, str], Awaitable[None]], is_open: Callable[[], bool]):
+                 dial: Callable[[Any, str], Awaitable[None]], is_open: Callable[[], bool], *,
+                 per_peer_protocol: int = MAX_INBOUND_PER_PEER_PROTOCOL, per_protocol: int = MAX_INBOUND_PER_PROTOCOL,
+                 total: int = MAX_INBOUND_STREAMS, idle_timeout: float = INBOUND_IDLE_TIMEOUT):
         self._host = host
         self._config = config
         self._stats = stats
@@ -150,6 +190,38 @@ class StreamService:
         self._is_open = is_open
         self._handlers: dict[str, StreamHandler] = {}
         self._scopes: set[trio.CancelScope] = set()
+        self.per_peer_protocol, self.per_protocol, self.total = per_peer_protocol, per_protocol, total
+        self.idle_timeout = idle_timeout
+        self._open_by_peer: Counter[tuple[str, str]] = Counter()
+        self._open_by_protocol: Counter[str] = Counter()
+        self._open_total = 0
+        self.refused: Counter[str] = Counter()
+        self._logged: dict[tuple[str, str, str], float] = {}
+
+    def _refusal(self, remote: str, protocol: str) -> str | None:
+        if self._open_total >= self.total:
+            return "total"
+        if self._open_by_protocol[protocol] >= self.per_protocol:
+            return "protocol"
+        if self._open_by_peer[(remote, protocol)] >= self.per_peer_protocol:
+            return "peer_protocol"
+        return None
+
+    def _log_refusal(self, remote: str, protocol: str, reason: str) -> None:
+        now = trio.current_time()
+        key = (remote, protocol, reason)
+        if now - self._logged.get(key, -1e9) < 60.0:
+            return
+        if len(self._logged) >= 4096:
+            self._logged.clear()
+        self._logged[key] = now
+        limit = {"total": self.total, "protocol": self.per_protocol, "peer_protocol": self.per_peer_protocol}[reason]
+        log.info("refusing inbound %s streams from %s: %s limit of %d concurrent streams reached", protocol,
+                 remote, reason.replace("_", "+"), limit)
+
+    def open_inbound(self) -> dict[str, Any]:
+        """Inbound streams open now: ``total`` and ``by_protocol``."""
+        return {"total": self._open_total, "by_protocol": {p: n for p, n in self._open_by_protocol.items() if n}}
 
     def cancel_handlers(self) -> None:
         """Cancel every running inbound handler (their streams are reset)."""
@@ -162,33 +234,62 @@ class StreamService:
             raise OverlayError(f"a protocol id starts with '/': {protocol!r}")
         self._handlers[protocol] = handler
 
+        def on_idle() -> None:
+            self._stats["streams_idle_closed"] += 1
+
         async def libp2p_handler(net_stream: Any) -> None:
             remote = net_stream.muxed_conn.peer_id.to_base58()
-            stream = Libp2pStream(net_stream, remote, protocol)
+            stream = IdleClosingStream(net_stream, remote, protocol, self.idle_timeout, on_idle)
             current = self._handlers.get(protocol)
             if current is None or not self._is_open():
                 await stream.reset()
                 return
-            self._stats["streams_inbound"] += 1
-            with trio.CancelScope() as scope:
-                self._scopes.add(scope)
-                try:
-                    await current(stream)
-                except Exception as exc:  # the service's handler: any bug resets only its stream
-                    log.warning("handler for %s from %s raised %r; resetting the stream", protocol, remote, exc,
-                                exc_info=log.isEnabledFor(logging.DEBUG))
-                    with trio.CancelScope(shield=True):
-                        await stream.reset()
-                    return
-                finally:
-                    self._scopes.discard(scope)
-            if scope.cancelled_caught:
-                with trio.CancelScope(shield=True):
-                    await stream.reset()
-            else:
-                await stream.close()
+            reason = self._refusal(remote, protocol)
+            if reason is not None:
+                self.refused[reason] += 1
+                self._stats["streams_refused"] += 1
+                self._log_refusal(remote, protocol, reason)
+                await stream.reset()
+                return
+            key = (remote, protocol)
+            self._open_by_peer[key] += 1
+            self._open_by_protocol[protocol] += 1
+            self._open_total += 1
+            try:
+                await self._run_handler(current, stream, protocol, remote)
+            finally:
+                self._open_total -= 1
+                self._open_by_protocol[protocol] -= 1
+                self._open_by_peer[key] -= 1
+                if self._open_by_peer[key] <= 0:
+                    del self._open_by_peer[key]
 
         self._host.set_stream_handler(TProtocol(protocol), libp2p_handler)
+
+    async def _run_handler(self, current: StreamHandler, stream: Libp2pStream, protocol: str, remote: str) -> None:
+        self._stats["streams_inbound"] += 1
+        with trio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                await current(stream)
+            except StreamClosed as exc:  # the remote went away, or the stream idled out
+                log.debug("inbound %s from %s ended: %s", protocol, remote, exc)
+                with trio.CancelScope(shield=True):
+                    await stream.reset()
+                return
+            except Exception as exc:  # the service's handler: any bug resets only its stream
+                log.warning("handler for %s from %s raised %r; resetting the stream", protocol, remote, exc,
+                            exc_info=log.isEnabledFor(logging.DEBUG))
+                with trio.CancelScope(shield=True):
+                    await stream.reset()
+                return
+            finally:
+                self._scopes.discard(scope)
+        if scope.cancelled_caught:
+            with trio.CancelScope(shield=True):
+                await stream.reset()
+        else:
+            await stream.close()
 
     async def open(self, pid: Any, peer_id: str, protocol: str) -> Libp2pStream:
         """See :meth:`Libp2pOverlay.open_stream` (``pid`` is ``peer_id`` parsed)."""

@@ -1,0 +1,431 @@
+#!/usr/bin/env python3
+"""Adversaries against a small network of real ``wwwserve node`` processes (issue 15).
+
+Network: node ``a`` serves only ``front``; ``b``, ``c``, ``d`` serve ``m`` (echo executor), so
+every user request for ``m`` sent to ``a`` is offloaded over the overlay and needs ``a``'s
+peer table. The attacker is a py-libp2p host in this process that bootstraps from the target
+(``a``) and joins the status topic. Attacks (``--attack``):
+
+- ``status_flood``: ``--rate`` PeerStatus messages per second for ``--duration`` s, each
+  signed by a freshly generated Ed25519 key (so each passes signature and author checks)
+  and advertising one of ``--sinks`` attacker-chosen addresses (TCP sinks in this process
+  that count every connection attempt: the reflection amplifier).
+- ``forged_statuses``: ``--forged`` statuses from fresh keys, each advertising its own
+  distinct address (what overflowed py-libp2p's 1,000-entry peerstore).
+- ``idle_streams``: ``--streams`` ``/wwwserve/judge/1`` streams opened to the target from 5
+  connections and left idle.
+
+During each attack (and ``--settle`` s before and after) this script sends one legitimate
+request to ``a`` every 0.25 s through the OpenAI API (``m``, 4 tokens, 10 s timeout) and polls
+every honest node's ``/status`` every 0.5 s. Reported per phase (before, during, after): legit
+request success and p50/p99 latency; per honest view: largest peer table, honest peers not
+*alive* (samples), newcomers; dials to attacker addresses (total, most to one address in any
+60 s window); node RSS. JSON + Markdown + PNG under ``--out``.
+
+    python benchmarks/adversaries.py                          # every attack, full size (~3 min)
+    python benchmarks/adversaries.py --attack status_flood --quick
+    # the same against the code before issue 15:
+    cd /work/before && PYTHONPATH=/work/before/src /work/main/.venv/bin/python \\
+        /work/main/benchmarks/adversaries.py --out /tmp/adv-before
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import harness
+import httpx
+import trio
+
+from wwwserve_p2p.core.types import LoadSnapshot, PeerStatus
+from wwwserve_p2p.identity import Identity
+from wwwserve_p2p.localnet import NodeSpec, start_network, stop_network, wait_for_mesh
+from wwwserve_p2p.net.libp2p import Libp2pConfig, open_libp2p_overlay
+from wwwserve_p2p.wire import codec
+
+ATTACKS = ("status_flood", "forged_statuses", "idle_streams")
+NETWORK = "wwwserve-adversaries"
+
+
+def spec(name: str, models: list[str]) -> NodeSpec:
+    return NodeSpec(name, {"node": {"network": NETWORK, "log_level": "INFO"},
+                           "status": {"interval": 1.0},
+                           "executor": {"kind": "echo", "models": models, "capacity": 8, "delay_per_token": 0.0}})
+
+
+# ---------------------------------------------------------------------------- observers
+
+class Sinks:
+    """TCP listeners on 127.0.0.1 that accept and close every connection, counting them
+    (timestamps per port)."""
+
+    def __init__(self, n: int):
+        self.socks = []
+        self.hits: dict[int, list[float]] = {}
+        self._stop = False
+        for _ in range(n):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+            s.listen(512)
+            s.settimeout(0.2)
+            self.socks.append(s)
+            self.hits[s.getsockname()[1]] = []
+        self.threads = [threading.Thread(target=self._serve, args=(s,), daemon=True) for s in self.socks]
+        for t in self.threads:
+            t.start()
+
+    @property
+    def ports(self) -> list[int]:
+        return list(self.hits)
+
+    def _serve(self, s: socket.socket) -> None:
+        port = s.getsockname()[1]
+        while not self._stop:
+            try:
+                c, _ = s.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.hits[port].append(time.monotonic())
+            c.close()
+
+    def close(self) -> None:
+        self._stop = True
+        for t in self.threads:
+            t.join(1)
+        for s in self.socks:
+            s.close()
+
+    def summary(self) -> dict[str, Any]:
+        def worst_minute(ts: list[float]) -> int:
+            best, j = 0, 0
+            for i, t in enumerate(ts):
+                while ts[j] < t - 60:
+                    j += 1
+                best = max(best, i - j + 1)
+            return best
+
+        return {"dials_total": sum(len(v) for v in self.hits.values()),
+                "dials_max_per_address_per_minute": max((worst_minute(v) for v in self.hits.values()), default=0),
+                "addresses": len(self.hits)}
+
+
+class Monitor:
+    """Polls /status of the honest nodes and sends legit requests to ``a``, in threads."""
+
+    def __init__(self, nodes: list[Any]):
+        self.nodes = nodes
+        self.phase = "before"
+        self.requests: list[dict[str, Any]] = []
+        self.samples: list[dict[str, Any]] = []
+        self.defenses: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._requests, daemon=True),
+                         threading.Thread(target=self._poll, daemon=True)]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(15)
+
+    def _requests(self) -> None:
+        a = self.nodes[0]
+        with httpx.Client(timeout=10) as c:
+            i = 0
+            while not self._stop.is_set():
+                t0 = time.monotonic()
+                phase = self.phase
+                try:
+                    r = c.post(a.api_url + "/v1/chat/completions",
+                               json={"model": "m", "max_tokens": 4,
+                                     "messages": [{"role": "user", "content": f"legit request {i} ok"}]})
+                    ok, code = r.status_code == 200, r.status_code
+                except httpx.HTTPError as exc:
+                    ok, code = False, type(exc).__name__
+                self.requests.append({"phase": phase, "t": t0, "ok": ok, "code": code,
+                                      "latency": time.monotonic() - t0})
+                i += 1
+                self._stop.wait(max(0.0, 0.25 - (time.monotonic() - t0)))
+
+    def _poll(self) -> None:
+        honest = {n.peer_id for n in self.nodes}
+        with httpx.Client(timeout=5) as c:
+            while not self._stop.is_set():
+                t0 = time.monotonic()
+                for n in self.nodes:
+                    try:
+                        st = c.get(n.api_url + "/status").json()
+                    except (httpx.HTTPError, ValueError):
+                        self.samples.append({"phase": self.phase, "t": t0, "node": n.name, "error": True})
+                        continue
+                    peers = st.get("peers", [])
+                    self.defenses[n.name] = st.get("defenses", {})
+                    not_alive = [p["peer_id"] for p in peers if p["peer_id"] in honest and p["state"] != "alive"]
+                    missing = len(honest - {n.peer_id} - {p["peer_id"] for p in peers})
+                    self.samples.append({"phase": self.phase, "t": t0, "node": n.name, "table": len(peers),
+                                         "newcomers": sum(1 for p in peers if p.get("newcomer")),
+                                         "honest_not_alive": len(not_alive) + missing,
+                                         "rss_mib": harness.proc_rss_mib(n.proc.pid)})
+                self._stop.wait(max(0.0, 0.5 - (time.monotonic() - t0)))
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for phase in ("before", "during", "after"):
+            reqs = [r for r in self.requests if r["phase"] == phase]
+            lat = [r["latency"] for r in reqs if r["ok"]]
+            samples = [s for s in self.samples if s["phase"] == phase and not s.get("error")]
+            codes: dict[str, int] = {}
+            for r in reqs:
+                if not r["ok"]:
+                    codes[str(r["code"])] = codes.get(str(r["code"]), 0) + 1
+            out[phase] = {
+                "requests": len(reqs), "ok": sum(r["ok"] for r in reqs),
+                "success": round(sum(r["ok"] for r in reqs) / len(reqs), 4) if reqs else None,
+                "failures": codes,
+                **({f"latency_{k}_s": round(v, 4) for k, v in harness.percentiles(lat).items()} if lat else {}),
+                "max_table": max((s["table"] for s in samples), default=0),
+                "max_newcomers": max((s["newcomers"] for s in samples), default=0),
+                "honest_not_alive_samples": sum(1 for s in samples if s["honest_not_alive"] > 0),
+                "samples": len(samples),
+                "status_errors": sum(1 for s in self.samples if s["phase"] == phase and s.get("error")),
+                "max_rss_mib": round(max((s["rss_mib"] for s in samples), default=0.0), 1),
+            }
+        out["defenses_at_end"] = self.defenses
+        return out
+
+
+# ---------------------------------------------------------------------------- attacker
+
+def _pubsub_signer():
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.pubsub.pubsub import PUBSUB_SIGNING_PREFIX
+
+    def forged(topic: str, data_for: Any, seqno: int, key: Any = None) -> Any:
+        kp, pid = key if key is not None else fresh_key()
+        msg = rpc_pb2.Message(data=data_for(pid.to_base58()), topicIDs=[topic], from_id=pid.to_bytes(),
+                              seqno=seqno.to_bytes(8, "big"))
+        msg.signature = kp.private_key.sign(PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString())
+        msg.key = kp.public_key.serialize()
+        return msg
+
+    def fresh_key() -> Any:
+        kp = create_new_key_pair()
+        return kp, ID.from_pubkey(kp.public_key)
+
+    forged.fresh_key = fresh_key  # type: ignore[attr-defined]
+    return forged
+
+
+async def gossip_attack(target: Any, network_id: str, count: int, rate: float, addr_for: Any,
+                       drain: float = 10.0) -> dict[str, Any]:
+    """Publish ``count`` forged statuses at ``rate``/s into ``target``; returns counts."""
+    topic = f"/wwwserve/{network_id}/status"
+    forged = _pubsub_signer()
+    keys = [forged.fresh_key() for _ in range(count)]  # before the attack: fresh keys cost ~1 ms each
+    async with open_libp2p_overlay(Identity.generate(), Libp2pConfig(bootstrap=(target.multiaddr,))) as atk:
+        await atk.subscribe(topic)
+        with trio.fail_after(30):
+            while not atk._gossip.router.mesh.get(topic):  # grafted by the target: messages reach it
+                await trio.sleep(0.1)
+        router, me = atk._gossip.router, atk._host.get_id()
+        t0 = trio.current_time()
+        sent = 0
+        for i in range(count):
+            def data_for(pid: str, i: int = i) -> bytes:
+                st = PeerStatus(pid, 1, 1, ("m",), LoadSnapshot(0, 0, 8), True, stake=10**12, max_delegated=8,
+                                addrs=(f"{addr_for(i)}/p2p/{pid}",))
+                return codec.encode_status(st, network_id)
+
+            msg = forged(topic, data_for, i + 1, keys[i])
+            await router.publish(me, msg)
+            sent += 1
+            ahead = t0 + (i + 1) / rate - trio.current_time()
+            if ahead > 0:
+                await trio.sleep(ahead)
+        # hold the connection while the target works through what is queued for it (py-libp2p
+        # processes a few dozen such messages per second per node on a loaded 2-core host)
+        await trio.sleep(drain)
+        st = atk.statistics()
+        return {"sent": sent, "seconds": round(trio.current_time() - t0, 2),
+                "attacker_dropped": st["gossip_dropped"], "attacker_mesh": st["mesh"].get(topic, 0)}
+
+
+async def idle_streams_attack(target: Any, n: int, hold: float) -> dict[str, Any]:
+    """Open ``n`` idle /wwwserve/judge/1 streams to ``target`` from 5 connections; hold them
+    ``hold`` s and count how many are still open (not reset/closed by the target)."""
+    from wwwserve_p2p.errors import OverlayError
+
+    per = n // 5
+    opened, refused, errors = [], 0, []
+    async with trio.open_nursery() as nursery:
+        async def one_conn(k: int) -> None:
+            nonlocal refused
+            async with open_libp2p_overlay(Identity.generate(), Libp2pConfig(bootstrap=(target.multiaddr,))) as o:
+                mine = []
+                for _ in range(per):
+                    try:
+                        mine.append(await o.open_stream(target.peer_id, "/wwwserve/judge/1"))
+                    except OverlayError as exc:
+                        refused += 1
+                        if len(errors) < 3:
+                            errors.append(str(exc)[:200])
+                opened.extend(mine)
+                await trio.sleep(hold)
+                alive = 0
+                for s in mine:
+                    try:
+                        with trio.move_on_after(0.05) as cs:
+                            data = await s.read(1)
+                        if cs.cancelled_caught:
+                            alive += 1  # no EOF, no reset: still open
+                        elif data:
+                            alive += 1
+                    except OverlayError:
+                        pass
+                results.append(alive)
+
+        results: list[int] = []
+        for k in range(5):
+            nursery.start_soon(one_conn, k)
+    return {"requested": per * 5, "opened": len(opened), "refused_at_open": refused,
+            "still_open_after_hold": sum(results), "hold_s": hold, "refusal_examples": errors}
+
+
+# ---------------------------------------------------------------------------- main
+
+class _Target:
+    def __init__(self, d: dict[str, str]):
+        self.multiaddr, self.peer_id = d["multiaddr"], d["peer_id"]
+
+
+def child_main(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The attacker, in its own process (so its CPU does not slow this script's monitors)."""
+    target = _Target(params["target"])
+    if name == "idle_streams":
+        return trio.run(idle_streams_attack, target, params["streams"], params["hold"])
+    ports = params["ports"]
+    if ports:
+        def addr_for(i: int) -> str:
+            return f"/ip4/127.0.0.1/tcp/{ports[i % len(ports)]}"
+    else:
+        def addr_for(i: int) -> str:  # a distinct (closed) address per forged status
+            return f"/ip4/127.{1 + i // 60000}.{(i // 250) % 240}.{i % 250 + 1}/tcp/9"
+    return trio.run(gossip_attack, target, params["network_id"], params["count"], params["rate"], addr_for)
+
+
+def run_child(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, __file__, "--child", name, json.dumps(params)], capture_output=True,
+                          text=True, timeout=600)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": f"attacker exited {proc.returncode}", "stderr": proc.stderr[-2000:]}
+    return json.loads(lines[-1])
+
+
+def run_attack(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    nodes = start_network([spec("a", ["front"]), spec("b", ["m"]), spec("c", ["m"]), spec("d", ["m"])],
+                          workdir / name, ready_timeout=120)
+    sinks = Sinks(args.sinks)
+    mon = Monitor(nodes)
+    try:
+        wait_for_mesh(nodes, timeout=60)
+        network_id = nodes[0].status()["network_id"]
+        mon.start()
+        time.sleep(args.settle)
+        mon.phase = "during"
+        t0 = time.monotonic()
+        target = {"multiaddr": nodes[0].multiaddr, "peer_id": nodes[0].peer_id}
+        if name == "status_flood":
+            params = {"count": int(args.rate * args.duration), "rate": args.rate, "ports": sinks.ports}
+        elif name == "forged_statuses":
+            params = {"count": args.forged, "rate": args.forged_rate, "ports": []}
+        else:
+            params = {"streams": args.streams, "hold": args.hold}
+        res = run_child(name, {"target": target, "network_id": network_id, **params})
+        attack_s = time.monotonic() - t0
+        mon.phase = "after"
+        time.sleep(args.settle)
+    finally:
+        mon.stop()
+        sinks.close()
+        logs = {n.name: n.log_path for n in nodes}
+        stop_network(nodes)
+    out = {"attack": name, "attack_result": res, "attack_seconds": round(attack_s, 1), **mon.summary()}
+    if name == "status_flood":
+        out["sinks"] = sinks.summary()
+    out["log_errors"] = {k: sum(1 for line in open(p, errors="replace") if "PeerStoreError" in line)
+                         for k, p in logs.items()}
+    return out
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        print(json.dumps(child_main(sys.argv[2], json.loads(sys.argv[3]))), flush=True)
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--attack", choices=(*ATTACKS, "all"), default="all")
+    ap.add_argument("--quick", action="store_true", help="small sizes (the tests' run)")
+    ap.add_argument("--rate", type=float, default=300.0)
+    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--forged", type=int, default=2000)
+    ap.add_argument("--forged-rate", type=float, default=200.0)
+    ap.add_argument("--sinks", type=int, default=4)
+    ap.add_argument("--streams", type=int, default=1000)
+    ap.add_argument("--hold", type=float, default=40.0, help="s the idle streams are held")
+    ap.add_argument("--settle", type=float, default=8.0, help="s of legit traffic before and after")
+    ap.add_argument("--out", default="results/adversaries")
+    args = ap.parse_args()
+    if args.quick:
+        args.rate, args.duration, args.forged, args.streams, args.hold, args.settle = 100.0, 5.0, 300, 100, 8.0, 3.0
+    attacks = ATTACKS if args.attack == "all" else (args.attack,)
+    workdir = Path(tempfile.mkdtemp(prefix="issue-15-adv-", dir="/tmp"))
+    results = {"machine": f"{os.cpu_count()} cores, loaded (shared with other agents)", "args": vars(args),
+               "code": os.environ.get("PYTHONPATH", "main"), "attacks": {}}
+    for name in attacks:
+        print(f"running {name} ...", flush=True)
+        results["attacks"][name] = r = run_attack(name, args, workdir)
+        print(r, flush=True)
+    md = ["| attack | phase | requests ok | p50 s | p99 s | max table | newcomers | honest not alive (samples) | max RSS MiB |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results["attacks"].items():
+        for ph in ("before", "during", "after"):
+            p = r[ph]
+            md.append(f"| {name} | {ph} | {p['ok']}/{p['requests']} | {p.get('latency_p50_s', '-')} | "
+                      f"{p.get('latency_p99_s', '-')} | {p['max_table']} | {p['max_newcomers']} | "
+                      f"{p['honest_not_alive_samples']}/{p['samples']} | {p['max_rss_mib']} |")
+        if "sinks" in r:
+            md.append(f"\n{name}: dials to attacker addresses {r['sinks']}")
+        md.append(f"\n{name}: attack {r['attack_result']}")
+    print("\n".join(md))
+
+    def plot(plt: Any) -> Any:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        for name, r in results["attacks"].items():
+            ax.bar([f"{name}\n{ph}" for ph in ("before", "during", "after")],
+                   [r[ph].get("latency_p99_s", 0) for ph in ("before", "during", "after")])
+        ax.set_ylabel("legit request p99 (s)")
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        return fig
+
+    harness.write_report(args.out, "adversaries", results, md, plots={"adversaries_p99": plot})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
