@@ -6,6 +6,11 @@
   that replays that model with continuous batching on the trio clock (kind ``"simulated"``).
 - :mod:`.workload`: the Azure LLM inference trace, per-node trace windows and Poisson
   anti-phase load, as per-node lists of :class:`TraceRequest`.
+- :mod:`.network` (``python -m wwwserve_p2p.sim.network``): a discrete-event simulator of
+  5-10,000 nodes driving the real core (peer table, dispatch, selection, acceptance), with
+  :mod:`.events` (virtual clock), :mod:`.fluidgpu` (event-driven twin of the executor),
+  :mod:`.netmodel` (geographic RTT, bandwidth, loss) and :mod:`.gossip` (GossipSub at the
+  message level).
 """
 
 from __future__ import annotations

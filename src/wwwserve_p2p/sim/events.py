@@ -55,6 +55,8 @@ class EventLoop:
             t, _, cb, arg = pop(heap)
             self.now = t
             if on_tick is not None and t >= next_tick:
+                self.processed += n
+                n = 0
                 on_tick(t)
                 next_tick = t + tick
             cb(arg)

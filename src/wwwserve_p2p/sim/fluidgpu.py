@@ -27,6 +27,37 @@ from .profiles import PerfModel
 _QUEUED, _RUNNING, _DONE, _GONE = 0, 1, 2, 3
 
 
+class StepTime:
+    """:meth:`PerfModel.step_time` with its constants precomputed (the same formula; the
+    model's properties are recomputed on every call otherwise, a third of a GPU event's cost)."""
+
+    __slots__ = ("o0", "o_seq", "c_tok", "c_seq", "c_pair", "m0", "m_kv")
+
+    def __init__(self, perf: PerfModel):
+        m, e, g = perf.model, perf.efficiency, perf.gpu
+        flops = g.bf16_tflops * 1e12 * e.mfu
+        bw = g.mem_bandwidth_gbs * 1e9 * e.mem_bw_efficiency
+        self.o0, self.o_seq = e.step_overhead_s, e.per_seq_overhead_s
+        self.c_tok = 2.0 * m.non_embedding_params / flops
+        self.c_seq = 2.0 * m.embedding_params / flops
+        self.c_pair = 4.0 * m.n_layers * m.q_dim / flops
+        self.m0 = m.streamed_weight_bytes / bw
+        self.m_kv = m.kv_bytes_per_token / bw
+
+    def __call__(self, n_decode: int, decode_context: int, prefill: list[tuple[int, int]]) -> float:
+        n_seqs = n_decode + len(prefill)
+        if n_seqs == 0:
+            return 0.0
+        tokens, kv_read, pairs = n_decode, decode_context, decode_context
+        for start, n in prefill:
+            tokens += n
+            kv_read += start + n
+            pairs += n * start + n * (n + 1) // 2
+        t_compute = self.c_tok * tokens + self.c_seq * n_seqs + self.c_pair * pairs
+        t_memory = self.m0 + self.m_kv * kv_read
+        return self.o0 + n_seqs * self.o_seq + (t_memory if t_memory > t_compute else t_compute)
+
+
 class Seq:
     """One request on a :class:`FluidGPU`: ``prefill_total`` prompt tokens, ``out_total``
     answer tokens. ``on_first(t)`` fires when its first token is produced, ``on_done(t)`` when
@@ -60,7 +91,7 @@ class FluidGPU:
     :param max_batched_tokens: token budget of one step.
     """
 
-    __slots__ = ("loop", "perf", "max_batch", "kv_tokens", "max_batched_tokens", "queue",
+    __slots__ = ("loop", "perf", "step_time", "max_batch", "kv_tokens", "max_batched_tokens", "queue",
                  "running", "kv_reserved", "t0", "dt", "k", "plan", "version", "busy_s",
                  "completed", "closed")
 
@@ -68,6 +99,7 @@ class FluidGPU:
                  kv_tokens: int | None = None, max_batched_tokens: int = 2048):
         self.loop = loop
         self.perf = perf
+        self.step_time = StepTime(perf)
         self.max_batch = max_batch or perf.default_max_batch
         self.kv_tokens = kv_tokens or perf.kv_capacity_tokens
         self.max_batched_tokens = max_batched_tokens
@@ -92,6 +124,10 @@ class FluidGPU:
         """``self.load().load`` without building the snapshot."""
         return max((len(self.running) + len(self.queue)) / self.max_batch,
                    min(1.0, self.kv_reserved / self.kv_tokens))
+
+    def accepting(self) -> bool:
+        """``load().idle_slots > 0`` and no queue, without building the snapshot."""
+        return not self.queue and len(self.running) < self.max_batch
 
     def fits(self, prompt: int, output: int) -> bool:
         return max(1, prompt) + max(1, output) <= self.kv_tokens
@@ -233,7 +269,7 @@ class FluidGPU:
             mid = [(st + n * (k - 1) // 2, n) for st, n in chunks]
         else:
             mid = []
-        dt = self.perf.step_time(n_decode, ctx + n_decode * (k - 1) // 2, mid)
+        dt = self.step_time(n_decode, ctx + n_decode * (k - 1) // 2, mid)
         self.plan, self.k, self.dt = plan, k, dt
         self.loop.at(self.t0 + k * dt, self._segment_end, self.version)
 

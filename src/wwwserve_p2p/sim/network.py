@@ -313,8 +313,7 @@ class Simulation:
         services/status.py does on a significant change."""
         if not node.policy.participate or not node.alive:
             return
-        acc = node.delegated < node.policy.max_delegated and node.gpu.load().idle_slots > 0 \
-            and not node.gpu.queue
+        acc = node.delegated < node.policy.max_delegated and node.gpu.accepting()
         if acc != node.accepting:
             node.accepting = acc
             gap = self.loop.now - node.last_pub
@@ -1020,6 +1019,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--strategies", default="wwwserve", help=f"comma-separated subset of {','.join(STRATEGIES)}")
     p.add_argument("--load", type=float, default=0.7, help="offered load / calibrated capacity (default 0.7)")
     p.add_argument("--view", type=int, default=None, help="peers tracked per node (default min(N-1, 16))")
+    p.add_argument("--gpu", default="A100", help="GPU profile of every node (sim.profiles.GPUS; default A100)")
+    p.add_argument("--model", default="qwen3-8b", help="model profile of every node (default qwen3-8b)")
+    p.add_argument("--max-batch", type=int, default=4, help="sequences per GPU (default 4, as benchmarks/slo_attainment.py)")
     p.add_argument("--churn", type=float, default=0.0, help="%% of nodes leaving (and joining) per minute")
     p.add_argument("--status-interval", type=float, default=2.0)
     p.add_argument("--status-miss", type=float, default=0.0, help="probability a node misses one status")
@@ -1051,6 +1053,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def config_from_args(a: argparse.Namespace, strategy: str) -> SimConfig:
     return SimConfig(nodes=a.nodes, duration=a.duration, strategy=strategy, seed=a.seed, load=a.load,
+                     gpu=a.gpu, model=a.model, max_batch=a.max_batch,
                      view=a.view, churn_per_min=a.churn, status_interval=a.status_interval,
                      status_miss=a.status_miss, observers=a.observers,
                      net=NetConfig(kind=a.net, loss=a.loss, uplink_mbps=a.uplink_mbps),
@@ -1062,7 +1065,8 @@ def write_report(out: Path, res: dict[str, Any], runs: dict[str, Simulation] | N
     out.mkdir(parents=True, exist_ok=True)
     (out / "sim_network.json").write_text(json.dumps(_clean(res), indent=1))
     lines = [f"# Network simulator: N={res['options']['nodes']}, {res['options']['duration']:g} simulated s",
-             "", f"seed {res['options']['seed']}, load {res['options']['load']}, churn "
+             "", f"{res['options']['gpu']} / {res['options']['model']} x max batch {res['options']['max_batch']}; "
+             f"seed {res['options']['seed']}, load {res['options']['load']}, churn "
              f"{res['options']['churn']} %/min, net {res['options']['net']}", "",
              "| strategy | requests | failed | offloaded | e2e p50 s | e2e p99 s | attainment @ median SLO | "
              "events | wall s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
