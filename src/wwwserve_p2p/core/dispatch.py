@@ -16,7 +16,8 @@ Semantics (the WWW.Serve paper's offload policy, :func:`~wwwserve_p2p.core.polic
   offload with ``offload_frequency``, queue with ``queue_frequency``, else retry later);
   after a failure, or for a model we do not serve, any eligible peer is probed;
 - candidates are alive peers serving the model, not in debt, not on the request's route
-  (the requester and every peer that failed it); ``1 + probe_extra`` are ordered by
+  (the requester and every peer that failed it), only those whose status announces spare
+  capacity when there are any; ``1 + probe_extra`` are ordered by
   :func:`~wwwserve_p2p.core.selection.order_candidates`;
 - nobody accepting: queue locally if we serve the model, else wait ``retry_delay`` and
   decide again (the probed peers are excluded when others remain), at most
@@ -207,6 +208,8 @@ class Dispatch:
         if route in (Route.LOCAL, Route.QUEUE):
             return RunLocal(req)
         if route is Route.OFFLOAD:
+            # peers whose last status announces spare capacity first: probe only them when any
+            cands = [c for c in cands if c.spare > 0] or cands
             order = order_candidates(self.policy.selection, {c.peer_id: c.stake for c in cands},
                                      {c.peer_id: c.load for c in cands}, 1 + self.policy.probe_extra,
                                      u.seed, self.policy.exploration_share)

@@ -458,6 +458,9 @@ class Requester:
         self._reoffers = 0
         #: late-binding counters: re-offers sent, won by a peer, started locally after waiting
         self.late = {"reoffers": 0, "reoffer_won": 0, "waited_local": 0, "withdrawn": 0}
+        #: peer -> (incarnation, seq) of its last status we read, and slots we used of what it
+        #: announced since (commits we sent; a refusal uses them all until its next status)
+        self._taken: dict[str, tuple[int, int, int]] = {}
 
     # ------------------------------------------------------------ membership
     def on_peer_events(self, events: list[PeerEvent], status: PeerStatus | None) -> None:
@@ -474,6 +477,21 @@ class Requester:
             self._kick.set()
 
     # ------------------------------------------------------------ late binding
+    def _spare(self, status: PeerStatus) -> int:
+        """Spare slots a peer announced in its last status, minus those we used since."""
+        inc, seq, used = self._taken.get(status.peer_id, (-1, -1, 0))
+        if (inc, seq) != (status.incarnation, status.seq):
+            if len(self._taken) >= 4096 and status.peer_id not in self._taken:
+                self._taken.clear()  # bounded: forgetting only costs a probe that may be refused
+            self._taken[status.peer_id] = (status.incarnation, status.seq, 0)
+            used = 0
+        return max(0, _spare(status) - used)
+
+    def _took(self, peer_id: str, n: int) -> None:
+        entry = self._taken.get(peer_id)
+        if entry is not None:
+            self._taken[peer_id] = (entry[0], entry[1], entry[2] + n)
+
     def _pump(self) -> None:
         """Start the oldest waiting requests in the local slots that are free now."""
         if not len(self.queue):
@@ -583,7 +601,7 @@ class Requester:
     def _view(self, request: GenerationRequest) -> DispatchView:
         acc = self.ledger.ledger.account(self.me)
         cands = tuple(Candidate(c.peer_id, self.ledger.stake_of(c.peer_id), c.load.load, self.ledger.in_debt(c.peer_id),
-                                _spare(c)) for c in self.membership.candidates(request.model))
+                                self._spare(c)) for c in self.membership.candidates(request.model))
         price = self.ledger.ledger.params.price(request.max_tokens)
         ld = self.executor.load()
         # our load counts the slots we reserved and the users waiting for one (late binding)
@@ -769,11 +787,13 @@ class Requester:
                 if isinstance(reply, Offer) and reply.accepted:
                     accepted = _Probe(peer_id, stream, reader, reply)
                 else:
+                    self._took(peer_id, 1 << 20)  # refused: no re-offer to it before its next status
                     reason = reply.reason if isinstance(reply, Offer) else f"{reply.code}: {reply.message}"
                     log.debug("%s refused %s: %s", peer_id, request.request_id, reason)
                     await stream.close()
             except (WwwServeError, trio.TooSlowError) as exc:
                 log.debug("probe of %s failed: %s", peer_id, exc or "timeout")
+                self._took(peer_id, 1 << 20)
                 if isinstance(exc, OverlayError):
                     self.membership.mark_unreachable(peer_id)
                 if stream is not None:
@@ -835,6 +855,7 @@ class Requester:
         if not winner:
             return None
         ticket = self.tickets.make(winner[0].peer_id, request, action.attempt)
+        self._took(winner[0].peer_id, 1)
         if not await _send_decision(winner[0], True, ticket, duel):
             if len(winner) == 2:
                 await _send_decision(winner[1], False)
