@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import trio
 
@@ -75,6 +77,11 @@ async def test_request_body_and_auth(server):
     assert (body["prompt"], body["max_tokens"], body["temperature"], body["top_p"],
             body["seed"], body["stop"]) == ("count:", 3, 0.3, 0.5, 9, ["x"])
     assert control.headers[-1]["authorization"] == "Bearer sk-test"
+    await collect(ex, replace(r, presence_penalty=0.5, frequency_penalty=-1.0, logit_bias=((7, 2.0),)))
+    body = control.requests[-1]  # forwarded (issue 14a)
+    assert (body["presence_penalty"], body["frequency_penalty"], body["logit_bias"]) == (0.5, -1.0, {"7": 2.0})
+    with pytest.raises(InvalidRequest, match="cannot honour 'logprobs'"):
+        await collect(ex, replace(r, logprobs=1))
     await ex.aclose()
 
 

@@ -113,6 +113,10 @@ class OpenAIUpstreamExecutor(Executor):
     """
 
     kind = "openai-upstream"
+    #: penalties and logit bias are forwarded to the upstream (which refuses them if it
+    #: cannot: a 400 there is an InvalidRequest here); logprobs, echo and token-ID prompts are not
+    #: relayed (their streamed shape is not parsed), so they are refused
+    features = frozenset({"penalties", "logit_bias"})
 
     def __init__(self, base_url: str, models: tuple[str, ...] | None = None,
                  api_key: str | None = None, capacity: int = 8, timeout: float = 120.0):
@@ -235,6 +239,12 @@ class OpenAIUpstreamExecutor(Executor):
             body["stop"] = list(request.stop)
         if request.seed is not None:
             body["seed"] = request.seed
+        if request.presence_penalty:
+            body["presence_penalty"] = request.presence_penalty
+        if request.frequency_penalty:
+            body["frequency_penalty"] = request.frequency_penalty
+        if request.logit_bias:
+            body["logit_bias"] = {str(t): b for t, b in request.logit_bias}
         if request.is_chat:
             messages = [{"role": m.role, "content": m.content} for m in request.messages]
             if request.continuation:
