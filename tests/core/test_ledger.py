@@ -390,7 +390,9 @@ def test_void_cut_by_equivocation_lets_the_claim_count_again():
     assert led.account(P[0]).balance == ALLOC
     r = led.add_block(fork)
     assert r.status == "equivocation" and r.proof is not None and led.cut_height(P[1]) == 1
-    assert (led.account(P[0]).balance, led.account(P[1]).balance) == (ALLOC + 3_000, ALLOC - 3_000)
+    # the claim is paid again; the equivocator's remaining balance is burned (issue 18)
+    assert (led.account(P[0]).balance, led.account(P[1]).balance) == (ALLOC + 3_000, 0)
+    assert led.account(P[1]).burned == ALLOC - 3_000
     assert not led.is_voided(t.hash) and conserved(led)
 
 
@@ -522,10 +524,11 @@ def test_equivocation_cuts_chain_and_burns_stake():
     assert r.proof.author == P[0] and r.proof.height == 2 and led.cut_height(P[0]) == 2
     a = led.account(P[0])
     # only block 1 counts: 5000 staked, all of it burned; transfers of blocks 2 and 3 undone
-    assert (a.balance, a.stake, a.unbonding, a.height, a.equivocated, a.burned) == (ALLOC - 5_000, 0, 0, 1, True, 5_000)
+    # stake and (issue 18) the remaining balance are burned
+    assert (a.balance, a.stake, a.unbonding, a.height, a.equivocated, a.burned) == (0, 0, 0, 1, True, ALLOC)
     assert a.selectable_stake == 0
     assert led.account(P[1]).balance == ALLOC and led.account(P[2]).balance == ALLOC
-    assert led.burned() == 5_000 and conserved(led)
+    assert led.burned() == ALLOC and conserved(led)
     assert led.proofs() == [r.proof]
     for b in (b2, b3, alt2, Writer(0).peek([Stake(1)])):
         if b.height >= 2:
@@ -549,8 +552,8 @@ def test_lower_equivocation_lowers_the_cut():
     r = led.add_block(alt1)
     assert r.status == "equivocation" and r.proof is not None and led.cut_height(P[0]) == 1
     a = led.account(P[0])
-    assert (a.balance, a.stake, a.height, a.burned) == (ALLOC, 0, 0, 0)
-    assert led.total_supply() == G.supply
+    assert (a.balance, a.stake, a.height, a.burned) == (0, 0, 0, ALLOC)
+    assert led.total_supply() == G.supply - ALLOC
     # a higher proof after a lower one changes nothing
     assert led.add_proof(EquivocationProof(b2.header, alt2.header)) is False
 
@@ -609,7 +612,7 @@ def test_valid_proof_inside_a_block_cuts_the_equivocator():
     assert led.add_block(Writer(3).block([proof])).status == "applied"
     assert led.cut_height(P[0]) == 2
     assert_rejected(led, b2, Reason.EQUIVOCATED)
-    assert led.account(P[0]).burned == 5_000 and conserved(led)
+    assert led.account(P[0]).burned == ALLOC and conserved(led)
 
 
 # ---------------------------------------------------------------------------- debt
@@ -725,8 +728,8 @@ def test_entries_after_a_proof_entry_are_applied_once():
     for led in (first_z, first_x):
         assert led.add_block(r1).status == "applied"
         assert led.account(P[1]).balance == ALLOC + 100 and led.account(P[0]).balance == ALLOC - 100
-        assert led.cut_height(P[2]) == 1 and led.account(P[2]).balance == ALLOC
-        assert led.total_supply() == G.supply and conserved(led)
+        assert led.cut_height(P[2]) == 1 and led.account(P[2]).balance == 0 and led.account(P[2]).burned == ALLOC
+        assert led.total_supply() == G.supply - ALLOC and conserved(led)
     assert first_z.state_hash() == first_x.state_hash() and first_z.accounts() == first_x.accounts()
 
 
@@ -742,7 +745,7 @@ def test_self_incriminating_proof_cuts_the_block_that_carries_it():
         y.add_block(b)
     for led in (x, y):
         assert led.cut_height(P[0]) == 2 and led.height(P[0]) == 1
-        assert led.account(P[1]).balance == ALLOC and led.account(P[0]).burned == 500 and conserved(led)
+        assert led.account(P[1]).balance == ALLOC and led.account(P[0]).burned == ALLOC and conserved(led)
     assert x.state_hash() == y.state_hash()
 
 
@@ -797,8 +800,8 @@ def test_equivocation_does_not_forgive_negative_stake():
     for b in (v, e1, e1b):
         led.add_block(b)
     a = led.account(P[2])
-    assert a.equivocated and (a.stake, a.unbonding, a.burned, a.selectable_stake) == (-500, 0, 0, 0)
-    assert led.burned() == 0 and led.total_supply() == G.supply
+    assert a.equivocated and (a.stake, a.unbonding, a.burned, a.selectable_stake) == (-500, 0, ALLOC, 0)
+    assert led.burned() == ALLOC and led.total_supply() == G.supply - ALLOC
 
 
 def test_equivocator_with_stake_and_lost_bond_burns_only_what_it_holds():
@@ -811,13 +814,13 @@ def test_equivocator_with_stake_and_lost_bond_burns_only_what_it_holds():
         led.add_block(b)
     # the fork is at height 1: nothing of P[2]'s chain counts, so its stake is just -500
     a = led.account(P[2])
-    assert (a.balance, a.stake, a.unbonding, a.burned) == (ALLOC, -500, 0, 0)
+    assert (a.balance, a.stake, a.unbonding, a.burned) == (0, -500, 0, ALLOC)
     led2 = Ledger(G)
     for b in (s, v, blk(2, 2, s.hash, 20, [Stake(1)]), blk(2, 2, s.hash, 20, [Stake(2)])):
         led2.add_block(b)
     a = led2.account(P[2])    # stake 1700 - 500 = 1200 burned, unbonding 300 burned
-    assert (a.balance, a.stake, a.unbonding, a.burned) == (ALLOC - 2_000, 0, 0, 1_500)
-    assert led2.total_supply() == G.supply - 1_500 and conserved(led2)
+    assert (a.balance, a.stake, a.unbonding, a.burned) == (0, 0, 0, ALLOC - 2_000 + 1_500)
+    assert led2.total_supply() == G.supply - (ALLOC - 2_000 + 1_500) and conserved(led2)
 
 
 def test_proof_carried_by_a_later_cut_block_counts_on_every_replica():
@@ -835,7 +838,7 @@ def test_proof_carried_by_a_later_cut_block_counts_on_every_replica():
         b.add_block(blk_)
     assert a.cut_height(P[0]) == b.cut_height(P[0]) == 1
     assert a.cut_height(P[1]) == b.cut_height(P[1]) == 2
-    assert a.account(P[1]).burned == 100 and a.account(P[1]).balance == ALLOC - 100
+    assert a.account(P[1]).burned == ALLOC and a.account(P[1]).balance == 0
     assert a.state_hash() == b.state_hash() and a.accounts() == b.accounts()
 
 
@@ -846,7 +849,7 @@ def test_proof_in_a_pending_block_counts_at_once():
     led = Ledger(G)
     assert led.add_block(z1).status == "applied"
     assert led.add_block(x2).status == "pending"
-    assert led.cut_height(P[1]) == 1 and led.account(P[1]).burned == 0 and led.height(P[1]) == 0
+    assert led.cut_height(P[1]) == 1 and led.account(P[1]).burned == ALLOC and led.height(P[1]) == 0
 
 
 def test_heads_digest_depends_only_on_the_blocks_held():

@@ -151,8 +151,10 @@ def _cross_chain_history():
         w2.block([Void(t3), Transfer(P[1], 10)]),
         w1.block([Transfer(P[3], 5)]),
     ]
-    # 5 receives the transfer of 1's height 1 (kept) and of 1's height 2 (cut: counts zero)
-    blocks.append(Writer(5).block([Receive(blocks[0], 1), Receive(blocks[2], 2)], dt=1_000))
+    # 5 receives the transfer of 1's height 1 (kept); a Receive of 1's height 2 (cut) is in its own
+    # block: replicas that accepted height 2 before the proof hold it (counting zero), others never
+    # accept it (it waits for a block that is cut; see test_receive_of_a_cut_block_waits_forever)
+    blocks.append(Writer(5).block([Receive(blocks[0], 1)], dt=1_000))
     return blocks, blocks[2], Verdict(d, rec, votes)
 
 
@@ -258,6 +260,12 @@ def test_incremental_cut_equals_a_fold_from_scratch(ops, cuts, order):
         target = chain[h - 1]
         led.add_proof(EquivocationProof(target.header, fork_of(target).header))
         assert same_fold(led)
+        if any(type(e) is Receive and (c := led.cut_height(e.block.author)) is not None and e.block.height > c
+               for b in blocks if b.hash in accepted for e in b.entries):
+            # the documented limit: a Receive of a block *above* a cut height, accepted before
+            # the proof, is never accepted by a replica that saw the proof first (it cannot
+            # check that block); a Receive of the block *at* the cut height agrees everywhere
+            continue
         fresh = Ledger(G)
         for p in led.proofs():
             fresh.add_proof(p)

@@ -85,6 +85,7 @@ class _Author:
         # withdraws - stakes - transfers; a Stake or Transfer may not take it below -overdraft
         self.funds = dict(G.allocations).get(P[i], 0)
         self.received: set[tuple[str, int, int]] = set()
+        self.received_up_to = 0   # highest height of this author's blocks another author received
 
     def afford(self, want: int) -> int:
         """``want`` cut down to what the main chain can prove (0: nothing)."""
@@ -159,12 +160,18 @@ class World:
                 a.funds -= amt
                 a.buf.append(Transfer(P[others[x % 4]], amt))
             elif kind == "receive":
-                # a transfer to i in a published block (main or fork) dated no later than now
-                offers = [(b, k) for b in self.universe if b.time_ms <= t for k, e in enumerate(b.entries)
+                # a transfer to i in a published main block dated no later than now, below any
+                # fork of its author (a Receive waits until the sender's block is accepted: one
+                # that is cut is never accepted by replicas that saw the proof first, so the
+                # world never forks below a received block either)
+                offers = [(b, k) for b in self.universe if b.time_ms <= t and self._settled(b)
+                          for k, e in enumerate(b.entries)
                           if type(e) is Transfer and e.to == P[i] and (b.author, b.height, k) not in a.received]
                 if offers:
                     b, k = offers[x % len(offers)]
                     a.received.add((b.author, b.height, k))
+                    sender = self.a[P.index(b.author)]
+                    sender.received_up_to = max(sender.received_up_to, b.height)
                     a.funds += b.entries[k].amount
                     a.buf.append(Receive(b, k))
             elif kind == "claim":
@@ -173,7 +180,7 @@ class World:
                 tk = mine[x % len(mine)] if mine else self._ticket(others[x % 4], i, 500 + y % 4_000, t + (y % 3) * 500,
                                                                    t if y & 2 else 0)
                 a.claimed.add(tk.hash)
-                a.funds += (amt := 1 + y % tk.price)
+                amt = 1 + y % tk.price   # a legacy claim is paid in the fold, never provable credit
                 a.buf.append(Claim(tk, DIGEST, amt))
             elif kind == "void":
                 mine = [tk for tk in self.tickets if tk.requester == P[i] and tk.hash not in a.voided
@@ -202,6 +209,12 @@ class World:
                         votes.append(Vote(P[j], d.hash, ("A", "B", "abstain")[c - 1]).signed(IDS[j].sign))
                 a.buf.append(Verdict(d, receipts, tuple(votes)))
 
+    def _settled(self, b: Block) -> bool:
+        """``b`` is a main block of its author below every fork of it (never cut)."""
+        a = self.a[P.index(b.author)]
+        return (b.height <= len(a.main) and a.main[b.height - 1] is b
+                and all(b.height < f.height for f in a.forks))
+
     def seal(self, i: int) -> Block | None:
         a = self.a[i]
         if not a.buf:
@@ -223,12 +236,16 @@ class World:
         if not a.main or len(a.forks) >= 2:
             return None
         if (x >> 9) & 1:
+            if a.received_up_to > len(a.main):
+                return None
             stray = hashlib.sha256(b"stray-%d" % len(self.universe)).hexdigest()
             b = build_block(NID, P[i], len(a.main) + 1, stray, a.last_time, [Stake(1)], IDS[i].sign)
             a.forks.append(b)
             self.universe.append(b)
             return b
         h = max(1, len(a.main) - x % 2)    # usually at or near the tip
+        if h <= a.received_up_to:
+            return None                    # never below a block another author received
         orig = a.main[h - 1]
         prev = a.main[h - 2].hash if h > 1 else G.hash
         alt = build_block(NID, P[i], h, prev, orig.time_ms, (*orig.entries, Stake(1 + len(a.forks))), IDS[i].sign)

@@ -56,10 +56,12 @@ def test_a_key_with_nothing_cannot_stake_or_transfer_on_any_replica():
     ok, bad = led.validate_own(P[4], 10, [Stake(1), Transfer(P[5], 10**9)])
     assert ok == [] and [r for _, r in bad] == [Reason.INSUFFICIENT_FUNDS] * 2
     assert led.provable(P[4]) == 0 and led.spendable(P[4]) == 0
-    # a Receive of the minting block (never counted anywhere) credits nothing in the fold
+    # a Receive of the minting block (never accepted anywhere) waits for it: it credits nothing,
+    # neither in the fold nor in the recipient's provable credit
     rec = blk(5, 1, G.hash, 20, [Receive(mint, 0)])
-    assert led.add_block(rec).status == "applied"
-    assert led.account(P[5]).balance == 0 and led.spendable(P[5]) == 0 and led.provable(P[5]) == 10**9
+    r = led.add_block(rec)
+    assert (r.status, r.reason) == ("pending", Reason.MISSING_DEPENDENCY) and led.waiting_count() == 1
+    assert led.account(P[5]).balance == 0 and led.spendable(P[5]) == 0 and led.provable(P[5]) == 0
 
 
 def test_allocated_key_can_spend_exactly_its_allocation_plus_overdraft():
@@ -130,8 +132,9 @@ def test_receive_before_its_transfer_arrives_and_order_independence():
     for perm in ([pay, rec, fwd], [fwd, rec, pay], [rec, fwd, pay], [fwd, pay, rec]):
         led = Ledger(G)
         for b in perm:
-            assert led.add_block(b).status == "applied"
+            assert led.add_block(b).status in ("applied", "pending")   # pending: waits for the transfer
             assert conserved(led) and same_fold(led)
+        assert led.waiting_count() == 0 and led.height(P[4]) == 1
         assert led.account(P[3]).balance == 700 and led.account(P[4]).stake == 300 and led.in_flight() == 0
         states.add(led.state_hash())
     assert len(states) == 1
@@ -143,24 +146,32 @@ def test_a_receive_of_a_cut_block_counts_zero_and_the_cut_is_incremental():
     rec3 = blk(3, 1, G.hash, 20, [Receive(pay, 0), Stake(1_000)])
     rec4 = blk(4, 1, G.hash, 20, [Receive(fork, 0)])
     led = Ledger(G)
-    for b in (pay, rec3, rec4):
+    for b in (pay, rec3):
         assert led.add_block(b).status == "applied"
-    assert led.account(P[3]).selectable_stake == 1_000 and led.account(P[4]).balance == 0
-    r = led.add_block(fork)
-    assert r.status == "equivocation" and led.cut_height(P[0]) == 1
+    assert led.account(P[3]).selectable_stake == 1_000
+    # a Receive of the other fork proves the equivocation itself: recorded, then the fork (valid
+    # on the sender's chain below the cut) counts as its dependency, so the receiving block is
+    # accepted exactly as on a replica that saw the proof first
+    r = led.add_block(rec4)
+    assert r.status == "applied" and led.cut_height(P[0]) == 1 and led.height(P[4]) == 1
+    assert led.add_block(fork).reason == Reason.EQUIVOCATED
     assert same_fold(led) and conserved(led)
     a3 = led.account(P[3])
-    # the sender's block is cut: its transfer and the Receive of it count zero
+    # the sender's block is cut: its transfer and the Receives of it count zero in the fold; the
+    # equivocator's whole balance is burned (its forks cannot spend the same credit twice)
     assert (a3.balance, a3.stake, a3.in_debt, a3.selectable_stake) == (-1_000, 1_000, True, 0)
     assert led.account(P[4]).balance == 0 and led.spendable(P[3]) == 0 and led.in_flight() == 0
-    assert led.account(P[0]).balance == ALLOC
-    # a replica that saw the proof first agrees
-    fresh = Ledger(G)
-    fresh.add_proof(r.proof)
-    for b in (rec4, rec3, pay, fork):
-        fresh.add_block(b)
-    assert fresh.state_hash() == led.state_hash() and fresh.accounts() == led.accounts()
-    assert fresh._fold.snapshot() == led._fold.snapshot()
+    a0 = led.account(P[0])
+    assert a0.balance == 0 and a0.burned == ALLOC and a0.equivocated
+    assert spendable_supply(led) <= G.supply
+    # replicas that saw the proof first, or got the blocks in any other order, agree
+    for order in ((rec4, rec3, pay, fork), (fork, rec4, pay, rec3), (rec3, rec4, fork, pay)):
+        fresh = Ledger(G)
+        fresh.add_proof(r.proof or EquivocationProof(pay.header, fork.header))
+        for b in order:
+            fresh.add_block(b)
+        assert fresh.state_hash() == led.state_hash() and fresh.accounts() == led.accounts()
+        assert fresh._fold.snapshot() == led._fold.snapshot()
     # the recipient's own cut returns received credit to flight
     led2 = Ledger(G)
     for b in (pay, rec3):
@@ -170,20 +181,31 @@ def test_a_receive_of_a_cut_block_counts_zero_and_the_cut_is_incremental():
     assert led2.provable(P[3]) == 0
 
 
-def test_known_limit_credit_laundered_through_a_receive_of_an_uncounted_block():
-    """Documents the bound of the per-chain rule: a Receive is chain-valid for any validly signed
-    Transfer to its author, so a throwaway key can forward credit of a block that never counts
-    (the sender could not afford it). The forwarder ends in debt by exactly that amount; the
-    third party's credit is real in the fold. Closing this needs a cross-chain condition (or
-    received credit spendable only after the sender's block is final), see the report."""
+def test_credit_cannot_be_laundered_through_a_receive_of_an_uncounted_block():
+    """Issue 18 (the laundering hole of the first solvency rule): a Receive was chain-valid for
+    any validly signed Transfer to its author, so a throwaway key forwarded credit of a block
+    that never counts (its sender could not afford it). Now a Receive waits until the sender's
+    block is accepted: the forwarder's block is never accepted, the third party gets nothing,
+    in any order; nobody is in debt."""
     mint = blk(4, 1, G.hash, 10, [Transfer(P[5], 5_000)])          # P[4] has nothing: never counted
     launder = blk(5, 1, G.hash, 20, [Receive(mint, 0), Transfer(P[3], 5_000)])
     cash = blk(3, 1, G.hash, 30, [Receive(launder, 1)])
+    for order in ((mint, launder, cash), (cash, launder, mint), (launder, cash, mint)):
+        led = Ledger(G)
+        results = [led.add_block(b) for b in order]
+        assert results[order.index(mint)].reason == Reason.INSUFFICIENT_FUNDS
+        assert led.height(P[5]) == 0 and led.height(P[3]) == 0 and led.waiting_count() == 2
+        a5, a3 = led.account(P[5]), led.account(P[3])
+        assert (a5.balance, a5.in_debt, a3.balance) == (0, False, 0) and conserved(led)
+        assert led.provable(P[5]) == 0 and led.provable(P[3]) == 0
+    # the same with a self-equivocation of the key with nothing: its forks are not valid on its
+    # (empty) chain, so a proof does not make them count either
+    other = blk(4, 1, G.hash, 10, [Transfer(P[5], 7)])
     led = Ledger(G)
-    assert led.add_block(mint).reason == Reason.INSUFFICIENT_FUNDS
-    assert led.add_block(launder).status == "applied" and led.add_block(cash).status == "applied"
-    a5, a3 = led.account(P[5]), led.account(P[3])
-    assert a5.balance == -5_000 and a5.in_debt and a3.balance == 5_000 and conserved(led)
+    for b in (launder, cash, mint, other):
+        led.add_block(b)
+    assert led.cut_height(P[4]) == 1 and led.height(P[5]) == 0 and led.height(P[3]) == 0
+    assert led.account(P[3]).balance == 0 and conserved(led)
 
 
 # ---------------------------------------------------------------------------- state machine

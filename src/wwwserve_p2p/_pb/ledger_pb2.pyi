@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Ticket(_message.Message):
-    __slots__ = ("network", "request_id", "requester", "executor", "price", "expires_ms", "signature", "issued_ms")
+    __slots__ = ("network", "request_id", "requester", "executor", "price", "expires_ms", "signature", "issued_ms", "channel", "seq", "total")
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,9 @@ class Ticket(_message.Message):
     EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     ISSUED_MS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
     network: str
     request_id: str
     requester: str
@@ -25,7 +28,10 @@ class Ticket(_message.Message):
     expires_ms: int
     signature: bytes
     issued_ms: int
-    def __init__(self, network: _Optional[str] = ..., request_id: _Optional[str] = ..., requester: _Optional[str] = ..., executor: _Optional[str] = ..., price: _Optional[int] = ..., expires_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., issued_ms: _Optional[int] = ...) -> None: ...
+    channel: str
+    seq: int
+    total: int
+    def __init__(self, network: _Optional[str] = ..., request_id: _Optional[str] = ..., requester: _Optional[str] = ..., executor: _Optional[str] = ..., price: _Optional[int] = ..., expires_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., issued_ms: _Optional[int] = ..., channel: _Optional[str] = ..., seq: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
 
 class DuelTicket(_message.Message):
     __slots__ = ("network", "duel_id", "requester", "executors", "judges", "executor_bond", "judge_bond", "expires_ms", "signature", "issued_ms")
@@ -161,8 +167,30 @@ class Receive(_message.Message):
     index: int
     def __init__(self, block: _Optional[_Union[Block, _Mapping]] = ..., index: _Optional[int] = ...) -> None: ...
 
+class OpenChannel(_message.Message):
+    __slots__ = ("executor", "deposit", "expires_ms", "nonce")
+    EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    DEPOSIT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    executor: str
+    deposit: int
+    expires_ms: int
+    nonce: int
+    def __init__(self, executor: _Optional[str] = ..., deposit: _Optional[int] = ..., expires_ms: _Optional[int] = ..., nonce: _Optional[int] = ...) -> None: ...
+
+class CloseChannel(_message.Message):
+    __slots__ = ("channel", "witness_height", "witness_hash")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    WITNESS_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WITNESS_HASH_FIELD_NUMBER: _ClassVar[int]
+    channel: str
+    witness_height: int
+    witness_hash: str
+    def __init__(self, channel: _Optional[str] = ..., witness_height: _Optional[int] = ..., witness_hash: _Optional[str] = ...) -> None: ...
+
 class Entry(_message.Message):
-    __slots__ = ("stake", "unstake", "withdraw", "transfer", "claim", "void", "verdict", "equivocation", "receive")
+    __slots__ = ("stake", "unstake", "withdraw", "transfer", "claim", "void", "verdict", "equivocation", "receive", "open_channel", "close_channel")
     STAKE_FIELD_NUMBER: _ClassVar[int]
     UNSTAKE_FIELD_NUMBER: _ClassVar[int]
     WITHDRAW_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +200,8 @@ class Entry(_message.Message):
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     EQUIVOCATION_FIELD_NUMBER: _ClassVar[int]
     RECEIVE_FIELD_NUMBER: _ClassVar[int]
+    OPEN_CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     stake: Stake
     unstake: Unstake
     withdraw: Withdraw
@@ -181,7 +211,9 @@ class Entry(_message.Message):
     verdict: Verdict
     equivocation: EquivocationProof
     receive: Receive
-    def __init__(self, stake: _Optional[_Union[Stake, _Mapping]] = ..., unstake: _Optional[_Union[Unstake, _Mapping]] = ..., withdraw: _Optional[_Union[Withdraw, _Mapping]] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., claim: _Optional[_Union[Claim, _Mapping]] = ..., void: _Optional[_Union[Void, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ..., equivocation: _Optional[_Union[EquivocationProof, _Mapping]] = ..., receive: _Optional[_Union[Receive, _Mapping]] = ...) -> None: ...
+    open_channel: OpenChannel
+    close_channel: CloseChannel
+    def __init__(self, stake: _Optional[_Union[Stake, _Mapping]] = ..., unstake: _Optional[_Union[Unstake, _Mapping]] = ..., withdraw: _Optional[_Union[Withdraw, _Mapping]] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., claim: _Optional[_Union[Claim, _Mapping]] = ..., void: _Optional[_Union[Void, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ..., equivocation: _Optional[_Union[EquivocationProof, _Mapping]] = ..., receive: _Optional[_Union[Receive, _Mapping]] = ..., open_channel: _Optional[_Union[OpenChannel, _Mapping]] = ..., close_channel: _Optional[_Union[CloseChannel, _Mapping]] = ...) -> None: ...
 
 class Block(_message.Message):
     __slots__ = ("network", "author", "height", "prev_hash", "time_ms", "entries", "signature")

@@ -27,10 +27,12 @@ from ..core.ledger import (
     Block,
     BlockHeader,
     Claim,
+    CloseChannel,
     DuelTicket,
     Entry,
     EquivocationProof,
     Receipt,
+    OpenChannel,
     Receive,
     Stake,
     Ticket,
@@ -169,6 +171,10 @@ def _put_ticket(m, t: Ticket) -> None:
     m.expires_ms = t.expires_ms
     m.signature = t.signature
     m.issued_ms = t.issued_ms
+    if t.channel or t.seq or t.total:
+        m.channel = t.channel
+        m.seq = t.seq
+        m.total = t.total
 
 
 def _put_duel(m, d: DuelTicket) -> None:
@@ -242,6 +248,17 @@ def _put_entry(m, e: Entry) -> None:
             _put_vote(v.votes.add(), x)
     elif t is EquivocationProof:
         _put_proof(m.equivocation, e)
+    elif t is OpenChannel:
+        o = m.open_channel
+        o.executor = e.executor
+        o.deposit = e.deposit
+        o.expires_ms = e.expires_ms
+        o.nonce = e.nonce
+    elif t is CloseChannel:
+        c = m.close_channel
+        c.channel = e.channel
+        c.witness_height = e.witness_height
+        c.witness_hash = e.witness_hash
     elif t is Receive:
         if not isinstance(e.block, Block):
             raise MalformedMessage("a Receive carries a Block")
@@ -257,7 +274,7 @@ def _put_entry(m, e: Entry) -> None:
 
 _ONEOF_NAME = {Stake: "stake", Unstake: "unstake", Withdraw: "withdraw", Transfer: "transfer",
                Claim: "claim", Void: "void", Verdict: "verdict", EquivocationProof: "equivocation",
-               Receive: "receive"}
+               Receive: "receive", OpenChannel: "open_channel", CloseChannel: "close_channel"}
 
 
 def _put_block(m, b: Block) -> None:
@@ -283,7 +300,10 @@ def _ticket(m, what: str = "ticket") -> Ticket:
     network, request_id, requester, executor = m.network, m.request_id, m.requester, m.executor
     if len(network) > MAX_STR or len(request_id) > MAX_STR or len(requester) > MAX_STR or len(executor) > MAX_STR:
         raise _too_long(f"a {what} field", MAX_STR)
-    return Ticket(network, request_id, requester, executor, m.price, m.expires_ms, s, m.issued_ms)
+    if len(m.channel) > MAX_STR:
+        raise _too_long(f"a {what} field", MAX_STR)
+    return Ticket(network, request_id, requester, executor, m.price, m.expires_ms, s, m.issued_ms,
+                  m.channel, m.seq, m.total)
 
 
 def _duel(m) -> DuelTicket:
@@ -351,6 +371,10 @@ def _receive(r) -> Receive:
 
 
 _DECODE_ENTRY = {
+    "open_channel": lambda m: OpenChannel(_s(m.open_channel.executor, "channel executor"), m.open_channel.deposit,
+                                          m.open_channel.expires_ms, m.open_channel.nonce),
+    "close_channel": lambda m: CloseChannel(_s(m.close_channel.channel, "channel"), m.close_channel.witness_height,
+                                            _s(m.close_channel.witness_hash, "close witness_hash")),
     "claim": lambda m: _claim(m.claim),
     "stake": lambda m: Stake(m.stake.amount),
     "unstake": lambda m: Unstake(m.unstake.amount),

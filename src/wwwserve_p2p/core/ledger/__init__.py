@@ -104,12 +104,12 @@ Block times are the author's word; the fold never reads a clock. What bounds a l
 from __future__ import annotations
 
 from .blocks import MAX_CLOCK_SKEW_MS, Block, build_block, is_premature
-from .codes import (DOMAIN_BLOCK, DOMAIN_DUEL, DOMAIN_RECEIPT, DOMAIN_TICKET, DOMAIN_VOTE, AddStatus, Reason,
-                    Signer, _check_amount, _check_hex, _check_peer, canonical, sha256_hex)
+from .codes import (DOMAIN_BLOCK, DOMAIN_DUEL, DOMAIN_RECEIPT, DOMAIN_TICKET, DOMAIN_VOTE, AddStatus,
+                    MissingDependency, Reason, Signer, _check_amount, _check_hex, _check_peer, canonical, sha256_hex)
 from .duels import settle_duel, settle_tally, tally_duel
-from .entries import (ENTRY_TYPES, Claim, Entry, Receive, Stake, Transfer, Unstake, Verdict, Void, Withdraw,
-                      entries_hash)
-from .fold import Account, Chain, ChainScratch, Fold
+from .entries import (ENTRY_TYPES, Claim, CloseChannel, Entry, OpenChannel, Receive, Stake, Transfer, Unstake,
+                      Verdict, Void, Withdraw, channel_id, entries_hash)
+from .fold import Account, Chain, ChainScratch, ChannelInfo, Fold
 from .genesis import Genesis, LedgerParams
 from .pending import MAX_PENDING_BLOCKS, MAX_PENDING_BYTES, MAX_PENDING_BYTES_PER_AUTHOR, PendingBuffer
 from .proofs import BlockHeader, EquivocationProof
@@ -122,9 +122,10 @@ _Chain = Chain
 __all__ = [
     "MAX_CLOCK_SKEW_MS", "MAX_PENDING_BLOCKS", "MAX_PENDING_BYTES", "MAX_PENDING_BYTES_PER_AUTHOR",
     "DOMAIN_BLOCK", "DOMAIN_DUEL", "DOMAIN_RECEIPT", "DOMAIN_TICKET", "DOMAIN_VOTE", "ENTRY_TYPES", "VOTE_CHOICES",
-    "Account", "AddResult", "AddStatus", "Block", "BlockHeader", "Chain", "ChainScratch", "Claim", "DuelTicket",
-    "Entry", "EquivocationProof", "Fold", "Genesis", "Ledger", "LedgerParams", "PendingBuffer", "Reason",
+    "Account", "AddResult", "AddStatus", "Block", "BlockHeader", "Chain", "ChainScratch", "ChannelInfo", "Claim",
+    "CloseChannel", "DuelTicket", "Entry", "EquivocationProof", "Fold", "Genesis", "Ledger", "LedgerParams",
+    "MissingDependency", "OpenChannel", "PendingBuffer", "Reason",
     "Receipt", "Receive", "Signer", "Stake", "Ticket", "Transfer", "Unstake", "Verdict", "Void", "Vote", "Withdraw",
-    "build_block", "canonical", "entries_hash", "is_premature", "settle_duel", "settle_tally", "sha256_hex",
+    "build_block", "canonical", "channel_id", "entries_hash", "is_premature", "settle_duel", "settle_tally", "sha256_hex",
     "tally_duel",
 ]

@@ -69,6 +69,41 @@ class Reason(StrEnum):
     RECEIVE_INVALID = "receive_invalid"
     #: a Receive of a (sender, height, index) this chain already received
     ALREADY_RECEIVED = "already_received"
+    #: an entry references another author's block (a Receive's transfer, a voucher's channel,
+    #: a close's witness) this replica has not accepted: the block waits for it (not refused)
+    MISSING_DEPENDENCY = "missing_dependency"
+    #: a Receive of a block whose height in the sender's accepted chain holds another block
+    RECEIVE_OF_FORK = "receive_of_fork"
+    #: a voucher's channel was not opened by its requester toward this executor, or closed
+    CHANNEL_UNKNOWN = "channel_unknown"
+    #: an OpenChannel whose channel id this chain already opened
+    CHANNEL_EXISTS = "channel_exists"
+    #: a voucher claim not newer (seq) or smaller (amount) than this chain's last on the channel,
+    #: or above the deposit
+    CHANNEL_CLAIM = "channel_claim_invalid"
+    #: a CloseChannel before the executor's chain passed the channel's expiry, or closed twice
+    CHANNEL_CLOSE = "channel_close_invalid"
+
+
+class MissingDependency(InvalidBlock):
+    """Raised by a chain check when an entry needs a block of ``author`` (at ``height``, 0 =
+    unknown) that the replica has not accepted; the replica parks the block until it has."""
+
+    def __init__(self, author: str, height: int = 0, detail: str = ""):
+        super().__init__(Reason.MISSING_DEPENDENCY, detail or f"needs a block of {author[:16]} at {height}")
+        self.author = author
+        self.height = height
+
+
+class ForkSeen(MissingDependency):
+    """A Receive carries a block of ``author`` other than the one accepted at its height: the
+    two signed headers ``a``, ``b`` prove an equivocation; the replica records the proof and
+    offers the receiving block again (it is then valid if the carried block is a valid fork)."""
+
+    def __init__(self, author: str, height: int, a: Any, b: Any):
+        super().__init__(author, height, f"received block {height} of {author[:16]} is a fork")
+        self.a = a
+        self.b = b
 
 
 class AddStatus(StrEnum):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
 from ...errors import InvalidBlock
-from .codes import Reason, canonical, check_amount, check_hex, check_peer, sha256_hex
+from .codes import ForkSeen, MissingDependency, Reason, canonical, check_amount, check_hex, check_peer, check_time, sha256_hex
 from .duels import settle_tally, tally_duel
 from .proofs import EquivocationProof
 from .rules import EntryRules
@@ -132,9 +132,20 @@ class Transfer(EntryRules):
 
 @dataclass(frozen=True)
 class Claim(EntryRules):
-    """The executor's claim: ``amount`` (<= ``ticket.price``) for serving the ticket's request;
-    ``response_digest`` is SHA-256 (hex) of the full response text. The block must be dated in
-    ``[ticket.issued_ms, ticket.expires_ms]``. Paid unless the ticket is voided (void wins)."""
+    """The executor's claim. The block must be dated in ``[ticket.issued_ms, ticket.expires_ms]``;
+    ``response_digest`` is SHA-256 (hex) of the (latest) response text.
+
+    - **Voucher** (``ticket.channel`` set): ``amount`` is the *cumulative* amount claimed on the
+      channel (<= the voucher's ``total`` and the channel's deposit). Chain rule: the channel is
+      open in the requester's *accepted* chain toward this executor (else the block waits for
+      it: :class:`~.codes.MissingDependency`), the block is dated by the channel's expiry, and
+      the voucher's ``seq`` and ``amount`` are above / not below this chain's previous claim on
+      it; the provable credit grows by the increase. Fold: the channel pays its latest counted
+      claim (see :class:`~.fold.Fold` channels), so credit can never exceed what was locked.
+    - **Legacy ticket** (no channel, kept for compatibility): ``amount`` <= ``ticket.price``, one
+      claim per ticket, paid in the fold unless voided, but it adds **nothing** to the
+      executor's provable credit (no lock backs it), so it can never be staked, sent or locked:
+      a requester with nothing cannot mint through a colluding executor."""
 
     ticket: Ticket
     response_digest: str
@@ -154,24 +165,47 @@ class Claim(EntryRules):
             raise InvalidBlock(Reason.NOT_TICKET_EXECUTOR, f"ticket {t.request_id} names another executor")
         check_amount(self.amount, "claim amount")
         check_hex(self.response_digest, "response_digest")
-        if self.amount > t.price:
-            raise InvalidBlock(Reason.AMOUNT_EXCEEDS_PRICE, f"{self.amount} > {t.price}")
+        cap = t.total if t.channel else t.price
+        if self.amount > cap:
+            raise InvalidBlock(Reason.AMOUNT_EXCEEDS_PRICE, f"{self.amount} > {cap}")
         _check_window(block, self, f"ticket {t.request_id}")
 
     def check_chain(self, s: "ChainScratch") -> None:
-        h = self.ticket.hash
+        t = self.ticket
+        if t.channel:
+            info = s.channel(t.requester, t.channel)
+            if info is None:
+                raise MissingDependency(t.requester, 0, f"channel {t.channel[:16]} not open in our view")
+            if info.executor != s.author:
+                raise InvalidBlock(Reason.CHANNEL_UNKNOWN, f"channel {t.channel[:16]} is toward another executor")
+            if s.time_ms > info.expires_ms:
+                raise InvalidBlock(Reason.TICKET_EXPIRED, f"channel {t.channel[:16]} expired")
+            seq, amount = s.last_claim(t.channel)
+            if t.seq <= seq or self.amount < amount or self.amount > info.deposit:
+                raise InvalidBlock(Reason.CHANNEL_CLAIM,
+                                   f"claim {t.seq}/{self.amount} after {seq}/{amount} (deposit {info.deposit})")
+            s.chan_claims[t.channel] = (t.seq, self.amount)
+            s.funds += self.amount - amount
+            return
+        h = t.hash
         if h in s.chain.claimed or h in s.claimed:
-            raise InvalidBlock(Reason.TICKET_CLAIMED, f"ticket {self.ticket.request_id} already claimed")
+            raise InvalidBlock(Reason.TICKET_CLAIMED, f"ticket {t.request_id} already claimed")
         s.claimed.add(h)
-        s.funds += self.amount
 
     def apply(self, author: str, fold: "Fold", params: "LedgerParams", sign: int) -> None:
-        fold.claim(self.ticket.hash, self.ticket.requester, author, self.amount, sign)
+        t = self.ticket
+        if t.channel:
+            fold.channel_claim(t.channel, t.seq, self.amount, t.hash, author, sign)
+            fold.mention(t.requester, sign)
+        else:
+            fold.claim(t.hash, t.requester, author, self.amount, sign)
 
 
 @dataclass(frozen=True)
 class Void(EntryRules):
-    """The requester withdraws ``ticket`` (its attempt failed or was cancelled): never claimable."""
+    """The requester withdraws ``ticket`` (its attempt failed or was cancelled): a legacy ticket
+    is never paid; a claim of that very voucher is paid at most ``total - price`` (the failed
+    request excluded; a later voucher, which does not include it, is unaffected)."""
 
     ticket: Ticket
 
@@ -194,7 +228,11 @@ class Void(EntryRules):
         s.voided.add(h)
 
     def apply(self, author: str, fold: "Fold", params: "LedgerParams", sign: int) -> None:
-        fold.void(self.ticket.hash, author, sign)
+        t = self.ticket
+        if t.channel:
+            fold.channel_void(t.channel, t.hash, t.total - t.price, author, sign)
+        else:
+            fold.void(t.hash, author, sign)
 
 
 @dataclass(frozen=True)
@@ -321,6 +359,16 @@ class Receive(EntryRules):
 
     def check_chain(self, s: "ChainScratch") -> None:
         k = self.key
+        have = s.accepted_block(k[0], k[1])
+        if have is None and s.fork_ok(self.block):
+            have = self.block   # a valid block of a proven fork: replicas that accepted it before
+            #                     the proof and those that saw the proof first agree
+        if have is None:
+            # the sender's block must count first: a Receive of a block no replica accepts (the
+            # sender could not afford it) would otherwise launder credit from nothing
+            raise MissingDependency(k[0], k[1], f"received block {k[1]} of {k[0][:16]} not accepted yet")
+        if have.hash != self.block.hash:
+            raise ForkSeen(k[0], k[1], have.header, self.block.header)
         if k in s.chain.received or k in s.received:
             raise InvalidBlock(Reason.ALREADY_RECEIVED, f"transfer {k[1]}/{k[2]} of {k[0][:16]} already received")
         s.received.add(k)
@@ -332,11 +380,105 @@ class Receive(EntryRules):
         fold.mention(author, sign)
 
 
-Entry = Union[Stake, Unstake, Withdraw, Transfer, Claim, Void, Verdict, Receive, EquivocationProof]
+def channel_id(network: str, requester: str, nonce: int) -> str:
+    """The id (64 hex) of ``requester``'s channel with ``nonce`` on ``network``."""
+    return sha256_hex(canonical({"t": "channel", "network": network, "requester": requester, "nonce": nonce}))
+
+
+@dataclass(frozen=True)
+class OpenChannel(EntryRules):
+    """The requester (author) locks ``deposit`` of its provable credit toward ``executor`` until
+    ``expires_ms`` (block time); the channel's id is :func:`channel_id` of (network, author,
+    ``nonce``), unique per chain. Solvency-checked like a Transfer; the block must be dated by
+    ``expires_ms``. Vouchers on it (tickets with ``channel``) are what executors accept."""
+
+    executor: str
+    deposit: int
+    expires_ms: int
+    nonce: int
+
+    def to_canonical(self) -> dict[str, Any]:
+        return {"t": "open_channel", "executor": self.executor, "deposit": self.deposit,
+                "expires_ms": self.expires_ms, "nonce": self.nonce}
+
+    def time_window(self) -> tuple[int, int | None]:
+        return 0, self.expires_ms
+
+    def check_static(self, block: "Block", network_id: str) -> None:
+        check_peer(self.executor, "channel executor")
+        if self.executor == block.author:
+            raise InvalidBlock(Reason.SELF_TRANSFER, "channel toward oneself")
+        check_amount(self.deposit, "channel deposit")
+        check_time(self.expires_ms, "channel expires_ms")
+        check_time(self.nonce, "channel nonce")
+        _check_window(block, self, "channel")
+
+    def check_chain(self, s: "ChainScratch") -> None:
+        from .fold import ChannelInfo
+        cid = channel_id(s.network, s.author, self.nonce)
+        if cid in s.chain.opened or cid in s.opened:
+            raise InvalidBlock(Reason.CHANNEL_EXISTS, f"channel nonce {self.nonce} already used")
+        s.spend(self.deposit, "channel deposit")
+        s.opened[cid] = ChannelInfo(s.author, self.executor, self.deposit, self.expires_ms)
+
+    def apply(self, author: str, fold: "Fold", params: "LedgerParams", sign: int) -> None:
+        from .fold import ChannelInfo
+        fold.open_channel(channel_id(fold.network, author, self.nonce),
+                          ChannelInfo(author, self.executor, self.deposit, self.expires_ms), sign)
+
+
+@dataclass(frozen=True)
+class CloseChannel(EntryRules):
+    """The requester (author) takes back what its channel ``channel`` did not pay. ``witness_height``
+    / ``witness_hash``: a block of the channel's executor dated after the channel's expiry.
+    Since chain times never go backwards and claims must be dated by the expiry, every claim
+    the executor can ever make on the channel is below that block: once the witness is accepted
+    (the closing block waits for it otherwise) the executor's claimed total is final, and
+    ``deposit - claimed`` becomes provable credit of the requester. Fold: the requester gets
+    ``deposit - paid`` back (paid after voids and cuts, so never less than the chain credits)."""
+
+    channel: str
+    witness_height: int
+    witness_hash: str
+
+    def to_canonical(self) -> dict[str, Any]:
+        return {"t": "close_channel", "channel": self.channel, "witness_height": self.witness_height,
+                "witness_hash": self.witness_hash}
+
+    def check_static(self, block: "Block", network_id: str) -> None:
+        check_hex(self.channel, "channel")
+        check_hex(self.witness_hash, "witness_hash")
+        h = self.witness_height
+        if not isinstance(h, int) or isinstance(h, bool) or not 1 <= h < 1 << 62:
+            raise InvalidBlock(Reason.MALFORMED, "witness_height must be >= 1")
+
+    def check_chain(self, s: "ChainScratch") -> None:
+        cid = self.channel
+        info = s.chain.opened.get(cid) or s.opened.get(cid)
+        if info is None:
+            raise InvalidBlock(Reason.CHANNEL_UNKNOWN, f"channel {cid[:16]} not opened by this chain")
+        if cid in s.chain.closed or cid in s.closed:
+            raise InvalidBlock(Reason.CHANNEL_CLOSE, f"channel {cid[:16]} already closed")
+        w = s.accepted_block(info.executor, self.witness_height)
+        if w is None:
+            raise MissingDependency(info.executor, self.witness_height, "close witness not accepted yet")
+        if w.hash != self.witness_hash or w.time_ms <= info.expires_ms or s.time_ms < w.time_ms:
+            raise InvalidBlock(Reason.CHANNEL_CLOSE, "the witness is not the executor's block after the expiry")
+        ex = s.chains.get(info.executor)
+        claimed = ex.chan_claims.get(cid, (0, 0))[1] if ex is not None else 0
+        s.closed.add(cid)
+        s.funds += info.deposit - claimed
+
+    def apply(self, author: str, fold: "Fold", params: "LedgerParams", sign: int) -> None:
+        fold.close_channel(self.channel, author, sign)
+
+
+Entry = Union[Stake, Unstake, Withdraw, Transfer, Claim, Void, Verdict, Receive, OpenChannel, CloseChannel,
+              EquivocationProof]
 
 #: Every known entry type (the registry the replica dispatches through).
 ENTRY_TYPES: tuple[type, ...] = (Stake, Unstake, Withdraw, Transfer, Claim, Void, Verdict, Receive,
-                                 EquivocationProof)
+                                 OpenChannel, CloseChannel, EquivocationProof)
 
 
 def entries_hash(entries: Iterable[Entry]) -> str:

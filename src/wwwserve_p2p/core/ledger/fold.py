@@ -75,6 +75,44 @@ class Account:
                 "judge_abstained": self.judge_abstained}
 
 
+@dataclass(frozen=True)
+class ChannelInfo:
+    """A payment channel as its :class:`~.entries.OpenChannel` defines it: ``requester`` locked
+    ``deposit`` micro-credits toward ``executor`` until ``expires_ms`` (block time)."""
+
+    requester: str
+    executor: str
+    deposit: int
+    expires_ms: int
+
+
+class _Channel:
+    """The fold's view of one channel: its open (counted or not), the counted claims
+    ``(seq, amount, voucher hash) -> count``, the voided vouchers ``hash -> (cap, count)`` and
+    how many counted closes; ``contrib`` is what it currently adds to the balances."""
+
+    __slots__ = ("info", "opens", "claims", "voids", "closes", "contrib")
+
+    def __init__(self) -> None:
+        self.info: ChannelInfo | None = None
+        self.opens = 0
+        self.claims: dict[tuple[int, int, str], int] = {}
+        self.voids: dict[str, list[int]] = {}
+        self.closes = 0
+        self.contrib: tuple[str, str, int, int, int] = ("", "", 0, 0, 0)   # req, exe, paid, req delta, locked
+
+    def paid(self) -> int:
+        """What the executor is paid: its latest counted claim (highest seq), capped by a void
+        of that very voucher (``total - price``: the failed request excluded) and the deposit."""
+        if not self.opens or self.info is None or not self.claims:
+            return 0
+        seq, amount, h = max(self.claims)
+        v = self.voids.get(h)
+        if v is not None:
+            amount = min(amount, v[0])
+        return max(0, min(amount, self.info.deposit))
+
+
 class Fold:
     """The state folded from a set of accepted blocks (plus genesis allocations), before burns.
 
@@ -97,10 +135,12 @@ class Fold:
 
     __slots__ = ("allocations", "balance", "stake", "unbonding", "claims", "voids", "earned", "spent",
                  "duel_stats", "mentions", "duels_settled", "entries_applied", "sent", "received",
-                 "in_flight", "at")
+                 "in_flight", "at", "channels", "locked", "network", "voucher_claims", "voucher_voids")
 
-    def __init__(self, allocations: tuple[tuple[str, int], ...]):
+    def __init__(self, allocations: tuple[tuple[str, int], ...], network: str = ""):
         self.allocations = allocations
+        #: the network id (channel ids are derived from it)
+        self.network = network
         self.balance: dict[str, int] = dict(allocations)
         self.stake: dict[str, int] = {}
         self.unbonding: dict[str, int] = {}
@@ -117,6 +157,12 @@ class Fold:
         self.in_flight = 0
         #: (hash of the block being applied, index of the entry being applied)
         self.at: tuple[str, int] = ("", 0)
+        #: payment channels by id; ``locked``: deposits of counted, unclosed channels not yet paid
+        self.channels: dict[str, _Channel] = {}
+        self.locked = 0
+        #: voucher hash -> counted claims / voids of it (for is_claimed / is_voided)
+        self.voucher_claims: dict[str, int] = {}
+        self.voucher_voids: dict[str, int] = {}
 
     @staticmethod
     def add(d: dict[str, int], peer: str, delta: int) -> None:
@@ -174,6 +220,84 @@ class Fold:
             self.add(self.balance, recipient, d)
             self.in_flight -= d
 
+    # ------------------------------------------------------------ channels
+    def _chan(self, cid: str) -> _Channel:
+        c = self.channels.get(cid)
+        if c is None:
+            c = self.channels[cid] = _Channel()
+        return c
+
+    def _rebalance(self, cid: str, c: _Channel) -> None:
+        """Replace the channel's old contribution to the balances by its current one."""
+        req, exe, paid, dreq, locked = c.contrib
+        add = self.add
+        if req:
+            add(self.balance, req, -dreq)
+            add(self.balance, exe, -paid)
+            add(self.spent, req, -paid)
+            add(self.earned, exe, -paid)
+            self.locked -= locked
+        if c.opens and c.info is not None:
+            i = c.info
+            paid = c.paid()
+            dreq = -paid if c.closes else -i.deposit
+            locked = 0 if c.closes else i.deposit - paid
+            add(self.balance, i.requester, dreq)
+            add(self.balance, i.executor, paid)
+            add(self.spent, i.requester, paid)
+            add(self.earned, i.executor, paid)
+            self.locked += locked
+            c.contrib = (i.requester, i.executor, paid, dreq, locked)
+        else:
+            c.contrib = ("", "", 0, 0, 0)
+        if not (c.opens or c.claims or c.voids or c.closes):
+            del self.channels[cid]
+
+    def open_channel(self, cid: str, info: ChannelInfo, sign: int) -> None:
+        c = self._chan(cid)
+        c.opens += sign
+        if c.opens:
+            c.info = info
+        self._rebalance(cid, c)
+        self.mention(info.requester, sign)
+        self.mention(info.executor, sign)
+
+    def channel_claim(self, cid: str, seq: int, amount: int, voucher_hash: str, executor: str, sign: int) -> None:
+        c = self._chan(cid)
+        k = (seq, amount, voucher_hash)
+        n = c.claims.get(k, 0) + sign
+        if n:
+            c.claims[k] = n
+        else:
+            del c.claims[k]
+        self._count(self.voucher_claims, voucher_hash, sign)
+        self._rebalance(cid, c)
+        self.mention(executor, sign)
+
+    @staticmethod
+    def _count(d: dict[str, int], key: str, sign: int) -> None:
+        n = d.get(key, 0) + sign
+        if n:
+            d[key] = n
+        else:
+            del d[key]
+
+    def channel_void(self, cid: str, voucher_hash: str, cap: int, requester: str, sign: int) -> None:
+        c = self._chan(cid)
+        v = c.voids.setdefault(voucher_hash, [cap, 0])
+        v[1] += sign
+        if not v[1]:
+            del c.voids[voucher_hash]
+        self._count(self.voucher_voids, voucher_hash, sign)
+        self._rebalance(cid, c)
+        self.mention(requester, sign)
+
+    def close_channel(self, cid: str, requester: str, sign: int) -> None:
+        c = self._chan(cid)
+        c.closes += sign
+        self._rebalance(cid, c)
+        self.mention(requester, sign)
+
     def void(self, h: str, author: str, sign: int) -> None:
         """Add or remove the void of ticket ``h``; a present claim is unpaid / paid again."""
         if sign > 0:
@@ -228,7 +352,10 @@ class Fold:
                 "voids": set(self.voids), "mentions": dict(self.mentions),
                 "duel_stats": {k: v for k, v in self.duel_stats.items() if any(v)},
                 "duels_settled": self.duels_settled, "entries_applied": self.entries_applied,
-                "sent": dict(self.sent), "received": dict(self.received), "in_flight": self.in_flight}
+                "sent": dict(self.sent), "received": dict(self.received), "in_flight": self.in_flight,
+                "locked": self.locked,
+                "channels": {k: (c.opens, dict(c.claims), {h: tuple(v) for h, v in c.voids.items()}, c.closes,
+                                 c.contrib) for k, c in self.channels.items()}}
 
 
 class ChainScratch:
@@ -240,10 +367,23 @@ class ChainScratch:
     ``floor``: ``-(allocation + overdraft)``, the lowest ``funds`` a Stake or Transfer may leave."""
 
     __slots__ = ("chain", "time_ms", "unbonding_ms", "own_stake", "withdrawn", "unbonds", "claimed",
-                 "voided", "settled", "funds", "floor", "received")
+                 "voided", "settled", "funds", "floor", "received", "network", "author", "chains",
+                 "opened", "closed", "chan_claims", "fork_ok")
 
-    def __init__(self, chain: "Chain", time_ms: int, unbonding_ms: int, floor: int = 0):
+    def __init__(self, chain: "Chain", time_ms: int, unbonding_ms: int, floor: int = 0, *,
+                 network: str = "", author: str = "", chains: "dict[str, Chain] | None" = None,
+                 fork_ok: "Any" = None):
         self.chain = chain
+        self.network = network
+        self.author = author
+        #: every author's accepted chain (read-only here: cross-chain dependencies)
+        self.chains: dict[str, Chain] = chains if chains is not None else {}
+        #: ``fork_ok(block) -> bool``: ``block`` is one of the two blocks of its author's recorded
+        #: equivocation proof, at the cut height, and valid on the author's chain below it
+        self.fork_ok = fork_ok or (lambda block: False)
+        self.opened: dict[str, ChannelInfo] = {}
+        self.closed: set[str] = set()
+        self.chan_claims: dict[str, tuple[int, int]] = {}
         self.time_ms = time_ms
         self.unbonding_ms = unbonding_ms
         self.own_stake = chain.own_stake
@@ -265,6 +405,22 @@ class ChainScratch:
             raise InvalidBlock(Reason.INSUFFICIENT_FUNDS,
                                f"{what} {amount} > provable credit {self.funds - self.floor} (overdraft included)")
         self.funds -= amount
+
+    def accepted_block(self, author: str, height: int) -> "Block | None":
+        """``author``'s accepted block at ``height`` (None if this replica has not accepted it)."""
+        ch = self.chains.get(author)
+        return ch.blocks[height - 1] if ch is not None and 1 <= height <= ch.height else None
+
+    def channel(self, requester: str, cid: str) -> "ChannelInfo | None":
+        """The channel ``cid`` as opened in ``requester``'s accepted chain (or this block)."""
+        if requester == self.author and cid in self.opened:
+            return self.opened[cid]
+        ch = self.chains.get(requester)
+        return ch.opened.get(cid) if ch is not None else None
+
+    def last_claim(self, cid: str) -> tuple[int, int]:
+        """(seq, cumulative amount) of this chain's latest claim on channel ``cid`` ((0, 0): none)."""
+        return self.chan_claims.get(cid) or self.chain.chan_claims.get(cid, (0, 0))
 
     def matured(self) -> int:
         """Unbonding (the chain's and this block's so far) withdrawable at this block's time."""
@@ -291,6 +447,14 @@ class Chain:
     settled: set[str] = field(default_factory=set)
     funds: int = 0
     received: set[tuple[str, int, int]] = field(default_factory=set)
+    #: channels this chain opened (as requester), closed, and claimed on (as executor:
+    #: cid -> (seq, cumulative amount) of the latest claim)
+    opened: dict[str, "ChannelInfo"] = field(default_factory=dict)
+    closed: set[str] = field(default_factory=set)
+    chan_claims: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: per block: (channels opened, channels closed, previous chan_claims of the cids it claimed)
+    chan_undo: list[tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, tuple[int, int] | None], ...]]] = \
+        field(default_factory=list)
     # per block: (own_stake delta, unbonds added, withdrawn delta, claimed, voided, settled,
     #             funds delta, received)
     undo: list[tuple[int, int, int, tuple[str, ...], tuple[str, ...], tuple[str, ...], int,
@@ -323,6 +487,11 @@ class Chain:
         self.claimed.update(s.claimed)
         self.voided.update(s.voided)
         self.settled.update(s.settled)
+        self.chan_undo.append((tuple(s.opened), tuple(s.closed),
+                               tuple((c, self.chan_claims.get(c)) for c in s.chan_claims)))
+        self.opened.update(s.opened)
+        self.closed.update(s.closed)
+        self.chan_claims.update(s.chan_claims)
         self.blocks.append(block)
 
     def pop(self) -> "Block":
@@ -337,4 +506,13 @@ class Chain:
         self.claimed.difference_update(claimed)
         self.voided.difference_update(voided)
         self.settled.difference_update(settled)
+        opened, closed, prev = self.chan_undo.pop()
+        for c in opened:
+            del self.opened[c]
+        self.closed.difference_update(closed)
+        for c, v in prev:
+            if v is None:
+                del self.chan_claims[c]
+            else:
+                self.chan_claims[c] = v
         return self.blocks.pop()

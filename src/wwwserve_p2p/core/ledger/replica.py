@@ -8,7 +8,7 @@ from typing import Any
 
 from ...errors import InvalidBlock
 from .blocks import MAX_CLOCK_SKEW_MS, Block, build_block, is_premature
-from .codes import AddStatus, Reason, Signer, canonical, check_hex, check_peer, sha256_hex
+from .codes import AddStatus, ForkSeen, MissingDependency, Reason, Signer, canonical, check_hex, check_peer, sha256_hex
 from .entries import ENTRY_TYPES, Entry
 from .fold import Account, Chain, ChainScratch, Fold
 from .genesis import Genesis
@@ -65,8 +65,13 @@ class Ledger:
         self._version = 0          # bumped on every accepted block or proof (digest cache)
         self._digest_key: tuple[int] | None = None
         self._digest = ""
-        self._fold = Fold(genesis.allocations)
+        self._fold = Fold(genesis.allocations, self.network_id)
         self._alloc = dict(genesis.allocations)
+        # blocks whose entries need another author's block we have not accepted (a Receive's
+        # transfer, a voucher's channel, a close's witness): bounded like the pending buffer,
+        # retried when that author's chain grows
+        self._waiting = PendingBuffer(max_pending, max_pending_bytes_per_author, max_pending_bytes)
+        self._waiting_on: dict[str, set[tuple[str, int]]] = {}
 
     # ------------------------------------------------------------ fold
     @property
@@ -80,7 +85,7 @@ class Ledger:
     def recompute_fold(self) -> Fold:
         """The fold computed from scratch over the accepted chains (audits and tests: it equals
         the incrementally maintained one, compare :meth:`Fold.snapshot`)."""
-        fold = Fold(self.genesis.allocations)
+        fold = Fold(self.genesis.allocations, self.network_id)
         for ch in self._chains.values():
             for blk in ch.blocks:
                 fold.apply_block(blk, self.params)
@@ -130,10 +135,28 @@ class Ledger:
             raise InvalidBlock(Reason.WRONG_PREV_HASH, f"block {block.height} does not extend {block.author}'s chain")
         if block.time_ms < ch.last_time:
             raise InvalidBlock(Reason.TIME_BACKWARDS, f"time_ms {block.time_ms} < previous {ch.last_time}")
-        s = ChainScratch(ch, block.time_ms, self.params.unbonding_ms, self._floor(block.author))
+        s = ChainScratch(ch, block.time_ms, self.params.unbonding_ms, self._floor(block.author),
+                         network=self.network_id, author=block.author, chains=self._chains,
+                         fork_ok=self._fork_ok)
         for e in block.entries:
             e.check_chain(s)
         return s
+
+    def _fork_ok(self, block: Block) -> bool:
+        """Whether ``block`` is one of the two headers of its author's recorded proof (the cut
+        height) and passes the chain checks on the author's accepted chain below it: what a
+        replica that accepted it before the proof arrived had checked too."""
+        p = self._proofs.get(block.author)
+        if p is None or p.height != block.height or block.hash not in (p.a.hash, p.b.hash):
+            return False
+        ch = self._chains.get(block.author)
+        if (ch.height if ch else 0) != block.height - 1:
+            return False
+        try:
+            self._check_chain(block, ch or Chain())
+        except InvalidBlock:
+            return False
+        return True
 
     def _floor(self, author: str) -> int:
         """The lowest chain ``funds`` a Stake or Transfer of ``author`` may leave:
@@ -181,7 +204,7 @@ class Ledger:
             if have.hash == block.hash:
                 return AddResult(AddStatus.DUPLICATE, have=ch.height)
             return self._equivocation(have.header, block.header)
-        other = self._pending.get(author, block.height)
+        other = self._pending.get(author, block.height) or self._waiting.get(author, block.height)
         if other is not None:
             if other.hash == block.hash:
                 return AddResult(AddStatus.DUPLICATE, have=ch.height)
@@ -195,14 +218,50 @@ class Ledger:
             if not self._pending.offer(block):
                 return AddResult(AddStatus.REJECTED, Reason.HEIGHT_GAP, have=ch.height)
             return AddResult(AddStatus.PENDING, have=ch.height)
+        if self._waiting.get(author, block.height) is not None:
+            return AddResult(AddStatus.PENDING, Reason.MISSING_DEPENDENCY, have=ch.height)
         try:
             s = self._check_chain(block, ch)
+        except MissingDependency as exc:
+            self._park(block, exc)
+            if self.height(author) >= block.height and self.blocks(author, block.height, block.height)[0] is block:
+                return AddResult(AddStatus.APPLIED, applied=(block,), have=self.height(author))
+            return AddResult(AddStatus.PENDING, Reason.MISSING_DEPENDENCY, have=ch.height)
         except InvalidBlock as exc:
             self._refuse(block)
             return AddResult(AddStatus.REJECTED, exc.reason, have=ch.height)
         applied = [block]
         self._accept(ch, s, block)
-        # unlock pending successors
+        self._unlock(author, ch, applied)
+        self._retry_waiting([author], applied)
+        return AddResult(AddStatus.APPLIED, applied=tuple(applied), have=ch.height)
+
+    def _retry_waiting(self, grown: list[str], applied: list[Block]) -> None:
+        """Offer again the blocks that waited for the chains (or proofs) of ``grown``."""
+        while grown:
+            dep = grown.pop()
+            for key in sorted(self._waiting_on.pop(dep, ())):
+                blk = self._waiting.pop(*key)
+                if blk is None:
+                    continue
+                wch = self._chains.setdefault(blk.author, Chain())
+                if blk.height != wch.height + 1 or blk.prev_hash != wch.tip_hash(self._genesis_hash):
+                    continue
+                try:
+                    s = self._check_chain(blk, wch)
+                except MissingDependency as exc:
+                    self._park(blk, exc)
+                    continue
+                except InvalidBlock:
+                    self._refuse(blk)
+                    continue
+                self._accept(wch, s, blk)
+                applied.append(blk)
+                self._unlock(blk.author, wch, applied)
+                grown.append(blk.author)
+
+    def _unlock(self, author: str, ch: Chain, applied: list[Block]) -> None:
+        """Apply ``author``'s pending successors that now extend its chain."""
         while (blk := self._pending.pop(author, ch.height + 1)) is not None:
             refused = self._refused.get((author, blk.height))
             if refused is not None and refused.hash != blk.hash:
@@ -210,12 +269,34 @@ class Ledger:
                 break
             try:
                 s = self._check_chain(blk, ch)
+            except MissingDependency as exc:
+                self._park(blk, exc)
+                break
             except InvalidBlock:
                 self._refuse(blk)
                 break
             self._accept(ch, s, blk)
             applied.append(blk)
-        return AddResult(AddStatus.APPLIED, applied=tuple(applied), have=ch.height)
+
+    def _park(self, block: Block, exc: MissingDependency) -> None:
+        """Wait for ``exc``'s dependency; a :class:`ForkSeen` also records its proof (which
+        offers the block again at once)."""
+        self._wait(block, exc.author)
+        if isinstance(exc, ForkSeen):
+            self.add_proof(EquivocationProof(exc.a, exc.b), checked=True)
+
+    def _wait(self, block: Block, dep: str) -> None:
+        """Park ``block`` until ``dep``'s chain grows (bounded; a dropped block is pulled again)."""
+        if self._waiting.offer(block):
+            self._waiting_on.setdefault(dep, set()).add((block.author, block.height))
+            if len(self._waiting_on) > 4 * self.max_pending:  # stale keys of evicted blocks
+                self._waiting_on = {d: {k for k in ks if self._waiting.get(*k) is not None}
+                                    for d, ks in self._waiting_on.items()}
+                self._waiting_on = {d: ks for d, ks in self._waiting_on.items() if ks}
+
+    def waiting_count(self) -> int:
+        """Blocks parked until a block of another author they reference is accepted."""
+        return self._waiting.count
 
     def _accept(self, ch: Chain, s: ChainScratch, block: Block) -> None:
         self._version += 1
@@ -253,10 +334,12 @@ class Ledger:
         self._proofs[author] = proof
         self._version += 1
         self._pending.drop_from(author, h)
+        self._waiting.drop_from(author, h)
         ch = self._chains.get(author)
         if ch is not None:
             while ch.height >= h:
                 self._fold.apply_block(ch.pop(), self.params, -1)
+        self._retry_waiting([author], [])
         return True
 
     # ------------------------------------------------------------ building our own blocks
@@ -384,10 +467,12 @@ class Ledger:
         return ch is not None and (sender, height, index) in ch.received
 
     def is_claimed(self, ticket_hash: str) -> bool:
-        return ticket_hash in self._fold.claims
+        """Whether a counted claim names this ticket or voucher (by hash)."""
+        return ticket_hash in self._fold.claims or ticket_hash in self._fold.voucher_claims
 
     def is_voided(self, ticket_hash: str) -> bool:
-        return ticket_hash in self._fold.voids
+        """Whether a counted void names this ticket or voucher (by hash)."""
+        return ticket_hash in self._fold.voids or ticket_hash in self._fold.voucher_voids
 
     def account(self, peer_id: str) -> Account:
         f = self._fold
@@ -396,9 +481,10 @@ class Ledger:
         unb = f.unbonding.get(peer_id, 0)
         burned = 0
         eq = peer_id in self._proofs
-        if eq:  # burn what it holds; a negative stake (lost bonds) stays as debt
-            burned = max(0, stake) + max(0, unb)
-            stake, unb = min(0, stake), min(0, unb)
+        if eq:  # burn what it holds, balance included (so a fork cannot spend the same credit
+            # twice: what its cut blocks sent comes back to it and is burned); debts stay
+            burned = max(0, stake) + max(0, unb) + max(0, bal)
+            stake, unb, bal = min(0, stake), min(0, unb), min(0, bal)
         return Account(peer_id, bal, stake, unb, self.height(peer_id), bal < -self.params.overdraft, eq, burned,
                        f.earned.get(peer_id, 0), f.spent.get(peer_id, 0),
                        *f.duel_stats.get(peer_id, (0,) * 6))
@@ -411,7 +497,36 @@ class Ledger:
     def total_supply(self) -> int:
         """Balances + stakes + unbonding over all accounts + credit in flight (transferred, not
         yet received): equals genesis supply minus burns."""
-        return sum(a.balance + a.stake + a.unbonding for a in self.accounts().values()) + self._fold.in_flight
+        return (sum(a.balance + a.stake + a.unbonding for a in self.accounts().values()) + self._fold.in_flight
+                + self._fold.locked)
+
+    def locked(self) -> int:
+        """Credit locked in counted, unclosed channels and not yet paid out of them."""
+        return self._fold.locked
+
+    def channel(self, requester: str, cid: str):
+        """:class:`~.fold.ChannelInfo` of ``requester``'s accepted channel ``cid`` (None: unknown)."""
+        ch = self._chains.get(requester)
+        return ch.opened.get(cid) if ch is not None else None
+
+    def channels_of(self, requester: str) -> dict:
+        """``cid -> ChannelInfo`` of every channel ``requester``'s accepted chain opened."""
+        ch = self._chains.get(requester)
+        return dict(ch.opened) if ch is not None else {}
+
+    def channel_claimed(self, executor: str, cid: str) -> tuple[int, int]:
+        """(seq, cumulative amount) of ``executor``'s latest accepted claim on channel ``cid``."""
+        ch = self._chains.get(executor)
+        return ch.chan_claims.get(cid, (0, 0)) if ch is not None else (0, 0)
+
+    def channel_closed(self, requester: str, cid: str) -> bool:
+        ch = self._chains.get(requester)
+        return ch is not None and cid in ch.closed
+
+    def channel_paid(self, cid: str) -> int:
+        """What channel ``cid`` pays its executor in the fold now."""
+        c = self._fold.channels.get(cid)
+        return c.paid() if c is not None else 0
 
     def burned(self) -> int:
         return sum(a.burned for a in self.accounts().values())
@@ -430,9 +545,10 @@ class Ledger:
             "network_id": self.network_id, "network": self.genesis.network, "authors": len(self.heads()),
             "blocks": sum(c.height for c in self._chains.values()), "entries": self.entries_applied,
             "pending": self._pending.count, "pending_bytes": self._pending.bytes,
+            "waiting": self._waiting.count, "channels": len(self._fold.channels),
             "equivocators": sorted(self._proofs), "genesis_supply": self.genesis.supply,
             "duels_settled": self.duels_settled}
         if accounts:
             out.update(supply=self.total_supply(), burned=self.burned(), state_hash=self.state_hash(),
-                       in_flight=self._fold.in_flight)
+                       in_flight=self._fold.in_flight, locked=self._fold.locked)
         return out

@@ -18,7 +18,7 @@ from typing import Any
 from ...errors import InvalidBlock
 from ..crypto import verify
 from .codes import (DOMAIN_DUEL, DOMAIN_RECEIPT, DOMAIN_TICKET, DOMAIN_VOTE, Reason, Signer, canonical,
-                    check_amount, check_peer, check_time, sha256_hex)
+                    check_amount, check_hex, check_peer, check_time, sha256_hex)
 
 
 class _Signed:
@@ -67,6 +67,14 @@ class Ticket(_Signed):
     earlier. Signed by ``requester``. A ticket (by :attr:`hash`) is claimable once: DESIGN §4's
     "one claim per request_id", keyed by the signed ticket so that a requester re-using a
     request_id for two executors pays both.
+
+    **Voucher** (``channel`` set: the 64-hex id of the requester's :class:`~.entries.OpenChannel`
+    toward ``executor``): a cumulative payment-channel ticket. ``seq`` (>= 1) orders the
+    vouchers of one channel; ``total`` is the running total the requester owes on the channel
+    *including* this request, whose own maximum is ``price`` (``price <= total``). The executor
+    claims the latest voucher now and then (``Claim.amount`` = cumulative claimed, at most
+    ``total`` and the channel's deposit), so one entry pays for many requests. A legacy ticket
+    (``channel == ""``) has none of these fields in its signed body (same bytes and hash).
     """
 
     DOMAIN = DOMAIN_TICKET
@@ -80,6 +88,13 @@ class Ticket(_Signed):
     expires_ms: int
     signature: bytes = b""
     issued_ms: int = 0
+    channel: str = ""
+    seq: int = 0
+    total: int = 0
+
+    @property
+    def is_voucher(self) -> bool:
+        return bool(self.channel)
 
     def body(self) -> dict[str, Any]:
         out = {"t": "ticket", "network": self.network, "request_id": self.request_id,
@@ -87,12 +102,21 @@ class Ticket(_Signed):
                "expires_ms": self.expires_ms}
         if self.issued_ms:
             out["issued_ms"] = self.issued_ms
+        if self.channel or self.seq or self.total:
+            out.update(channel=self.channel, seq=self.seq, total=self.total)
         return out
 
     def check(self, network_id: str) -> None:
         """:raises InvalidBlock: malformed, other network, or bad signature."""
         if self.network != network_id:
             raise InvalidBlock(Reason.WRONG_NETWORK, "ticket of another network")
+        if self.channel or self.seq or self.total:
+            check_hex(self.channel, "voucher channel")
+            if not isinstance(self.seq, int) or isinstance(self.seq, bool) or not 1 <= self.seq < 1 << 62:
+                raise InvalidBlock(Reason.MALFORMED, "voucher seq must be an integer >= 1")
+            check_amount(self.total, "voucher total")
+            if isinstance(self.price, int) and self.price > self.total:
+                raise InvalidBlock(Reason.MALFORMED, "voucher price above its running total")
         check_peer(self.requester, "ticket requester")
         check_peer(self.executor, "ticket executor")
         check_amount(self.price, "ticket price")
