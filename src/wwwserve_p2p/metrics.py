@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 
-from .core.types import GenerationChunk, GenerationRequest, LoadSnapshot
+from .core.types import GenerationChunk, GenerationRequest
 from .executors.base import Executor
 
 if TYPE_CHECKING:
@@ -187,40 +187,19 @@ class _SuppressedLogs:
         return []
 
 
-class MeteredExecutor(Executor):
+class MeteredExecutor:
     """An executor that measures the generations of the executor it wraps in ``metrics``
     (tokens, TTFT, time per output token, latency; by ``model_name`` and ``origin``:
     ``local`` for the node's own users' requests, ``peer`` for work delegated by peers -- the
-    node gives each side its own wrapper). Everything else is delegated unchanged."""
+    node gives each side its own wrapper). Only ``generate`` is wrapped: every other
+    attribute (``models``, ``load``, ``features``, ``unsupported``, ``score``, ...) is the
+    wrapped executor's own, so it is deliberately not an :class:`Executor` subclass (whose
+    defaults would shadow the wrapped executor's overrides)."""
 
     def __init__(self, inner: Executor, metrics: NodeMetrics, origin: str = "local"):
         self.inner = inner
         self.metrics = metrics
         self.origin = origin
-
-    @property  # type: ignore[override]
-    def kind(self) -> str:  # type: ignore[override]
-        return self.inner.kind
-
-    def models(self) -> tuple[str, ...]:
-        return self.inner.models()
-
-    def load(self) -> LoadSnapshot:
-        return self.inner.load()
-
-    @property  # type: ignore[override]
-    def features(self) -> frozenset[str]:  # type: ignore[override]
-        return self.inner.features
-
-    def unsupported(self, request: GenerationRequest):
-        """The wrapped executor's answer (what it can honour; issue 14a)."""
-        return self.inner.unsupported(request)
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
     def __getattr__(self, name: str) -> Any:
         if name == "inner":  # not set yet (copy, pickle): no recursion

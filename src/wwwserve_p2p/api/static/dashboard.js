@@ -64,7 +64,9 @@
     }
     svg.dataset.points = String(all.length);
     const last = $(id + "-last");
-    last.textContent = lastText;
+    const top = all.length ? Math.max(...all.map((p) => p[1])) : 0;
+    const span = all.length ? Math.max(...all.map((p) => p[0])) - Math.min(...all.map((p) => p[0])) : 0;
+    last.textContent = `${lastText} · scale 0–${fmt(top, top < 1 ? 4 : 1)} over ${Math.round(span)} s`;
     last.dataset.value = JSON.stringify(lastValues);
   }
 
