@@ -51,6 +51,8 @@ class Libp2pConfig:
     reservation, ``relay_circuit_bytes`` bytes and ``relay_circuit_duration`` seconds per circuit
     (0: unlimited), reservations valid ``relay_reservation_ttl`` s. ``autonat_server``: answer
     AutoNAT dial-back requests. ``hole_punch``: upgrade relayed connections with DCUtR.
+    ``fast_negotiation``: open streams without py-libp2p's two negotiation round trips
+    (:class:`~wwwserve_p2p.net.libp2p.compat.FastMultiselectClient`).
     """
 
     listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
@@ -86,6 +88,7 @@ class Libp2pConfig:
     relay_reservation_ttl: float = 3600.0
     autonat_server: bool = True
     hole_punch: bool = True
+    fast_negotiation: bool = True
 
     def __post_init__(self) -> None:
         for name in ("listen", "bootstrap", "announce", "relays"):
@@ -124,7 +127,7 @@ class Libp2pConfig:
             raise ConfigError(f"net.dial_retries must be an integer in [0, 10], got {self.dial_retries!r}")
         if self.reachability not in ("auto", "public", "private"):
             raise ConfigError(f"net.reachability must be auto, public or private, got {self.reachability!r}")
-        for name in ("relay_service", "autonat_server", "hole_punch"):
+        for name in ("relay_service", "autonat_server", "hole_punch", "fast_negotiation"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"net.{name} must be true or false, got {getattr(self, name)!r}")
         for name in ("reachability_interval", "relay_reservation_ttl"):

@@ -34,7 +34,7 @@ from ...identity import Identity
 from ..base import GossipMessage, Overlay, Stream, StreamHandler, Validator
 from ..config import Libp2pConfig
 from .compat import (ConnectionLogger, cache_addrs, check_libp2p_version, configure_libp2p_logging,
-                     disable_auto_connector, protect_peerstore, remove_dial_delay)
+                     disable_auto_connector, fast_negotiation, protect_peerstore, remove_dial_delay)
 from .dht import Dht
 from .dialing import Dialer, parse_peer_id
 from .gossip import Gossip
@@ -66,6 +66,8 @@ class Libp2pOverlay(Overlay):
             addrs_factory=None if announce else _expand_wildcards,
         )
         cache_addrs(self._host)
+        if config.fast_negotiation and not fast_negotiation(self._host):
+            log.warning("could not install the fast stream negotiation (library changed?)")
         self._stats: Counter[str] = Counter()
         self._reach = Reach(self._host, config, self._stats)
         direct_addrs = self._host.get_addrs
