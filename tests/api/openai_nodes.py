@@ -3,9 +3,9 @@
 ``echo_network``: node ``a`` (front door, ``target_load = 0``: it offloads every request it
 can) and node ``b``, both serving the echo model ``echo``; requests sent to ``a`` run on ``b``
 through the overlay unless ``b`` declines them.
-``hf_node``: one node serving the tiny trained model ``shakespeare`` (from the
+``hf_network``: a node serving the tiny trained model ``shakespeare`` (from the
 ``data/test-quality-incentives`` cache that tests/test_quality_incentives.py fills: nano, 80
-steps; trained here on first use if it is missing).
+steps; trained here on first use if it is missing) and an echo front node that offloads to it.
 """
 
 from __future__ import annotations
@@ -58,13 +58,18 @@ def echo_network(workdir: Path) -> Iterator[list[NodeProcess]]:
 
 
 @contextmanager
-def hf_node(workdir: Path) -> Iterator[NodeProcess]:
-    """One node serving the tiny model as ``shakespeare`` (alone: everything runs locally)."""
+def hf_network(workdir: Path) -> Iterator[list[NodeProcess]]:
+    """``hf`` serving the tiny model as ``shakespeare`` (it runs its own requests locally) and
+    ``front``, an echo node serving only ``front``: its requests for ``shakespeare`` go to
+    ``hf`` through the overlay."""
     model_dir = tiny_model_dir()
-    nodes = start_network([_spec("hf", {"kind": "hf", "model_dir": str(model_dir),
-                                        "model_name": HF_MODEL, "capacity": 2, "threads": 1})],
-                          workdir, ready_timeout=120)
+    nodes = start_network([
+        _spec("hf", {"kind": "hf", "model_dir": str(model_dir), "model_name": HF_MODEL,
+                     "capacity": 2, "threads": 1}, {"max_delegated": 4}),
+        _spec("front", {"kind": "echo", "models": ["front"]}, {"target_load": 0.0}),
+    ], workdir, ready_timeout=180)
     try:
-        yield nodes[0]
+        wait_for_mesh(nodes, timeout=90)
+        yield nodes
     finally:
         stop_network(nodes)

@@ -14,7 +14,7 @@ import openai
 import pytest
 import trio
 
-from openai_nodes import HF_MODEL, hf_node, tiny_model_dir
+from openai_nodes import HF_MODEL, hf_network, tiny_model_dir
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]  # a node process + the trained model (cached; minutes to train on first use)
 
@@ -22,9 +22,14 @@ PROMPT = "ROMEO:\nWhat light through yonder window"
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    with hf_node(tmp_path_factory.mktemp("openai-hf")) as n:
-        yield n
+def net(tmp_path_factory):
+    with hf_network(tmp_path_factory.mktemp("openai-hf")) as nodes:
+        yield nodes
+
+
+@pytest.fixture(scope="module")
+def node(net):
+    return net[0]
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +145,30 @@ def test_long_prompt_cut_is_reported(client, executor):
     assert body["usage"]["prompt_tokens"] == n  # every token of the prompt as given
     dropped = body["x_wwwserve"]["prompt_tokens_dropped"]
     assert dropped == n - (executor.trained_context - 4) > 0
+
+
+# ------------------------------------------------------------------ through the overlay
+
+def test_offloaded_requests_keep_their_parameters(net, client):
+    """The same requests sent to ``front`` (which does not serve the model) run on ``hf``
+    through the overlay and give the same answers as on ``hf`` directly: token-ID prompt,
+    penalties, logit bias, echo + logprobs with max_tokens=0, chat top_logprobs."""
+    hf, front = net
+    with openai.OpenAI(base_url=front.api_url + "/v1", api_key="x", max_retries=0, timeout=60) as fc:
+        for kw in ({"prompt": [5, 17, 42, 99], "max_tokens": 8, "temperature": 0,
+                    "frequency_penalty": 1.5, "presence_penalty": 0.5, "logit_bias": {"17": 4}},
+                   {"prompt": PROMPT, "max_tokens": 0, "echo": True, "logprobs": 2}):
+            raw = fc.completions.with_raw_response.create(model=HF_MODEL, **kw)
+            assert raw.headers["x-wwwserve-executor"] == hf.peer_id
+            via, direct = raw.parse().choices[0], client.completions.create(model=HF_MODEL, **kw).choices[0]
+            assert via.text == direct.text
+            assert (via.logprobs and via.logprobs.token_logprobs) == (direct.logprobs and direct.logprobs.token_logprobs)
+        chat = {"messages": [{"role": "user", "content": "Speak."}], "max_tokens": 4,
+                "temperature": 0, "logprobs": True, "top_logprobs": 2}
+        via = fc.chat.completions.create(model=HF_MODEL, **chat).choices[0].logprobs.content
+        direct = client.chat.completions.create(model=HF_MODEL, **chat).choices[0].logprobs.content
+        assert [(t.token, t.logprob, len(t.top_logprobs)) for t in via] == \
+            [(t.token, t.logprob, len(t.top_logprobs)) for t in direct]
 
 
 # ------------------------------------------------------------------ lm-evaluation-harness
