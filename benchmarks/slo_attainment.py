@@ -786,6 +786,109 @@ def run_network(label: str, specs, reqs: list[Req], ts: float, args: argparse.Na
     return out
 
 
+def run_virtual(label: str, plan: SettingPlan, strategy: str, args: argparse.Namespace, rep: int,
+                bar: Progressbar) -> dict[str, Any]:
+    """One run of ``strategy`` on ``plan`` in virtual time: the same node code (policy, status
+    gossip, delegation protocol, ledger, the simulated GPUs) in one process on the in-memory
+    overlay under trio's MockClock, so the host's CPU never shapes the result. Times are model
+    seconds (time scale 1). The centralized dispatcher reads every executor's load directly
+    (in-flight counts and KV usage, always fresh). ``rep`` varies the nodes' seeds."""
+    import trio.testing
+    from contextlib import aclosing
+
+    from wwwserve_p2p.config import NodeConfig, StatusSection
+    from wwwserve_p2p.core.ledger import Genesis, LedgerParams
+    from wwwserve_p2p.core.policy import OffloadPolicy
+    from wwwserve_p2p.core.types import GenerationRequest
+    from wwwserve_p2p.executors import create_executor
+    from wwwserve_p2p.testing.swarm import open_swarm, swarm_identity
+
+    n = len(plan.kinds)
+    pol = policy_for(strategy, args.policy if strategy in SELECTION else {})
+    configs = [NodeConfig(policy=OffloadPolicy(**pol), status=StatusSection(interval=args.status_interval))
+               for _ in range(n)]
+    genesis = Genesis(f"slo-virtual-{args.seed}-{rep}", LedgerParams(),
+                      tuple((swarm_identity(rep, i).peer_id, 1000 * 1_000_000) for i in range(n)))
+    records: list[dict[str, Any]] = []
+    cpu0, w0 = harness.proc_cpu_seconds(), time.monotonic()
+
+    async def main() -> None:
+        exs = []
+        for i, kd in enumerate(plan.kinds):
+            opts = executor_table(kd, args.seed * 1000 + i + 7919 * rep, 1.0, args.max_batch)
+            opts.pop("kind")
+            exs.append(create_executor("simulated", opts))
+        async with open_swarm(exs, configs=configs, genesis=genesis, seed=rep, latency=0.0005) as swarm:
+            nodes = swarm.nodes
+            ids = [nd.peer_id for nd in nodes]
+            if strategy in SELECTION:  # stakes visible everywhere before the first request
+                want = int(pol.get("stake", OffloadPolicy().stake))
+                await swarm.wait_until(lambda: all(nd.ledger_service.stake_of(p) == want for nd in nodes
+                                                   for p in ids if p != nd.peer_id), timeout=120)
+            inflight = [0] * n
+
+            def choose(src: int) -> int:
+                def load(i: int) -> float:
+                    ld = exs[i].load()
+                    return max(inflight[i] / max(1, ld.capacity), ld.kv_usage)
+                if load(src) < CENTRAL_KEEP_BELOW:
+                    return src
+                return min(range(n), key=lambda i: (load(i), i != src, i))
+
+            async def one(k: int, r: Req, rec: dict[str, Any], target: int, t_arr: float) -> None:
+                words = r.prompt
+                request = GenerationRequest(f"v{rep}-{k}", MODEL_NAME, prompt=_WORDS[: 2 * words - 1] if words <= 20000
+                                            else "w " * words, max_tokens=r.output, temperature=0.0)
+                tokens = 0
+                try:
+                    async with aclosing(nodes[target].generate(request)) as gen:
+                        async for rc in gen:
+                            if "ttft" not in rec and rc.chunk.text:
+                                rec["ttft"] = trio.current_time() - t_arr
+                            if rc.chunk.is_final:
+                                rec["executor"] = rc.executor
+                                tokens = rc.chunk.usage.completion_tokens if rc.chunk.usage else 0
+                    if tokens != r.output or "ttft" not in rec:
+                        raise RuntimeError(f"incomplete answer: {tokens} of {r.output} tokens")
+                    rec["ok"] = True
+                except Exception as exc:  # an error is an SLO miss, reported
+                    rec["ok"] = False
+                    rec["error"] = f"{type(exc).__name__}: {exc}"[:300]
+                finally:
+                    inflight[target] -= 1
+                rec["latency"] = trio.current_time() - t_arr
+                bar.done(rec)
+
+            t0 = trio.current_time() + 0.5
+            async with trio.open_nursery() as nursery:
+                for k, r in enumerate(plan.requests):
+                    await trio.sleep_until(t0 + r.arrival)
+                    target = choose(r.src) if strategy == "centralized" else r.src
+                    inflight[target] += 1
+                    rec = {"src": r.src, "target": target, "arrival": r.arrival, "prompt": r.prompt,
+                           "output": r.output, "lag": 0.0}
+                    records.append(rec)
+                    nursery.start_soon(one, k, r, rec, target, trio.current_time())
+            stats = [nd.stats for nd in nodes]
+            late = [getattr(nd.requester, "late", {}) for nd in nodes]
+            records.append({"_stats": [(st.offloaded, st.accepted_for_others, st.redispatched, st.served_local)
+                                       for st in stats], "_late": late, "_ids": ids})
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    meta = records.pop()
+    wall = time.monotonic() - w0
+    cpu = {"node_cpu_s": 0.0, "client_cpu_s": harness.proc_cpu_seconds() - cpu0, "loadavg_1m": os.getloadavg()[0]}
+    cpu["host_cpu_util"] = cpu["client_cpu_s"] / (wall * (os.cpu_count() or 1))
+    ids = meta["_ids"]
+    statuses = [{"stats": {"offloaded": o, "accepted_for_others": a, "redispatched": rd, "served_local": sl}}
+                for o, a, rd, sl in meta["_stats"]]
+    summary = summarize_run(records, 1.0, wall, cpu, statuses, ids)
+    summary["per_node"] = [s["stats"] for s in statuses]
+    late = {k: sum(d.get(k, 0) for d in meta["_late"]) for k in ("reoffers", "reoffer_won", "waited_local", "withdrawn")}
+    summary.update({f"late_{k}": v for k, v in late.items()})
+    return {"summary": summary, "records": [compact(r, 1.0) for r in records]}
+
+
 def curves(runs: dict[str, list[dict]], key: str) -> tuple[list[float], dict[str, list[float]]]:
     """The setting's threshold grid (0 .. pooled p95 of ``key`` over all strategies) and each
     strategy's attainment at every threshold (median over repeats)."""
@@ -894,8 +997,12 @@ def mode_slo(args: argparse.Namespace, trace) -> dict[str, Any]:
                     specs = [node_spec(i, f"n{i}", kd, strategy, args, plan.time_scale)
                              for i, kd in enumerate(plan.kinds)]
                     label = f"{plan.name}/{strategy}" + (f"/r{rep}" if args.repeats > 1 else "")
-                    run = run_network(label, specs, plan.requests, plan.time_scale, args, bar,
-                                      centralized=strategy == "centralized")
+                    if args.virtual:
+                        bar.describe(label)
+                        run = run_virtual(label, plan, strategy, args, rep, bar)
+                    else:
+                        run = run_network(label, specs, plan.requests, plan.time_scale, args, bar,
+                                          centralized=strategy == "centralized")
                     runs[strategy].append(run)
                     s = run["summary"]
                     bar.log(f"  {label}: mean {s['latency_mean_s']:.2f} s, p99 {s['latency_p99_s']:.2f} s, "
@@ -1287,6 +1394,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sweep", action="store_true", help="Fig. 7: stake / accept_frequency / offload_frequency sweeps")
     p.add_argument("--sweep-source-factor", type=float, default=2.5,
                    help="sweep: the source's rate as a multiple of one node's capacity (default 2.5)")
+    p.add_argument("--virtual", action="store_true",
+                   help="run every strategy in one process in virtual time (MockClock, in-memory overlay, "
+                        "same node code and simulated GPUs): no host-CPU effects; times are model seconds")
     p.add_argument("--quick", action="store_true",
                    help="CI size (< 3 min on 2 cores): 3 nodes, fluctuating setting only, 15 s of arrivals per run")
     p.add_argument("--keep-logs", action="store_true", help="copy node logs to <out>/logs/")
