@@ -87,7 +87,7 @@ PROBE_BYTES, OFFER_BYTES, COMMIT_BYTES, TOKEN_BYTES = 600, 120, 400, 60
 PROBE_CPU_S = 0.0005
 #: simulated seconds after the last arrival during which requests still complete (periodic
 #: status and sweeps stop at half of it); requests unfinished by then count as failed
-DRAIN_S = 120.0
+DRAIN_S = 40.0
 #: peers tracked per node (partial view) unless SimConfig.view says otherwise
 DEFAULT_VIEW = 16
 
