@@ -641,10 +641,10 @@ class HFExecutor(Executor):
                     prompt_ids = ids if not continuation else await trio.to_thread.run_sync(
                         self._encode, request, "")
                     lps += await trio.to_thread.run_sync(self.prompt_logprobs, prompt_ids, k)
-                if max_new == 0:
-                    final = GenerationChunk(echo_text, FINISH_LENGTH,
-                                            Usage(prompt_tokens=n_prompt), take())
-            if max_new > 0:
+            if max_new == 0:  # only the echo (or nothing, if it was already delivered)
+                final = GenerationChunk(echo_text if do_echo else "", FINISH_LENGTH,
+                                        Usage(prompt_tokens=n_prompt), take())
+            else:
                 if do_echo:
                     yield GenerationChunk(echo_text, logprobs=take())
                 st, dropped = await trio.to_thread.run_sync(self._prepare, request, max_new, ids)
