@@ -441,7 +441,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     opts = DemoOptions(nodes=args.nodes, requests=args.requests, rate=args.rate, out_dir=Path(args.out),
                        data_dir=Path(args.data_dir), corpus=find_corpus(args.corpus),
                        questions=Path(args.questions) if args.questions else None,
-                       max_tokens=args.max_tokens, executor=args.executor, seed=args.seed)
+                       max_tokens=args.max_tokens, executor=args.executor, seed=args.seed, slo=args.slo,
+                       alone=not args.no_alone)
     return run_demo(opts)
 
 
@@ -571,6 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--corpus", help="tinyshakespeare input.txt (default: ../shared/data/...)")
     d.add_argument("--questions", help="MT-bench question.jsonl (default: ../shared/data/mt-bench/question.jsonl)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    d.add_argument("--slo", type=float, default=None,
+                   help="latency SLO in s for the side-by-side table (default: 3 x node 0's fastest answer alone)")
+    d.add_argument("--no-alone", action="store_true", help="skip the node-0-alone run (no side-by-side table)")
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -1,13 +1,16 @@
 """``wwwserve demo``: a small local WWW.Serve network serving real prompts.
 
-Starts N node processes on 127.0.0.1 (node 0 = the entry node, a small model with room for
-one request at a time; others: two model sizes, one deliberately slow), sends MT-bench
-questions to node 0 through the official ``openai`` client at a rate node 0 cannot sustain
-alone, and reports who served what: a table per node and ``results.json`` in the output dir.
+Sends MT-bench questions through the official ``openai`` client, at a rate node 0 cannot
+sustain alone, twice: first to node 0 running alone (one node process, no peers), then to node 0
+of an N-node network on 127.0.0.1 (node 0 = the entry node, a small model with room for one
+request at a time; others: two model sizes, one deliberately slow). It prints both side by side
+(latency and TTFT p50/p95, SLO attainment at a stated SLO: latency <= 3 x node 0's fastest answer
+alone, or ``slo``), a table per node of the network run, and writes ``results.json``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import sys
@@ -42,6 +45,10 @@ class DemoOptions:
     max_tokens: int = 128
     executor: str = "hf"
     seed: int = 0
+    #: end-to-end latency SLO in s (None: 3 x node 0's fastest answer when alone)
+    slo: float | None = None
+    #: run node 0 alone first, for the side-by-side comparison
+    alone: bool = True
 
 
 def node_specs(opts: DemoOptions, model_paths: dict[str, Path]) -> list[NodeSpec]:
@@ -108,19 +115,30 @@ def run_demo(opts: DemoOptions) -> int:
     """Run the demo; returns a process exit code (0 if every request got an answer)."""
     import openai
 
-    con = Console(width=None if sys.stdout.isatty() else 150)
+    con = Console(width=min(100, Console().width) if sys.stdout.isatty() else 100)
     questions_path = opts.questions or (opts.corpus.parents[1] / "mt-bench" / "question.jsonl"
                                         if opts.corpus else Path("../shared/data/mt-bench/question.jsonl"))
     questions = load_questions(questions_path, opts.requests)
     model_paths: dict[str, Path] = {}
     if opts.executor == "hf":
         from .executors.training import ensure_models
-        con.print("[bold]1/4[/bold] models: training or loading the cached tinyshakespeare models")
+        con.print("[bold]1/5[/bold] models: training or loading the cached tinyshakespeare models")
         model_paths = ensure_models(opts.data_dir, sizes=("tiny", "small"), corpus=opts.corpus, progress=True)
     specs = node_specs(opts, model_paths)
     out = opts.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    con.print(f"[bold]2/4[/bold] starting {len(specs)} node processes on 127.0.0.1 (logs in {out}/nodes/*/node.log)")
+    alone: list[dict[str, Any]] = []
+    if opts.alone:
+        solo = copy.deepcopy(specs[0])
+        write_network_genesis([solo], out / "alone", f"wwwserve-demo-{opts.seed}-alone", credits=100)
+        con.print(f"[bold]2/5[/bold] node 0 alone ({solo.description}): {len(questions)} questions at "
+                  f"{opts.rate:g} req/s (logs in {out}/alone/*/node.log)")
+        solo_nodes = start_network([solo], out / "alone")
+        try:
+            alone = _drive(solo_nodes[0], questions, opts, openai)
+        finally:
+            stop_network(solo_nodes)
+    con.print(f"[bold]3/5[/bold] starting {len(specs)} node processes on 127.0.0.1 (logs in {out}/nodes/*/node.log)")
     genesis = write_network_genesis(specs, out / "nodes", f"wwwserve-demo-{opts.seed}", credits=100)
     con.print(f"    genesis {genesis}: 100 credits to each node")
     t_start = time.monotonic()
@@ -132,7 +150,7 @@ def run_demo(opts: DemoOptions) -> int:
         for n in nodes:
             con.print(f"    {n.name:<8} {n.peer_id}  {n.api_url}  {n.spec.description}")
         entry = nodes[0]
-        con.print(f"[bold]3/4[/bold] sending {len(questions)} MT-bench questions to {entry.name} "
+        con.print(f"[bold]4/5[/bold] sending {len(questions)} MT-bench questions to {entry.name} "
                   f"({entry.api_url}/v1) at {opts.rate:g} req/s, max_tokens={opts.max_tokens}")
         records = _drive(entry, questions, opts, openai)
         try:
@@ -143,7 +161,7 @@ def run_demo(opts: DemoOptions) -> int:
         statuses = {n.name: n.status() for n in nodes}
     finally:
         stop_network(nodes)
-    return _report(con, nodes, statuses, records, opts, out)
+    return _report(con, nodes, statuses, records, opts, out, alone)
 
 
 def _drive(entry: NodeProcess, questions, opts: DemoOptions, openai) -> list[dict[str, Any]]:
@@ -175,13 +193,55 @@ def _drive(entry: NodeProcess, questions, opts: DemoOptions, openai) -> list[dic
     return records
 
 
-def _report(con: Console, nodes: list[NodeProcess], statuses: dict, records, opts: DemoOptions, out: Path) -> int:
+def _side_stats(records: list[dict[str, Any]], slo: float) -> dict[str, Any]:
+    """Answered, latency and TTFT p50/p95 (s), and the share of all requests (errors count as
+    misses) answered within ``slo`` seconds."""
+    ok = [r for r in records if r["ok"]]
+    lat = [r["latency_s"] for r in ok]
+    ttft = [r["ttft_s"] for r in ok if "ttft_s" in r]
+    return {"requests": len(records), "ok": len(ok),
+            "latency_p50_s": percentile(lat, 50), "latency_p95_s": percentile(lat, 95),
+            "ttft_p50_s": percentile(ttft, 50), "ttft_p95_s": percentile(ttft, 95),
+            "slo_attainment": sum(1 for x in lat if x <= slo) / len(records) if records else float("nan")}
+
+
+def side_by_side(alone: list[dict[str, Any]], network: list[dict[str, Any]], slo: float | None) -> dict[str, Any]:
+    """The headline: node 0's users served by node 0 alone vs by the network. ``slo`` None:
+    3 x the fastest answer node 0 gave alone (its unloaded latency). Returns the SLO, both
+    sides' :func:`_side_stats` and ``p50_ratio`` = network p50 / alone p50."""
+    if slo is None:
+        fastest = min((r["latency_s"] for r in alone if r["ok"]), default=None)
+        slo = 3 * fastest if fastest else 10.0
+    a, n = _side_stats(alone, slo), _side_stats(network, slo)
+    ratio = n["latency_p50_s"] / a["latency_p50_s"] if a["latency_p50_s"] and a["latency_p50_s"] == a["latency_p50_s"] \
+        else float("nan")
+    return {"slo_s": slo, "alone": a, "network": n, "p50_ratio": ratio}
+
+
+def _print_side_by_side(con: Console, cmp: dict[str, Any]) -> None:
+    table = Table(title=f"node 0's users: node 0 alone vs the network (SLO: latency <= {cmp['slo_s']:.2f} s)")
+    for col in ("", "node 0 alone", "network", "network / alone"):
+        table.add_column(col, justify="left" if not col else "right")
+    a, n = cmp["alone"], cmp["network"]
+    f = lambda x: "-" if x is None or x != x else f"{x:.2f}"  # noqa: E731
+    for label, key in (("latency p50 (s)", "latency_p50_s"), ("latency p95 (s)", "latency_p95_s"),
+                       ("TTFT p50 (s)", "ttft_p50_s"), ("TTFT p95 (s)", "ttft_p95_s")):
+        r = n[key] / a[key] if a[key] and a[key] == a[key] and n[key] == n[key] else float("nan")
+        table.add_row(label, f(a[key]), f(n[key]), f"{r:.2f}x" if r == r else "-")
+    table.add_row("SLO attainment", f"{a['slo_attainment']:.1%}", f"{n['slo_attainment']:.1%}",
+                  f"{n['slo_attainment'] - a['slo_attainment']:+.1%}")
+    table.add_row("answered", f"{a['ok']}/{a['requests']}", f"{n['ok']}/{n['requests']}", "")
+    con.print(table)
+    con.print(f"    network p50 latency = {cmp['p50_ratio']:.2f} x node 0 alone")
+
+
+def _report(con: Console, nodes: list[NodeProcess], statuses: dict, records, opts: DemoOptions, out: Path,
+            alone: list[dict[str, Any]] | None = None) -> int:
     by_peer = {n.peer_id: n.name for n in nodes}
-    table = Table(title="per node")
-    for col in ("node", "executor", "served locally", "offloaded", "accepted for others",
-                "answers executed", "latency p50 (s)", "latency p95 (s)", "credits earned", "credits spent",
-                "balance", "stake"):
-        table.add_column(col, justify="left" if col in ("node", "executor") else "right")
+    table = Table(title="per node (network run; credits in the last four columns)")
+    for col in ("node", "local", "offloaded", "for others", "executed", "p50 (s)", "p95 (s)", "earned",
+                "spent", "balance", "stake"):
+        table.add_column(col, justify="left" if col == "node" else "right")
     per_node = {}
     for n in nodes:
         st = statuses[n.name]["stats"]
@@ -196,10 +256,10 @@ def _report(con: Console, nodes: list[NodeProcess], statuses: dict, records, opt
                "balance": me["balance"] / 1e6, "stake": me["stake"] / 1e6, "ledger_state": me["state_hash"]}
         per_node[n.name] = row
         f = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
-        table.add_row(n.name, n.spec.description, str(row["served_locally"]), str(row["offloaded"]),
+        table.add_row(n.name, str(row["served_locally"]), str(row["offloaded"]),
                       str(row["accepted_for_others"]), str(len(lat)), f(row["latency_p50_s"]),
-                      f(row["latency_p95_s"]), f"{row['credits_earned']:.4f}", f"{row['credits_spent']:.4f}",
-                      f"{row['balance']:.4f}", f"{row['stake']:.4f}")
+                      f(row["latency_p95_s"]), f"{row['credits_earned']:.3f}", f"{row['credits_spent']:.3f}",
+                      f"{row['balance']:.2f}", f"{row['stake']:.2f}")
     ok = [r for r in records if r["ok"]]
     lat = [r["latency_s"] for r in ok]
     ttft = [r["ttft_s"] for r in ok if "ttft_s" in r]
@@ -208,7 +268,13 @@ def _report(con: Console, nodes: list[NodeProcess], statuses: dict, records, opt
                "ttft_p50_s": percentile(ttft, 50), "ttft_p95_s": percentile(ttft, 95),
                "executed_by": {by_peer.get(p, p): sum(1 for r in ok if r.get("executor") == p)
                                for p in sorted({r.get("executor") for r in ok}, key=str)}}
-    con.print("[bold]4/4[/bold] results")
+    con.print("[bold]5/5[/bold] results")
+    cmp = side_by_side(alone, records, opts.slo) if alone else None
+    if cmp is not None:
+        _print_side_by_side(con, cmp)
+        summary["side_by_side"] = cmp
+    for n in nodes:
+        con.print(f"    {n.name:<8} {n.spec.description}")
     con.print(table)
     hashes = {row["ledger_state"] for row in per_node.values()}
     con.print(f"    ledger: {'every node holds the same state ' + next(iter(hashes))[:16] if len(hashes) == 1 else 'nodes disagree: ' + ', '.join(h[:12] for h in hashes)}"
@@ -225,7 +291,8 @@ def _report(con: Console, nodes: list[NodeProcess], statuses: dict, records, opt
         if not r["ok"]:
             con.print(f"    [red]error[/red] question {r['question_id']}: {r['error']}")
     result = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
-              "summary": summary, "nodes": per_node, "requests": sorted(records, key=lambda r: r["question_id"])}
+              "summary": summary, "nodes": per_node, "requests": sorted(records, key=lambda r: r["question_id"]),
+              "alone_requests": sorted(alone or [], key=lambda r: r["question_id"])}
     path = out / "results.json"
     path.write_text(json.dumps(result, indent=2))
     con.print(f"    wrote {path}")
