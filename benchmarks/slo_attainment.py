@@ -787,12 +787,13 @@ def run_network(label: str, specs, reqs: list[Req], ts: float, args: argparse.Na
 
 
 def run_virtual(label: str, plan: SettingPlan, strategy: str, args: argparse.Namespace, rep: int,
-                bar: Progressbar) -> dict[str, Any]:
+                bar: Progressbar, node_policies: list[dict[str, Any] | None] | None = None) -> dict[str, Any]:
     """One run of ``strategy`` on ``plan`` in virtual time: the same node code (policy, status
     gossip, delegation protocol, ledger, the simulated GPUs) in one process on the in-memory
     overlay under trio's MockClock, so the host's CPU never shapes the result. Times are model
     seconds (time scale 1). The centralized dispatcher reads every executor's load directly
-    (in-flight counts and KV usage, always fresh). ``rep`` varies the nodes' seeds."""
+    (in-flight counts and KV usage, always fresh). ``rep`` varies the nodes' seeds;
+    ``node_policies[i]`` overrides node i's policy keys (sweeps)."""
     import trio.testing
     from contextlib import aclosing
 
@@ -805,8 +806,9 @@ def run_virtual(label: str, plan: SettingPlan, strategy: str, args: argparse.Nam
 
     n = len(plan.kinds)
     pol = policy_for(strategy, args.policy if strategy in SELECTION else {})
-    configs = [NodeConfig(policy=OffloadPolicy(**pol), status=StatusSection(interval=args.status_interval))
-               for _ in range(n)]
+    pols = [{**pol, **((node_policies or [None] * n)[i] or {})} for i in range(n)]
+    configs = [NodeConfig(policy=OffloadPolicy(**pols[i]), status=StatusSection(interval=args.status_interval))
+               for i in range(n)]
     genesis = Genesis(f"slo-virtual-{args.seed}-{rep}", LedgerParams(),
                       tuple((swarm_identity(rep, i).peer_id, 1000 * 1_000_000) for i in range(n)))
     records: list[dict[str, Any]] = []
@@ -822,9 +824,10 @@ def run_virtual(label: str, plan: SettingPlan, strategy: str, args: argparse.Nam
             nodes = swarm.nodes
             ids = [nd.peer_id for nd in nodes]
             if strategy in SELECTION:  # stakes visible everywhere before the first request
-                want = int(pol.get("stake", OffloadPolicy().stake))
-                await swarm.wait_until(lambda: all(nd.ledger_service.stake_of(p) == want for nd in nodes
-                                                   for p in ids if p != nd.peer_id), timeout=120)
+                want = {ids[i]: int(pols[i].get("stake", OffloadPolicy().stake)) if pols[i].get("participate", True)
+                        else 0 for i in range(n)}
+                await swarm.wait_until(lambda: all(nd.ledger_service.stake_of(p) == w for nd in nodes
+                                                   for p, w in want.items() if p != nd.peer_id), timeout=300)
             inflight = [0] * n
 
             def choose(src: int) -> int:
@@ -1153,7 +1156,13 @@ def mode_sweep(args: argparse.Namespace, trace) -> dict[str, Any]:
                 ("accept", "accept_frequency", accepts, lambda v: {"accept_frequency": v}, None)):
             specs = [node_spec(0, "src", kind, "wwwserve", args, ts, src_pol)]
             specs += [node_spec(i + 1, f"x{i + 1}", kind, "wwwserve", args, ts, pol(v)) for i, v in enumerate(values)]
-            run = run_network(f"sweep/{key}", specs, src_reqs, ts, args, bar, sample_delegated=True)
+            if args.virtual:
+                vplan = SettingPlan(f"sweep-{key}", [kind] * (1 + len(values)), src_reqs, dur, 1.0, "", {})
+                run = run_virtual(f"sweep/{key}", vplan, "wwwserve", args, 0, bar,
+                                  [src_pol] + [pol(v) for v in values])
+                run["samples"] = []
+            else:
+                run = run_network(f"sweep/{key}", specs, src_reqs, ts, args, bar, sample_delegated=True)
             s = run["summary"]
             samples = [row[1:] for row in run["samples"]]
             out[key] = {"parameter": name, "values": values, "source_policy": src_pol or {},
@@ -1168,8 +1177,12 @@ def mode_sweep(args: argparse.Namespace, trace) -> dict[str, Any]:
         for f in offloads:
             specs = [node_spec(i, f"n{i}", kd, "wwwserve", args, plan.time_scale, {"offload_frequency": f})
                      for i, kd in enumerate(plan.kinds)]
-            runs[f"offload_frequency={f:g}"] = [run_network(f"sweep/offload={f:g}", specs, plan.requests,
-                                                            plan.time_scale, args, bar)]
+            if args.virtual:
+                runs[f"offload_frequency={f:g}"] = [run_virtual(f"sweep/offload={f:g}", plan, "wwwserve", args, 0, bar,
+                                                                [{"offload_frequency": f}] * len(plan.kinds))]
+            else:
+                runs[f"offload_frequency={f:g}"] = [run_network(f"sweep/offload={f:g}", specs, plan.requests,
+                                                                plan.time_scale, args, bar)]
         res = setting_result(plan, runs)
         out["offload"] = {"values": offloads, "thresholds_s": res["thresholds_s"], "attainment": res["attainment"],
                           "median_slo_s": res["median_slo_s"], "summary": res["summary"],
@@ -1313,8 +1326,8 @@ def report_sweep(res: dict, args: argparse.Namespace) -> tuple[list[str], dict[s
     for key in ("stake", "stake_probe1", "accept"):
         r = sw[key]
         extra = " (source probe_extra 0)" if key == "stake_probe1" else ""
-        for v, a, m in zip(r["values"], r["accepted"], r["mean_running"]):
-            lines.append(f"| {r['parameter']} = {v:g}{' units' if r['parameter'] == 'stake' else ''}{extra} | {a} | {m:.2f} |")
+        for v, a, m in zip(r["values"], r["accepted"], r["mean_running"] or [math.nan] * len(r["values"])):
+            lines.append(f"| {r['parameter']} = {v:g}{' units' if r['parameter'] == 'stake' else ''}{extra} | {a} | {fmt(m)} |")
     o = sw["offload"]
     lines += ["", f"Offload frequency ({o['description']}):", "",
               f"| offload_frequency | attain@SLO ({o['median_slo_s']:.1f} s) | mean (s) | p99 (s) | offloaded |",
@@ -1337,12 +1350,14 @@ def plot_sweep(sw: dict, plt: Any) -> Any:
             r = sw[key]
             xs = [i + (j - (len(keys) - 1) / 2) * width for i in range(len(r["values"]))]
             label = "source probe_extra=0" if key == "stake_probe1" else "default policy (probe_extra=2)"
-            bars = ax.bar(xs, r["mean_running"], width, label=label)
+            heights = r["mean_running"] or r["accepted"]
+            bars = ax.bar(xs, heights, width, label=label)
             for b, a in zip(bars, r["accepted"]):
                 ax.text(b.get_x() + b.get_width() / 2, b.get_height(), str(a), ha="center", va="bottom", fontsize=7)
         ax.set_xticks(range(len(sw[keys[0]]["values"])), [f"{v:g}" for v in sw[keys[0]]["values"]])
         ax.set_xlabel(f"executor {sw[keys[0]]['parameter']}" + (" (units of 1 credit)" if keys[0] == "stake" else ""))
-        ax.set_ylabel("mean running delegated requests")
+        ax.set_ylabel("mean running delegated requests" if sw[keys[0]]["mean_running"] else
+                      "delegated requests accepted")
         ax.set_title("labels: delegated requests accepted", fontsize=8)
         ax.legend(fontsize=7)
         ax.grid(True, alpha=0.3, axis="y")
