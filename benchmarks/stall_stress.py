@@ -23,6 +23,7 @@ import argparse
 import concurrent.futures
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -80,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.nodes, args.requests = 4, 40
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))  # clean up children
     work = Path(tempfile.mkdtemp(prefix="stall-stress-", dir="/tmp"))
     specs = [spec("n0", ["front"], 0.0)] + [spec(f"n{i}", ["m"], args.delay) for i in range(1, args.nodes)]
     nodes = start_network(specs, work)
     hogs: list[subprocess.Popen] = []
     try:
-        wait_for_mesh(nodes, timeout=120)
+        wait_for_mesh([nodes[0]], timeout=180, expect=len(nodes) - 1)  # the requester sees every executor
         base = nodes[0].api_url + "/v1"
         for i in range(3):  # warm
             one_request(base, -1 - i)

@@ -323,16 +323,28 @@ class Reach:
     async def run(self, connect: Any) -> None:
         """Reachability checks and reservations, forever. ``connect(multiaddr)`` dials a peer."""
         next_check = 0.0
+        retry = 1.0
         while True:
             now = time.monotonic()
             if self._config.reachability == "auto" and now >= next_check:
+                if self._loopback_only():
+                    # a node on 127.0.0.1 only is reachable exactly by the processes on its host
+                    self.reachability = "public"
+                    return
                 determined = await self._check_reachability()
-                next_check = now + (self._config.reachability_interval if determined else 1.0)
+                if determined:
+                    next_check, retry = now + self._config.reachability_interval, 1.0
+                else:  # no server answered (yet): back off, 1 s doubling to 60 s
+                    next_check, retry = now + retry, min(60.0, retry * 2)
             if self.reachability == "private":
                 await self._keep_reservations(connect)
             self._changed = trio.Event()
             with trio.move_on_after(1.0):
                 await self._changed.wait()
+
+    def _loopback_only(self) -> bool:
+        addrs = [a for a in self.direct_addrs() if not is_circuit(a)]
+        return bool(addrs) and all(_is_loopback(a) for a in addrs)
 
     async def _check_reachability(self) -> bool:
         """Ask connected AutoNAT servers; True once one answered."""
