@@ -150,7 +150,10 @@ class LedgerSection:
     queued entries (claims, voids, stake changes) are sealed into a block; ``sync_interval``:
     anti-entropy with a random peer over ``/wwwserve/ledger-sync/1``; ``ticket_ttl``: how long a
     delegation ticket stays claimable; ``stake_interval``: how often the stake policy runs;
-    ``db``: SQLite file (default ``<data_dir>/ledger.sqlite``). Times in seconds."""
+    ``db``: SQLite file (default ``<data_dir>/ledger.sqlite``). Times in seconds.
+    ``claim_every`` / ``claim_interval``: an executor claims a payment channel's latest total
+    after this many served requests, or this many seconds after the first unclaimed one (one
+    ledger entry for many requests; ``claim_every = 1`` claims every request)."""
 
     genesis: str = ""
     block_interval: float = 1.0
@@ -158,11 +161,15 @@ class LedgerSection:
     ticket_ttl: float = 3600.0
     stake_interval: float = 2.0
     db: str = ""
+    claim_every: int = 64
+    claim_interval: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("block_interval", "sync_interval", "ticket_ttl", "stake_interval"):
+        for name in ("block_interval", "sync_interval", "ticket_ttl", "stake_interval", "claim_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"ledger.{name} must be > 0")
+        if not isinstance(self.claim_every, int) or self.claim_every < 1:
+            raise ConfigError("ledger.claim_every must be an integer >= 1")
 
 
 JUDGE_METHODS = ("auto", "likelihood", "llm", "none")

@@ -91,7 +91,13 @@ class Node:
             stake_target=self._stake_target, incarnation=incarnation, on_change=self.ledger_changed)
         self.tickets = TicketDesk(me, genesis.network_id, sign, runtime.clock, lambda: self.ledger,
                                   self.ledger_service.submit, self.metrics, incarnation=incarnation,
-                                  ticket_ttl_s=cfg.ledger.ticket_ttl)
+                                  ticket_ttl_s=cfg.ledger.ticket_ttl, targets=self.membership.alive_peers,
+                                  claim_every=cfg.ledger.claim_every, claim_interval_s=cfg.ledger.claim_interval)
+        # payment channels: the desk opens, claims and closes them on the ledger's tick, and
+        # answers "can this requester pay us" from its channels (issue 18)
+        self.ledger_service.tick_hooks.append(self.tickets.tick)
+        self.ledger_service.pays_us = self.tickets.can_pay_us
+        self.tickets.pull = self.ledger_service.request_pull
         # executor metrics (tokens, TTFT, TPOT) by origin: peers' work and our users' work
         self.delegation = DelegationServer(
             me, genesis.network_id, MeteredExecutor(executor, self.metrics, "peer"), cfg.policy, cfg.delegation, self.tickets, self.ledger_service, sign,

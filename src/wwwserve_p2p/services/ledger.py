@@ -135,6 +135,12 @@ class LedgerService:
         self._heads_cache: tuple[list[str], dict[str, tuple[int, str]], dict[str, EquivocationProof]] = ([], {}, {})
         self._heads_key = ""
         self._premature_added = trio.Event()
+        #: ``pays_us(requester, amount)``: the ticket desk's channel check (see :meth:`can_afford`)
+        self.pays_us: Callable[[str, int], bool] | None = None
+        #: called every ``min(1, stake_interval)`` s and when a peer joins (the desk's claims,
+        #: channel opens and closes)
+        self.tick_hooks: list[Callable[[], None]] = []
+        self._tick_now = trio.Event()
 
     # ------------------------------------------------------------ our own entries
     def submit(self, key: str, entry: Entry) -> None:
@@ -172,10 +178,23 @@ class LedgerService:
         return acc.in_debt or acc.equivocated
 
     def can_afford(self, peer_id: str, amount: int) -> bool:
-        """Whether ``peer_id`` can promise ``amount`` micro-credits more in our view (balance
-        minus ``amount`` not below ``-overdraft``, never equivocated)."""
+        """Whether ``peer_id`` can pay ``amount`` micro-credits more in our view (never when
+        equivocated). Another peer: it has a payment channel open toward us with that much
+        room (:attr:`pays_us`, the ticket desk's view; without one, its balance). We: our
+        balance covers it (we can lock it in a channel), or one of our channels still has room."""
         acc = self.ledger.account(peer_id)
-        return can_afford(acc.balance, amount, self.ledger.params.overdraft, acc.equivocated)
+        if acc.equivocated:
+            return False
+        if peer_id != self.me:
+            if self.pays_us is not None:
+                return self.pays_us(peer_id, amount)
+            return can_afford(acc.balance, amount, self.ledger.params.overdraft)
+        if can_afford(acc.balance, amount, self.ledger.params.overdraft):
+            return True
+        led = self.ledger
+        return any(info.deposit - led.channel_claimed(info.executor, cid)[1] >= amount
+                   for cid, info in led.channels_of(self.me).items()
+                   if not led.channel_closed(self.me, cid) and info.expires_ms > self.runtime.clock.wall_ms())
 
     def is_member(self, peer_id: str) -> bool:
         """Whether ``peer_id`` may make us store its blocks freely: a genesis allocation, stake,
@@ -236,6 +255,7 @@ class LedgerService:
             if ev.kind in ("joined", "rejoined", "recovered"):
                 self._joined_at[ev.peer_id] = now
                 self._peer_seen.set()
+                self._tick_now.set()
                 self.request_pull(ev.peer_id)
             elif ev.kind == "forgotten":
                 self._joined_at.pop(ev.peer_id, None)
@@ -614,6 +634,7 @@ class LedgerService:
             for _ in range(SYNC_WORKERS):
                 nursery.start_soon(self._sync_worker)
             nursery.start_soon(self._stake_loop)
+            nursery.start_soon(self._tick_loop)
             nursery.start_soon(self._premature_loop)
             task_status.started()
 
@@ -671,6 +692,19 @@ class LedgerService:
             tip = self.ledger.blocks(self.me, self.ledger.height(self.me))
             if tip:
                 await self._publish(tip[-1])
+
+    async def _tick_loop(self) -> None:
+        """Run :attr:`tick_hooks` every ``min(1, stake_interval)`` s and when a peer joins."""
+        interval = min(1.0, self.config.stake_interval)
+        while True:
+            with trio.move_on_after(interval):
+                await self._tick_now.wait()
+            self._tick_now = trio.Event()
+            for hook in self.tick_hooks:
+                try:
+                    hook()
+                except (StorageError, InvalidBlock) as exc:
+                    log.error("ledger tick hook failed: %s", exc)
 
     async def _stake_loop(self) -> None:
         """Move our stake toward the policy's target (fixed, or the paper's automatic one) and
