@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from openai_nodes import ECHO, echo_network
+from wwwserve_p2p.localnet import wait_for_mesh
 
 pytestmark = pytest.mark.real
 
@@ -51,19 +52,31 @@ def _rejected(node) -> float:
     return 0.0
 
 
+def _on_b(net, call):
+    """``call()`` (a ``with_raw_response`` request to a) until b executed it: on a loaded
+    machine b may look suspect to a for a moment and a then serves the request itself."""
+    a, b = net
+    for _ in range(8):
+        raw = call()
+        if raw.headers["x-wwwserve-executor"] == b.peer_id:
+            return raw
+        wait_for_mesh(net, timeout=30)
+    raise AssertionError("a never offloaded the request to b")
+
+
 # ------------------------------------------------------------------ honoured (effect shown)
 
-def test_chat_basics_run_on_the_peer(client, b):
-    raw = client.chat.completions.with_raw_response.create(model=ECHO, messages=MSG, max_tokens=3)
+def test_chat_basics_run_on_the_peer(client, net):
+    raw = _on_b(net, lambda: client.chat.completions.with_raw_response.create(
+        model=ECHO, messages=MSG, max_tokens=3))  # offloaded, parameters kept
     r = raw.parse()
-    assert raw.headers["x-wwwserve-executor"] == b.peer_id  # offloaded, parameters kept
     assert r.choices[0].message.content == "alpha beta gamma "  # max_tokens=3: cut
     assert r.choices[0].finish_reason == "length" and r.usage.completion_tokens == 3
     r = client.chat.completions.create(model=ECHO, messages=MSG, max_completion_tokens=2)
     assert r.choices[0].message.content == "alpha beta "
 
 
-def test_stop_cuts_before_the_stop_string(client, b):
+def test_stop_cuts_before_the_stop_string(client):
     r = client.chat.completions.create(model=ECHO, messages=MSG, stop=["gam", "zzz"])
     assert r.choices[0].message.content == "alpha beta " and r.choices[0].finish_reason == "stop"
     r = client.completions.create(model=ECHO, prompt="one two three", stop="two")
@@ -99,10 +112,9 @@ def test_several_prompts_one_choice_each(client):
     assert [c.text for c in r.choices] == ["p q", "p q", "r", "r"]
 
 
-def test_chat_logprobs_and_top_logprobs(client, b):
-    raw = client.chat.completions.with_raw_response.create(
-        model=ECHO, messages=MSG, logprobs=True, top_logprobs=1, max_tokens=2)
-    assert raw.headers["x-wwwserve-executor"] == b.peer_id
+def test_chat_logprobs_and_top_logprobs(client, net):
+    raw = _on_b(net, lambda: client.chat.completions.with_raw_response.create(
+        model=ECHO, messages=MSG, logprobs=True, top_logprobs=1, max_tokens=2))
     content = raw.parse().choices[0].logprobs.content
     assert [t.token for t in content] == ["alpha ", "beta "]
     assert all(t.logprob == 0.0 and [x.token for x in t.top_logprobs] == [t.token] for t in content)
@@ -117,10 +129,9 @@ def test_chat_logprobs_streamed(client):
     assert tokens == ["alpha ", "beta ", "gamma ", "delta"]
 
 
-def test_completion_echo_logprobs_and_max_tokens_zero(client, b):
-    raw = client.completions.with_raw_response.create(
-        model=ECHO, prompt="to be or", echo=True, logprobs=1, max_tokens=0)
-    assert raw.headers["x-wwwserve-executor"] == b.peer_id
+def test_completion_echo_logprobs_and_max_tokens_zero(client, net):
+    raw = _on_b(net, lambda: client.completions.with_raw_response.create(
+        model=ECHO, prompt="to be or", echo=True, logprobs=1, max_tokens=0))
     c = raw.parse().choices[0]
     assert c.text == "to be or"  # the prompt, nothing generated
     assert c.logprobs.tokens == ["to", "be", "or"]
@@ -228,16 +239,21 @@ def test_completion_parameter_refused_with_400(client, param, kwargs, words):
     ("frequency_penalty", {"frequency_penalty": -0.5}),
     ("logit_bias", {"logit_bias": {"12": 3}}),
 ])
-def test_what_the_echo_peer_cannot_honour_is_declined_then_refused(client, b, param, kwargs):
+def test_what_the_echo_peer_cannot_honour_is_declined_then_refused(client, net, param, kwargs):
     """``b``'s echo executor cannot apply penalties or a logit bias: it declines the probe
     (its ``rejected`` counter grows), ``a`` queues locally and its own echo executor refuses
-    with a 400 naming the parameter."""
-    before = _rejected(b)
-    with pytest.raises(openai.BadRequestError) as info:
-        client.chat.completions.create(model=ECHO, messages=MSG, **kwargs)
-    assert info.value.body["param"] == param
-    assert f"cannot honour '{param}'" in info.value.body["message"]
-    assert _rejected(b) >= before + 1
+    with a 400 naming the parameter (every time; b is probed whenever a sees it alive)."""
+    b = net[1]
+    for _ in range(8):
+        before = _rejected(b)
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(model=ECHO, messages=MSG, **kwargs)
+        assert info.value.body["param"] == param
+        assert f"cannot honour '{param}'" in info.value.body["message"]
+        if _rejected(b) >= before + 1:
+            return
+        wait_for_mesh(net, timeout=30)
+    raise AssertionError("b never saw (and declined) the probe")
 
 
 def test_token_id_prompt_refused_by_the_echo_executor(client):
