@@ -107,3 +107,57 @@ async def test_inbound_stream_limits_refuse_beyond_limit_and_idle_streams_close(
             st = a.statistics()
             assert st["streams_idle_closed"] >= 8 and st["streams_open"]["total"] == 0
             assert st["streams_idle_closed"] + st["streams_refused"]["peer_protocol"] == 20
+
+
+@pytest.mark.slow
+async def test_dht_provider_found_across_a_line_of_eight_hosts() -> None:
+    """Eight hosts in a line (each bootstraps only from the one before). The last finds the
+    provider record of a key only the first provides, 7 hops away: the lookups for the key
+    reach it because FIND_NODE for our record keys is answered now (the keys were 55+ bytes
+    of UTF-8, which py-libp2p's KAD server refused as "not a valid PeerId")."""
+    from contextlib import AsyncExitStack
+
+    from wwwserve_p2p.net.libp2p.dht import dht_key
+
+    key = "/wwwserve/0123456789abcdef0123456789abcdef/model/served-only-by-the-first"
+    assert len(key.encode()) > 50
+    async with AsyncExitStack() as stack:
+        line = [await stack.enter_async_context(open_libp2p_overlay(Identity.generate(), Libp2pConfig()))]
+        for _ in range(7):
+            cfg = Libp2pConfig(bootstrap=(line[-1].addrs()[0],), dht_timeout=10.0)
+            line.append(await stack.enter_async_context(open_libp2p_overlay(Identity.generate(), cfg)))
+        first, last = line[0], line[-1]
+        assert first.peer_id not in last.connected_peers()
+        await wait_until(lambda: all(o.statistics()["routing_table"] >= 1 for o in line), what="routing tables")
+        found: list[str] = []
+        stored_far: list[object] = []
+        neighbours = set(first.connected_peers())
+        with trio.fail_after(150):
+            while not stored_far or first.peer_id not in found:
+                # FIND_NODE lookups for the key, then ADD_PROVIDER to the closest hosts found: with
+                # the lookups refused, only hosts already in our routing table got the record
+                await first.provide(key)
+                stored_far = [o for o in line[1:] if o.peer_id not in neighbours
+                              and o._dht.kad.provider_store.get_providers(dht_key(key))]
+                found = await last.find_providers(key)
+        assert found == [first.peer_id]  # de-duplicated, never ourselves
+
+
+async def test_find_node_for_a_record_key_is_answered() -> None:
+    """The cause of "FIND_NODE key is not a valid PeerId": provide/find_providers look up the
+    peers closest to the *record key*, and py-libp2p's KAD server refuses FIND_NODE for keys
+    that are neither a multihash nor <= 50 bytes (ours were 55+ bytes of UTF-8). A-B-C in a
+    line: A's lookup for our (now multihash) key learns C from B's answer."""
+    from wwwserve_p2p.net.libp2p.dht import dht_key
+
+    key = "/wwwserve/0123456789abcdef0123456789abcdef/model/served-only-by-the-first"
+    async with open_libp2p_overlay(Identity.generate(), Libp2pConfig()) as c:
+        async with open_libp2p_overlay(Identity.generate(), Libp2pConfig(bootstrap=(c.addrs()[0],))) as b:
+            async with open_libp2p_overlay(Identity.generate(), Libp2pConfig(bootstrap=(b.addrs()[0],))) as a:
+                await wait_until(lambda: b._dht.kad.routing_table.peer_in_table(c._host.get_id()),
+                                 what="C in B's routing table")
+                routing = a._dht.kad.peer_routing
+                with trio.fail_after(20):
+                    while c._host.get_id() not in await routing._query_peer_for_closest(b._host.get_id(),
+                                                                                        dht_key(key)):
+                        await trio.sleep(0.2)

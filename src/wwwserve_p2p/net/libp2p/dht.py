@@ -3,6 +3,7 @@ the bootstrap / re-dial loop that keeps a node attached to the network."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Callable
@@ -22,14 +23,24 @@ log = logging.getLogger("wwwserve_p2p.net")
 
 
 def dht_key(key: str) -> bytes:
-    """Provider-record key bytes: UTF-8 of ``key`` (py-libp2p's ``KadDHT.provide(str)`` would
-    instead guess between CID, hex and UTF-8, so ``"beef"`` and ``b"\\xbe\\xef"`` collide).
+    """Provider-record key bytes: the SHA-256 multihash (``0x12 0x20`` + digest, 34 bytes) of
+    the UTF-8 of ``key``.
+
+    Why a multihash (issue 15): py-libp2p's KAD server answers FIND_NODE only for keys that
+    decode as a multihash or are at most 50 bytes long ("FIND_NODE key is not a valid
+    PeerId" otherwise, and the stream is reset). ``provide`` and ``find_providers`` start with
+    FIND_NODE lookups *for the record key itself*; our keys
+    (``/wwwserve/<network id>/model/<name>``, 55+ bytes of UTF-8) were refused by every peer,
+    so no record was ever stored anywhere but locally. A SHA-256 multihash is what libp2p
+    content keys (CIDs) are, fits ADD_PROVIDER's 80-byte limit, and spreads keys uniformly
+    over the Kademlia space. (Passing ``str`` to ``KadDHT.provide`` would instead guess
+    between CID, hex and UTF-8, so ``"beef"`` and ``b"\\xbe\\xef"`` would collide.)
 
     :raises OverlayError: ``key`` is not a non-empty string.
     """
     if not isinstance(key, str) or not key:
         raise OverlayError("a DHT key is a non-empty string, e.g. /wwwserve/model/<name>")
-    return key.encode("utf-8")
+    return b"\x12\x20" + hashlib.sha256(key.encode("utf-8")).digest()
 
 
 class Dht:
