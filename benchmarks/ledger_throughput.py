@@ -21,7 +21,14 @@
    restarted process' start until every peer holds its newest block (the one with that stake),
    and report p50/p99 over the kills. Target: <= 5 s.
 
-``--parts`` picks measurements (default all: ``apply,sync,heal,restart``).
+0. **entries per delegated request** (``channels``, this process): the same ``--channel-requests``
+   delegated requests paid with one Claim per request (the tickets of the session start) and
+   with payment channels (real ticket desks: OpenChannel, cumulative vouchers, a Claim per
+   ``ledger.claim_every`` requests, CloseChannel after expiry): entries, wire bytes and
+   decode + verify + apply time of a fresh replica, per 1,000 requests, and the ratios.
+   Target: >= 20x fewer entries.
+
+``--parts`` picks measurements (default all: ``channels,apply,sync,heal,restart``).
 
 Writes ``ledger_throughput.json``, ``.md`` (table) and ``.png`` to ``--out``.
 
@@ -50,7 +57,7 @@ from rich.table import Table
 from wwwserve_p2p.cli import setup_logging
 from wwwserve_p2p.config import ApiSection, LedgerSection, NetSection, NodeConfig, NodeSection, StatusSection
 from wwwserve_p2p.core.crypto import verify
-from wwwserve_p2p.core.ledger import Claim, Genesis, Ledger, Ticket, build_block
+from wwwserve_p2p.core.ledger import Claim, Genesis, Ledger, Stake, Ticket, build_block
 from wwwserve_p2p.executors.echo import EchoExecutor
 from wwwserve_p2p.identity import Identity
 from wwwserve_p2p.ledger_store import LedgerStore
@@ -105,6 +112,126 @@ def bench_apply(wire: list[bytes], genesis: Genesis, verified: bool) -> float:
         assert res.status == "applied", res
         n += len(blk.entries)
     return n / (time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------- 0. entries per delegated request
+
+class _BenchClock:
+    """A settable wall clock (ms) for the ticket desks."""
+
+    def __init__(self, ms: int):
+        self.ms = ms
+
+    def wall_ms(self) -> int:
+        return self.ms
+
+    def monotonic(self) -> float:
+        return self.ms / 1000
+
+
+def bench_channels(n_requests: int, pairs: int, per_block: int, claim_every: int) -> dict:
+    """Ledger cost of ``n_requests`` delegated requests spread over ``pairs`` requester ->
+    executor pairs, sealed ``per_block`` requests per block interval, in two ways on the same
+    requests: **tickets** (one Claim per request, what main did at session start) and
+    **channels** (real :class:`TicketDesk` objects: OpenChannel, cumulative vouchers, a Claim
+    per ``claim_every`` requests or at expiry, CloseChannel after it). For each: entries and
+    wire bytes per 1,000 requests, and the time a fresh replica takes to decode and fully
+    verify + apply every block (per 1,000 requests)."""
+    from wwwserve_p2p.core.ledger import MissingDependency  # noqa: F401  (the channel rules need it)
+    from wwwserve_p2p.core.types import GenerationRequest
+    from wwwserve_p2p.metrics import NodeMetrics
+    from wwwserve_p2p.services.tickets import TicketDesk
+
+    reqs = [ident(f"chan-req{i}") for i in range(pairs)]
+    exes = [ident(f"chan-exe{i}") for i in range(pairs)]
+    genesis = genesis_for([*reqs, *exes])
+    price = genesis.params.price
+    tokens = 32
+
+    def run(kind: str) -> dict:
+        clock = _BenchClock(1_700_000_000_000)
+        led = Ledger(genesis)
+        queues: dict[str, list] = {i.peer_id: [] for i in (*reqs, *exes)}
+        signers = {i.peer_id: i for i in (*reqs, *exes)}
+        wire: list[bytes] = []
+
+        def seal_all() -> None:
+            for pid, q in queues.items():
+                if not q:
+                    continue
+                ok, bad = led.validate_own(pid, clock.ms, q)
+                assert not bad, bad
+                blk = led.next_block(pid, clock.ms, ok, signers[pid].sign)
+                assert led.add_block(blk, verified=True).status == "applied"
+                wire.append(ledger_codec.encode_block(blk))
+                q.clear()
+
+        def submitter(pid: str):
+            return lambda key, entry: queues[pid].append(entry)
+
+        desks = {}
+        for ident_ in (*reqs, *exes):
+            pid = ident_.peer_id
+            desks[pid] = TicketDesk(pid, genesis.network_id, ident_.sign, clock, lambda: led, submitter(pid),
+                                    NodeMetrics(), incarnation=1, ticket_ttl_s=3600.0, claim_every=claim_every)
+        for r, e in zip(reqs, exes):
+            if kind == "channels":
+                desks[r.peer_id]._open_toward(e.peer_id, clock.ms)
+        seal_all()
+        clock.ms += 1_000
+        for i in range(n_requests):
+            r, e = reqs[i % pairs], exes[i % pairs]
+            req = GenerationRequest(f"b{i}", "m", prompt="x", max_tokens=64)
+            if kind == "tickets":
+                t = Ticket(genesis.network_id, f"b{i}", r.peer_id, e.peer_id, price(64), clock.ms + 3_600_000,
+                           issued_ms=clock.ms - 5_000).signed(r.sign)
+                queues[e.peer_id].append(Claim(t, hashlib.sha256(str(i).encode()).hexdigest(), price(tokens)))
+            else:
+                t = desks[r.peer_id].make(e.peer_id, req, 0)
+                assert t.channel, "no channel ready"
+                assert desks[e.peer_id].accept(t, r.peer_id, price(64)) == ""
+                desks[e.peer_id].claim(t, price(tokens), hashlib.sha256(str(i).encode()).hexdigest())
+                desks[r.peer_id].settle(t, tokens)
+            if (i + 1) % per_block == 0:
+                clock.ms += 1_000
+                seal_all()
+        if kind == "channels":
+            for d in desks.values():
+                d.flush_all()
+            seal_all()
+            # after the channels expire: executors' next blocks are the witnesses, requesters close
+            clock.ms += 3_600_000 + 1_000
+            for e in exes:
+                queues[e.peer_id].append(Stake(1))   # any later block of the executor (not counted below)
+            seal_all()
+            for r in reqs:
+                desks[r.peer_id]._close_expired(clock.ms, led)
+            seal_all()
+        else:
+            seal_all()
+        blocks = [ledger_codec.decode_block(w) for w in wire]
+        counted = [(b, w) for b, w in zip(blocks, wire)
+                   if not (kind == "channels" and all(type(x) is Stake for x in b.entries))]
+        entries = sum(len(b.entries) for b, _ in counted)
+        nbytes = sum(len(w) for _, w in counted)
+        t0 = time.perf_counter()
+        fresh = Ledger(genesis)
+        for w in wire:
+            assert fresh.add_block(ledger_codec.decode_block(w)).status == "applied"
+        verify_s = time.perf_counter() - t0
+        assert fresh.state_hash() == led.state_hash() and fresh.total_supply() == genesis.supply
+        paid = sum(fresh.account(e.peer_id).earned for e in exes)
+        k = 1000 / n_requests
+        return {"entries_per_1k": entries * k, "bytes_per_1k": nbytes * k, "verify_ms_per_1k": verify_s * 1000 * k,
+                "blocks": len(counted), "paid": paid, "locked_after": fresh.locked()}
+
+    out = {"requests": n_requests, "pairs": pairs, "per_block": per_block, "claim_every": claim_every,
+           "tickets": run("tickets"), "channels": run("channels")}
+    assert out["tickets"]["paid"] == out["channels"]["paid"] == n_requests * price(tokens)
+    out["entries_ratio"] = out["tickets"]["entries_per_1k"] / out["channels"]["entries_per_1k"]
+    out["bytes_ratio"] = out["tickets"]["bytes_per_1k"] / out["channels"]["bytes_per_1k"]
+    out["verify_ratio"] = out["tickets"]["verify_ms_per_1k"] / out["channels"]["verify_ms_per_1k"]
+    return out
 
 
 def bench_ed25519(signer: Identity, n: int) -> float:
@@ -319,6 +446,13 @@ def running_network(specs: list[NodeSpec], network: str, progress):
 def report(res: dict, out: Path) -> None:
     s = res["summary"]
     rows = []
+    if "entries_ratio" in s:
+        rows.append((f"ledger cost per 1,000 delegated requests ({s['channel_requests']:,} requests, 4 pairs)",
+                     f"{s['channels_entries_per_1k']:.1f} entries, {s['channels_bytes_per_1k'] / 1024:.1f} KiB, "
+                     f"verify {s['channels_verify_ms_per_1k']:.0f} ms (channels)", ">= 20x fewer entries",
+                     f"tickets: {s['tickets_entries_per_1k']:.0f} entries, {s['tickets_bytes_per_1k'] / 1024:.0f} KiB, "
+                     f"verify {s['tickets_verify_ms_per_1k']:.0f} ms; ratios: entries {s['entries_ratio']:.1f}x, "
+                     f"bytes {s['bytes_ratio']:.1f}x, verify {s['verify_ratio']:.1f}x"))
     if "apply_checked_eps" in s:
         rows.append(("verify + apply (claims, 1 core)", f"{s['apply_checked_eps']:,.0f} entries/s",
                      ">= 5,000 entries/s",
@@ -401,7 +535,9 @@ def main(argv=None) -> int:
     p.add_argument("--restart", type=int, default=20, help="seeded SIGKILL + restart cycles (default %(default)s; 0 skips)")
     p.add_argument("--restart-nodes", type=int, default=4, help="processes for the restart measurement (default %(default)s)")
     p.add_argument("--seed", type=int, default=18, help="seed of the kills (default %(default)s)")
-    p.add_argument("--parts", default="apply,sync,heal,restart", help="measurements to run (default %(default)s)")
+    p.add_argument("--parts", default="channels,apply,sync,heal,restart", help="measurements to run (default %(default)s)")
+    p.add_argument("--channel-requests", type=int, default=4000,
+                   help="delegated requests for the channels part (default %(default)s)")
     p.add_argument("--quick", action="store_true",
                    help="small run for CI: 4k/10k entries, 6 nodes, 1 repeat, 2 restarts")
     p.add_argument("--out", default="results/bench", help="output directory (default %(default)s)")
@@ -409,12 +545,13 @@ def main(argv=None) -> int:
     setup_logging("WARNING")
     if args.quick:
         args.apply_entries, args.sync_entries, args.nodes, args.repeats = 4000, 10_000, 6, 1
+        args.channel_requests = 1000
         args.restart = min(args.restart, 2)
     if args.nodes and (args.nodes < 4 or args.nodes % 2):
         p.error("--nodes must be 0 or an even number >= 4")
     parts = set(args.parts.split(","))
-    if not parts <= {"apply", "sync", "heal", "restart"} or args.restart_nodes < 2:
-        p.error("--parts is a comma list of apply, sync, heal, restart; --restart-nodes must be >= 2")
+    if not parts <= {"channels", "apply", "sync", "heal", "restart"} or args.restart_nodes < 2:
+        p.error("--parts is a comma list of channels, apply, sync, heal, restart; --restart-nodes must be >= 2")
     if "heal" not in parts:
         args.nodes = 0
     if "restart" not in parts:
@@ -423,7 +560,13 @@ def main(argv=None) -> int:
     genesis = genesis_for([executor, *requesters])
     res: dict = {"options": vars(args), "host_cores": os.cpu_count()}
     checked, fold, ed, syncs, local, heal, restarts = [], [], [], [], [], [], []
+    channels = []
     with harness.progress_bar(con) as progress:
+        if "channels" in parts:
+            task = progress.add_task("entries per delegated request", total=args.repeats)
+            for _ in range(args.repeats):
+                channels.append(bench_channels(args.channel_requests, 4, 20, 64))
+                progress.update(task, advance=1)
         if parts & {"apply", "sync"}:
             n_wire = max(args.apply_entries if "apply" in parts else 0, args.sync_entries if "sync" in parts else 0)
             wire = claim_blocks(genesis, executor, requesters, n_wire, progress)
@@ -457,6 +600,12 @@ def main(argv=None) -> int:
         if args.restart:
             restarts = bench_restart(args.restart_nodes, args.restart, args.seed, progress)
     res["summary"] = {}
+    if channels:
+        res["channels"] = channels
+        med = {f"{k}_{m}": [c[k][m] for c in channels] for k in ("tickets", "channels")
+               for m in ("entries_per_1k", "bytes_per_1k", "verify_ms_per_1k")}
+        med.update({r: [c[r] for c in channels] for r in ("entries_ratio", "bytes_ratio", "verify_ratio")})
+        res["summary"].update(harness.medians(med), channel_requests=args.channel_requests)
     if checked:
         res["apply_checked_eps"], res["apply_fold_eps"], res["ed25519_vps"] = checked, fold, ed
         res["summary"].update(harness.medians({"apply_checked_eps": checked, "apply_fold_eps": fold,

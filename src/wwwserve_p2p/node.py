@@ -244,8 +244,9 @@ class Node:
         return out
 
     def ledger_summary(self) -> dict[str, Any]:
-        """``GET /ledger``: network, block counts, supply, burns and the state hash."""
-        return self.ledger_service.summary()
+        """``GET /ledger``: network, block counts, supply, burns, the state hash and our payment
+        channels (``channels``: as requester ``out``, toward us ``in``, counters)."""
+        return {**self.ledger_service.summary(), "channels": self.tickets.channels_view()}
 
     def ledger_accounts(self) -> dict[str, Any]:
         """``GET /ledger/accounts``: every account in our view (micro-credits)."""
