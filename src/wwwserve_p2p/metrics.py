@@ -88,6 +88,10 @@ class NodeMetrics:
             "wwwserve_api_key_requests_total",
             "Requests to protected endpoints by API key id ('' when no valid key) and outcome "
             "(ok, missing, invalid, forbidden, rate_limited)", ["key", "outcome"], registry=r)
+        self.api_key_tokens = Counter(
+            "wwwserve_api_key_tokens_total",
+            "Tokens of the answers to each API key (kind: prompt, completion; from the answers' usage)",
+            ["key", "kind"], registry=r)
         r.register(_SuppressedLogs())
         self.peers = Gauge("wwwserve_peers", "Known peers by state", ["state"], registry=r)
         self.load = Gauge("wwwserve_executor_load", "Executor load (1.0 = full)", registry=r)

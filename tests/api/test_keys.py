@@ -176,6 +176,20 @@ async def test_real_node_with_keys_openai_client_401_429_and_keys_never_logged(t
     assert f'wwwserve_api_key_requests_total{{key="{rec.id}",outcome="rate_limited"}} 1.0' in metrics
     assert 'wwwserve_api_key_requests_total{key="",outcome="invalid"} 2.0' in metrics
     assert 'wwwserve_api_key_requests_total{key="",outcome="missing"} 1.0' in metrics
+    # two chat answers of 3 completion tokens each were counted for alice's key
+    assert f'wwwserve_api_key_tokens_total{{key="{rec.id}",kind="completion"}} 6.0' in metrics
     logged = caplog.text + metrics
     assert caplog.records and key not in logged and revoked not in logged
     assert key.split("_", 2)[2] not in logged
+
+
+def test_usage_is_read_from_json_bodies_and_sse_usage_events():
+    from wwwserve_p2p.api.auth import _count_usage
+    seen: list[tuple[str, int, int]] = []
+    on = lambda k, p, c: seen.append((k, p, c))  # noqa: E731
+    _count_usage(b'{"id": "x", "usage": {"prompt_tokens": 4, "completion_tokens": 2}}', "k1", on)
+    _count_usage(b'data: {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 7}}\n\n', "k1", on)
+    _count_usage(b'data: {"choices": [{"delta": {"content": "hi"}}], "usage": null}\n\n', "k1", on)
+    _count_usage(b"data: [DONE]\n\n", "k1", on)
+    _count_usage(b'{"usage": "not json', "k1", on)
+    assert seen == [("k1", 4, 2), ("k1", 5, 7)]

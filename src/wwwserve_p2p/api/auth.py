@@ -23,7 +23,8 @@ A key reads ``wws_<id>_<secret>`` (``secret``: 32 random bytes, URL-safe base64)
 would add latency to every request and no security. The running node re-reads the file
 when it changes (inode, mtime, size; checked at most once a second), so ``wwwserve keys
 revoke`` takes effect without a restart. Keys never appear in logs or metrics; metrics
-label usage by the key's ``id``.
+label usage by the key's ``id``: requests by outcome, and the prompt and completion tokens of
+the answers (from each answer's ``usage``; a stream reports it with ``include_usage``).
 """
 
 from __future__ import annotations
@@ -253,10 +254,12 @@ class ApiKeyMiddleware:
     """
 
     def __init__(self, app: ASGIApp, ring: KeyRing,
-                 on_request: Callable[[str, str], None] = lambda kid, outcome: None) -> None:
+                 on_request: Callable[[str, str], None] = lambda kid, outcome: None,
+                 on_usage: Callable[[str, int, int], None] | None = None) -> None:
         self.app = app
         self.ring = ring
         self.on_request = on_request
+        self.on_usage = on_usage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -295,7 +298,31 @@ class ApiKeyMiddleware:
             return
         self.on_request(rec.id, "ok")
         scope.setdefault("state", {})["api_key_id"] = rec.id
-        await self.app(scope, receive, send)
+        if self.on_usage is None:
+            await self.app(scope, receive, send)
+            return
+        on_usage, kid = self.on_usage, rec.id
+
+        async def send_counting(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                _count_usage(message.get("body", b""), kid, on_usage)
+            await send(message)
+
+        await self.app(scope, receive, send_counting)
+
+
+def _count_usage(body: bytes, kid: str, on_usage: Callable[[str, int, int], None]) -> None:
+    """Report the ``usage`` of a completion answer in ``body`` (a whole JSON body, or one SSE
+    event ``data: {...}``, as the app writes them): ``on_usage(key id, prompt, completion)``."""
+    if b'"usage"' not in body or len(body) > 4 * 1024 * 1024:
+        return
+    text = body[6:] if body.startswith(b"data: ") else body
+    try:
+        usage = json.loads(text).get("usage")
+        if isinstance(usage, dict):
+            on_usage(kid, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    except (ValueError, AttributeError, TypeError):
+        return
 
 
 async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

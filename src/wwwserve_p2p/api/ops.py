@@ -114,4 +114,8 @@ def key_middleware(node: Any, keys_file: str | None = None) -> Middleware | None
     def count(key_id: str, outcome: str) -> None:
         metrics.api_key_requests.labels(key_id, outcome).inc()
 
-    return Middleware(ApiKeyMiddleware, ring=ring, on_request=count)
+    def usage(key_id: str, prompt: int, completion: int) -> None:
+        metrics.api_key_tokens.labels(key_id, "prompt").inc(prompt)
+        metrics.api_key_tokens.labels(key_id, "completion").inc(completion)
+
+    return Middleware(ApiKeyMiddleware, ring=ring, on_request=count, on_usage=usage)
