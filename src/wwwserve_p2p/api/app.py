@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.types import FINISH_STOP, RoutedChunk, TokenLogprob, Usage
 from .dashboard import dashboard_routes
+from .limits import RequestLimitsMiddleware
 from .node_protocol import ServingNode
 from .ops import key_middleware, ops_routes
 from .openai_format import (
@@ -230,7 +231,9 @@ def create_app(node: ServingNode, *, max_body_bytes: int = 1_048_576,
     return Starlette(
         routes=routes,
         middleware=[Middleware(_HttpMetricsMiddleware, node=node, routes=tuple(routes)),
-                    *([keys] if keys is not None else [])],
+                    *([keys] if keys is not None else []),
+                    # issue 15: depth, surrogates, int64 seed, the peer protocol's limits (api/limits.py)
+                    Middleware(RequestLimitsMiddleware, max_body_bytes=max_body_bytes)],
         exception_handlers={HTTPException: _http_exception_handler},
     )
 
