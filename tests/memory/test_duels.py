@@ -83,7 +83,7 @@ def genesis_for(n: int) -> Genesis:
 def config(**duel) -> NodeConfig:
     d = dict(duel_rate=1.0, executor_bond=BOND, judge_bond=JBOND, judge_fee=1_000, judge="none")
     d.update(duel)
-    return NodeConfig(policy=OffloadPolicy(), ledger=LedgerSection(block_interval=0.5, sync_interval=1.0),
+    return NodeConfig(policy=OffloadPolicy(), ledger=LedgerSection(block_interval=0.5, sync_interval=1.0, claim_every=1),
                       duel=DuelSection(**d))
 
 
@@ -95,7 +95,9 @@ async def duel_swarm(executors, judges, n_requests: int, **duel):
     """Run ``n_requests`` from node 0 with duels on; nodes 1, 2 are the executors, the rest
     judges using ``judges[i]``. Yields the swarm after every replica agrees."""
     nodes = [front(), *executors, *(front() for _ in judges)]
-    swarm_cm = open_swarm(nodes, config=config(**duel), genesis=genesis_for(len(nodes)))
+    # a generous probe_grace: under the autojumping clock, the blocks the nodes verify on worker
+    # threads (payment channels opened toward every peer) let virtual time run past a short one
+    swarm_cm = open_swarm(nodes, config=config(**{"probe_grace": 5.0, **duel}), genesis=genesis_for(len(nodes)))
     swarm = await swarm_cm.__aenter__()
     for node, judge in zip(swarm.nodes[3:], judges):
         if callable(judge) and not hasattr(judge, "judge"):
@@ -106,7 +108,16 @@ async def duel_swarm(executors, judges, n_requests: int, **duel):
         node.status_changed()
     await swarm.wait_until(lambda: len(swarm[0].duels.choose_judges({swarm[0].peer_id})) == len(judges), timeout=30)
     origin = swarm[0]
-    answers = [await collect(origin, req()) for _ in range(n_requests)]
+    # the requester's payment channels (toward the executors and the judges) are replicated first
+    await swarm.wait_until(lambda: swarm.ledgers_agree()
+                           and len(origin.ledger.channels_of(origin.peer_id)) == len(nodes) - 1, timeout=30)
+    answers = []
+    for _ in range(n_requests):
+        # a duel needs both executors to announce a spare slot (the requester probes only those)
+        # (the requester's own count: slots it used since each executor's last status)
+        await swarm.wait_until(lambda: len([c for c in origin.membership.candidates("echo")
+                                            if origin.requester._spare(c) > 0]) == 2, timeout=30)
+        answers.append(await collect(origin, req()))
     await swarm.wait_until(lambda: origin.duels.stats["settled"] + origin.duels.stats["abandoned"] >= n_requests,
                            timeout=120)
     await swarm.wait_until(lambda: swarm.ledgers_agree() and origin.ledger.duels_settled >= n_requests, timeout=60)
@@ -114,8 +125,11 @@ async def duel_swarm(executors, judges, n_requests: int, **duel):
 
 
 def total(ledger, peer):
+    """Balance + stake + unbonding + what ``peer`` still has locked in its payment channels."""
     a = ledger.account(peer)
-    return a.balance + a.stake + a.unbonding
+    locked = sum(info.deposit - ledger.channel_paid(cid) for cid, info in ledger.channels_of(peer).items()
+                 if not ledger.channel_closed(peer, cid))
+    return a.balance + a.stake + a.unbonding + locked
 
 
 async def test_random_responder_loses_duels_and_credit(autojump_clock):
