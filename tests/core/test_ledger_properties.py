@@ -326,9 +326,9 @@ class World:
         for i, p in enumerate(P):
             if self.cut(i) is None:
                 out[p] = (bal[p], stake[p], unb[p], len(self.counted(i)), False, 0)
-            else:   # what it holds is burned; a negative stake (lost bonds) stays as debt
-                out[p] = (bal[p], min(0, stake[p]), min(0, unb[p]), len(self.counted(i)), True,
-                          max(0, stake[p]) + max(0, unb[p]))
+            else:   # what it holds (balance included) is burned; debts (lost bonds) stay
+                out[p] = (min(0, bal[p]), min(0, stake[p]), min(0, unb[p]), len(self.counted(i)), True,
+                          max(0, bal[p]) + max(0, stake[p]) + max(0, unb[p]))
         return out
 
 
@@ -558,8 +558,8 @@ def test_equivocators_are_cut_and_burned_on_every_replica(ops, seed):
             assert led.cut_height(p) == w.cut(i)
             assert a.equivocated and a.height == w.cut(i) - 1 and a.selectable_stake == 0
             assert (a.stake, a.unbonding) == (min(0, stake[p]), 0)
-            assert a.burned == max(0, stake[p]) + unb[p]
-            assert a.balance == bal[p]
+            assert a.burned == max(0, stake[p]) + unb[p] + max(0, bal[p])   # balance burned too (issue 18)
+            assert a.balance == min(0, bal[p])
             # nothing at or above the cut is accepted any more
             late = build_block(NID, P[i], w.cut(i), w.a[i].main[w.cut(i) - 2].hash if w.cut(i) > 1 else G.hash,
                                10**9, [Stake(1)], IDS[i].sign)
