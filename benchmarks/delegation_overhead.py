@@ -44,6 +44,7 @@ from rich.table import Table
 from wwwserve_p2p.config import ApiSection, NetSection, NodeConfig, NodeSection, StatusSection
 from wwwserve_p2p.core.policy import OffloadPolicy
 from wwwserve_p2p.core.types import GenerationRequest
+from wwwserve_p2p.errors import NoExecutorAvailable
 from wwwserve_p2p.executors.echo import EchoExecutor
 from wwwserve_p2p.identity import Identity
 from wwwserve_p2p.node import open_node
@@ -276,7 +277,16 @@ async def wan_child(args) -> None:
                 await trio.sleep(0.05)
         for _ in range(10):  # warm: connection up, first streams negotiated
             await run_overlay(a)
-        over = [await ttft(lambda: a.generate(null_request())) for _ in range(args.requests)]
+        over = []
+        failures = 0
+        while len(over) < args.requests:
+            try:
+                over.append(await ttft(lambda: a.generate(null_request())))
+            except NoExecutorAvailable:  # a probe that timed out on a loaded machine: counted, retried
+                failures += 1
+                if failures > args.requests:
+                    raise
+        out["overlay_failures"] = failures
         direct = [await ttft(lambda: d_exec.generate(null_request())) for _ in range(args.requests)]
         out["overlay_ttft_ms"] = [x[0] * 1e3 for x in over]
         out["overlay_total_ms"] = [x[1] * 1e3 for x in over]
@@ -305,7 +315,7 @@ def bench_wan(args) -> dict:
                     "policy": {"max_delegated": 64}, "api": {"enabled": False}}, work)
                 bare = lab.spawn(lab.nodes[1], [sys.executable, me, "--bare-server", lab.nodes[1].ip],
                                  log=lab.workdir / "bare.log")
-                deadline = time.monotonic() + 30
+                deadline = time.monotonic() + 90
                 bare_addr = ""
                 while time.monotonic() < deadline and not bare_addr:
                     time.sleep(0.1)
@@ -313,7 +323,8 @@ def bench_wan(args) -> dict:
                         lab.workdir / "bare.log").exists() else ""
                     bare_addr = next((ln for ln in text.splitlines() if ln.startswith("/ip4/")), "")
                 if not bare_addr:
-                    raise SystemExit("bare echo server did not start")
+                    raise SystemExit("bare echo server did not start: " + (lab.workdir / "bare.log").read_text(
+                        errors="replace")[-1500:] if (lab.workdir / "bare.log").exists() else "no log")
                 for negotiation in ("fast", "library"):
                     r = lab.run(lab.nodes[0], [sys.executable, me, "--wan-child", "--peer", b.multiaddr, "--bare",
                                                bare_addr, "--requests", str(args.requests), "--negotiation",
@@ -322,8 +333,11 @@ def bench_wan(args) -> dict:
                         raise SystemExit(f"wan child failed (rtt {rtt}):\n{r.stderr[-3000:]}\n{b.log_tail()}")
                     samples = json.loads(r.stdout.strip().splitlines()[-1])
                     if negotiation == "library":  # the same node with py-libp2p's own negotiation
-                        samples = {"library_" + k: v for k, v in samples.items() if k.startswith("overlay_")}
+                        samples = {"library_" + k: v for k, v in samples.items() if k.startswith("overlay")}
                     for k, v in samples.items():
+                        if not isinstance(v, list):
+                            res.setdefault("failures", {}).setdefault(f"{rtt:g}/{k}", []).append(v)
+                            continue
                         per.setdefault(k, []).append(v)
                 print(f"rtt {rtt:g} ms repeat {rep_i + 1}: overlay ttft p50 "
                       f"{harness.percentile(per['overlay_ttft_ms'][-1], 50):.1f} ms (py-libp2p negotiation "
