@@ -177,6 +177,8 @@ class Dispatch:
     #: late binding: whether the request may be re-offered while it waits for a local slot
     #: (False once the policy's offload draw sent it to the local queue)
     may_reoffer: bool = field(init=False, default=True)
+    #: commits refused by an executor whose slots filled while we chose (decided again, not failed)
+    commit_refusals: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.request = self.original
@@ -270,6 +272,17 @@ class Dispatch:
             self._exclude |= set(order)
         self._decisions += 1
         return Wait(self.limits.retry_delay)
+
+    def commit_refused(self, limit: int = 3) -> bool:
+        """The executor refused our commit before any chunk ("overloaded": its slots filled while
+        we chose among acceptors). True: decide again as if it had not accepted (no attempt is
+        spent, the peer stays eligible); False after ``limit`` refusals: treat it as a failure."""
+        if self.chunks_delivered or self.commit_refusals >= limit:
+            return False
+        self.commit_refusals += 1
+        if self.attempt == 0:
+            self.first_route = None
+        return True
 
     def started(self, remote: bool) -> None:
         """An attempt started streaming (remote: offloaded, else on our executor)."""

@@ -195,8 +195,12 @@ class DelegationServer:
         self.me, self.network_id, self.executor, self.policy, self.config = me, network_id, executor, policy, config
         self.tickets, self.ledger, self._sign, self.runtime, self.rng = tickets, ledger, sign, runtime, rng
         self.metrics, self.stats, self.max_bond, self._on_change = metrics, stats, max_bond, on_change
-        #: delegated requests we execute or have offered to execute
+        #: delegated requests we are committed to (executing or about to)
         self.running = 0
+        #: offers we accepted whose requester has not decided yet (at most max_delegated); they hold
+        #: no slot: a requester chooses among several acceptors, so most offers are withdrawn, and
+        #: a commit that finds no slot left is refused ("overloaded": the requester decides again)
+        self.pending = 0
         #: our executor's slots, shared with the node's Requester
         self.slots = SlotBook(executor, lambda: self.running)
 
@@ -205,7 +209,8 @@ class DelegationServer:
         :func:`~wwwserve_p2p.core.policy.decide_accept`)."""
         load = self.executor.load()
         return self.policy.participate and self.running < self.policy.max_delegated \
-            and self.slots.users_waiting() == 0 and load.queued == 0 and self.slots.free() > 0 \
+            and self.pending < self.policy.max_delegated and self.slots.users_waiting() == 0 \
+            and load.queued == 0 and self.slots.free() > 0 \
             and expected_load_after(load, self.slots.held()) <= self.policy.accept_load
 
     def decide(self, model: str, requester: str = "", max_tokens: int = 1) -> tuple[bool, str]:
@@ -215,6 +220,8 @@ class DelegationServer:
             return False, "requester in debt"
         if requester and not self.ledger.can_afford(requester, self.ledger.ledger.params.price(max_tokens)):
             return False, "requester cannot afford the ticket"
+        if self.pending >= self.policy.max_delegated:
+            return False, "too many open offers"
         return decide_accept(self.executor.load(), self.running, model in self.executor.models(),
                              self.policy, self.rng.random(), held=self.slots.held(),
                              users_waiting=self.slots.users_waiting())
@@ -243,8 +250,9 @@ class DelegationServer:
             problem = self.executor.unsupported(request)  # a parameter our executor cannot honour
             if problem is not None:
                 accepted, reason = False, f"cannot honour {getattr(problem, 'param', None)}: {problem}"[:200]
+        held = ["pending" if accepted else ""]  # -> "running" on commit, "" when withdrawn
         if accepted:
-            self.running += 1  # the slot is held from the offer on
+            self.pending += 1
         try:
             offer = Offer(accepted, reason, self.executor.load().load, self.slots.ttft_s, self.slots.s_per_token)
             if not await _try_write(stream, offer):
@@ -252,14 +260,19 @@ class DelegationServer:
             if not accepted:
                 self.metrics.delegated.labels("rejected").inc()
                 return
-            await self._serve_committed(stream, reader, request)
+            await self._serve_committed(stream, reader, request, held)
         finally:
-            if accepted:
+            if held[0] == "pending":
+                self.pending -= 1
+            elif held[0] == "running":
                 self.running -= 1
+            if accepted:
                 self._on_change()
                 self.slots.freed()
 
-    async def _serve_committed(self, stream: Stream, reader: FrameReader, request: GenerationRequest) -> None:
+    async def _serve_committed(self, stream: Stream, reader: FrameReader, request: GenerationRequest,
+                               held: list[str] | None = None) -> None:
+        held = held if held is not None else [""]
         ticket: Ticket | None = None
         duel: DuelTicket | None = None
         try:
@@ -267,9 +280,19 @@ class DelegationServer:
             commit, ticket, duel = codec.decode_decision(decision) if decision is not None else (False, None, None)
         except (MalformedMessage, RequestTimeout, OverlayError):
             commit = False
+        if held[0] == "pending":
+            self.pending -= 1
+            held[0] = ""
         if not commit:
             self.metrics.delegated.labels("withdrawn").inc()
             return
+        if self.running >= self.policy.max_delegated or self.slots.free() <= 0:
+            # our slots filled while the requester chose: refuse before we take its ticket
+            self.metrics.delegated.labels("overloaded").inc()
+            await _try_write(stream, ErrorReply("overloaded", "no slot left for this commit"))
+            return
+        self.running += 1
+        held[0] = "running"
         await self.tickets.await_channel(ticket)  # a first voucher may precede its OpenChannel block
         problem = self.tickets.accept(ticket, stream.remote_peer, self.ledger.ledger.params.price(request.max_tokens))
         if not problem and duel is not None:
@@ -712,6 +735,12 @@ class Requester:
                         return
             raise MalformedMessage("executor stream ended without a final chunk")
         except (RemoteError, RequestTimeout, MalformedMessage, OverlayError) as exc:
+            if remote and isinstance(exc, RemoteError) and exc.code == "overloaded" and d.commit_refused():
+                # its slots filled while we chose: decide again (its ticket is voided below)
+                self._took(remote.peer_id, 1)
+                if d.first_route is None:
+                    self.stats.offloaded -= 1
+                return
             retryable = not (isinstance(exc, RemoteError) and exc.code not in RETRYABLE_CODES)
             _void, again = d.failed(remote.peer_id if remote else None, str(exc), retryable)
             if not again:
@@ -787,7 +816,7 @@ class Requester:
                 if isinstance(reply, Offer) and reply.accepted:
                     accepted = _Probe(peer_id, stream, reader, reply)
                 else:
-                    self._took(peer_id, 1 << 20)  # refused: no re-offer to it before its next status
+                    self._took(peer_id, 1)  # refused: one slot less than its status announced
                     reason = reply.reason if isinstance(reply, Offer) else f"{reply.code}: {reply.message}"
                     log.debug("%s refused %s: %s", peer_id, request.request_id, reason)
                     await stream.close()
