@@ -285,7 +285,7 @@ def heal_specs(n: int) -> list[NodeSpec]:
     return [NodeSpec(f"h{i:02d}", {
         "node": {"network": "ledger-heal", "log_level": "WARNING", "seed": i},
         "status": {"interval": 1.0},
-        "ledger": {"block_interval": 0.5, "sync_interval": 1.0},
+        "ledger": {"block_interval": 0.5, "sync_interval": 1.0, "claim_every": 1},
         "api": {"admin": True},
         "executor": {"kind": "echo", "models": ["m"], "capacity": 1, "delay_per_token": 0.02}}) for i in range(n)]
 

@@ -30,7 +30,9 @@ def spec(i: int) -> NodeSpec:
         "node": {"network": "ledger-real", "log_level": "INFO", "seed": i},
         "status": {"interval": 1.0},
         "policy": {"target_load": 0.5},
-        "ledger": {"block_interval": 0.5, "sync_interval": 1.0},
+        # claim every request (payment channels batch claims by default): the tests compare
+        # earned with spent right after the ledgers converge
+        "ledger": {"block_interval": 0.5, "sync_interval": 1.0, "claim_every": 1},
         "api": {"admin": True},
         "executor": {"kind": "echo", "models": ["m"], "capacity": 1, "delay_per_token": 0.03}})
 
