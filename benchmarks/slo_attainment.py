@@ -1209,7 +1209,9 @@ def report_slo(res: dict, args: argparse.Namespace) -> tuple[list[str], dict[str
     con = harness.console(width=160)
     cols = ["setting", "strategy", "attain@SLO", "TTFT attain@SLO", "mean (s)", "p99 (s)", "TTFT mean (s)",
             "offloaded", "errors", "host CPU", "lag p99 (ms)"]
-    md = [f"**SLO attainment: {args.nodes} node processes (simulated GPUs, max batch {args.max_batch}), "
+    where = (f"{args.nodes} nodes in one process, virtual time (--virtual)" if getattr(args, "virtual", False)
+             else f"{args.nodes} node processes")
+    md = [f"**SLO attainment: {where} (simulated GPUs, max batch {args.max_batch}), "
           f"offered load {args.load:.0%}, {args.repeats} repeat(s) (medians)**. Latencies in model time "
           "(wall x time scale). attain@SLO = share of all requests with end-to-end latency (TTFT) <= the "
           "setting's median threshold, shown under the setting; errors count as misses.", "",
