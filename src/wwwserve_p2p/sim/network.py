@@ -158,7 +158,7 @@ class Node:
     __slots__ = ("slot", "peer_id", "incarnation", "alive", "gpu", "policy", "table", "rng", "seq",
                  "hist", "stake", "delegated", "accepting", "last_pub", "pub_tokens", "t_left",
                  "reqs", "inflight", "served_for_peers", "silent", "local", "queue", "waiters", "keys",
-                 "reoffers", "reoffer_armed", "taken", "ttft_s", "s_per_token")
+                 "reoffers", "reoffer_armed", "taken", "ttft_s", "s_per_token", "pending")
 
     def __init__(self, slot: int, peer_id: str, incarnation: int, gpu: FluidGPU, policy: OffloadPolicy,
                  table: PeerTable, rng: random.Random, stake: int):
@@ -173,7 +173,8 @@ class Node:
         self.seq = 0
         self.hist: deque[tuple[float, PeerStatus]] = deque(maxlen=12)
         self.stake = stake
-        self.delegated = 0          # delegated requests running or offered (decide_accept)
+        self.delegated = 0          # delegated requests we are committed to (executing or about to)
+        self.pending = 0            # accepted offers awaiting the requester's choice (hold no slot)
         self.accepting = True
         self.last_pub = -1e9
         self.pub_tokens = 4.0
@@ -280,7 +281,7 @@ class Simulation:
         self.late = {"reoffers": 0, "reoffer_won": 0, "waited_local": 0, "withdrawn": 0}
         self.stats = {"offloaded": 0, "local": 0, "probes": 0, "probe_refused": 0, "redispatched": 0,
                       "gave_up": 0, "lost_with_source": 0, "publishes": 0, "joins": 0, "leaves": 0,
-                      "delegated_done": 0, "materialize_observes": 0, "decisions": 0}
+                      "delegated_done": 0, "commit_refused": 0, "materialize_observes": 0, "decisions": 0}
         # centralized dispatcher state: heap of (load, slot, version)
         self.c_inflight = [0] * n
         self.detect: list[float] = []
@@ -332,7 +333,8 @@ class Simulation:
             return
         # DelegationServer.accepting (acceptance by capacity)
         g = node.gpu
-        acc = (node.delegated < node.policy.max_delegated and not len(node.queue) and not g.queue
+        acc = (node.delegated < node.policy.max_delegated and node.pending < node.policy.max_delegated
+               and not len(node.queue) and not g.queue
                and self._free(node) > 0
                and expected_load_after(g.load(), self._held(node)) <= node.policy.accept_load)
         if acc != node.accepting:
@@ -597,11 +599,14 @@ class Simulation:
         if not ex.alive:
             self.loop.after(self.cfg.probe_timeout, self._offer, (r, pr, ex.peer_id, None))
             return
-        ok, _why = decide_accept(ex.gpu.load(), ex.delegated, True, ex.policy, ex.rng.random(),
-                                 held=self._held(ex), users_waiting=len(ex.queue))
+        if ex.pending >= ex.policy.max_delegated:
+            ok = False  # "too many open offers"
+        else:
+            ok, _why = decide_accept(ex.gpu.load(), ex.delegated, True, ex.policy, ex.rng.random(),
+                                     held=self._held(ex), users_waiting=len(ex.queue))
         offer = None
         if ok:
-            ex.delegated += 1  # the slot is held from the offer on
+            ex.pending += 1  # an open offer holds no slot (issue 12, 3a62a7b)
             self._maybe_changed(ex)
             offer = OfferView(ex.peer_id, ex.stake, ex.ttft_s, ex.s_per_token, ex.gpu.load_value())
         dly = self.net.tcp_delay(ex.slot, r.src.slot, OFFER_BYTES, ex.rng.random())
@@ -613,10 +618,10 @@ class Simulation:
         ex = self.by_id.get(pid)
         if offer is None:
             self.stats["probe_refused"] += 1
-            self._took(r.src, pid, 1 << 20)
+            self._took(r.src, pid, 1)
         if pr["decided"]:  # too late: decline (the executor frees its slot)
             if offer is not None:
-                self.loop.after(self.net.owd(r.src.slot, ex.slot), self._release_offer, ex)
+                self.loop.after(self.net.owd(r.src.slot, ex.slot), self._withdraw_offer, ex)
         else:
             if offer is not None:
                 pr["offers"].append(offer)
@@ -643,7 +648,7 @@ class Simulation:
         for o in offers:
             if o.peer_id != chosen:
                 ex = self.by_id[o.peer_id]
-                self.loop.after(self.net.owd(node.slot, ex.slot), self._release_offer, ex)
+                self.loop.after(self.net.owd(node.slot, ex.slot), self._withdraw_offer, ex)
         if key is not None:  # a re-offer: the request keeps waiting unless it was won
             node.reoffers -= 1
             node.queue.offer_done(key)
@@ -665,6 +670,11 @@ class Simulation:
             return
         r.d.probed(chosen, True)
         self._commit(r, self.by_id[chosen])
+
+    def _withdraw_offer(self, ex: Node) -> None:
+        if ex.pending > 0:
+            ex.pending -= 1
+        self._maybe_changed(ex)
 
     def _release_offer(self, ex: Node) -> None:
         if ex.delegated > 0:
@@ -691,8 +701,16 @@ class Simulation:
         if not ex.alive:
             self._remote_failed(r, ex)
             return
-        seq = Seq(r.prompt + r.d.chunks_delivered, max(1, r.d.request.max_tokens), tag=r)
+        if ex.pending > 0:
+            ex.pending -= 1
         back = self.net.owd(ex.slot, r.src.slot)
+        if ex.delegated >= ex.policy.max_delegated or self._free(ex) <= 0:
+            # our slots filled while the requester chose: refuse the commit ("overloaded")
+            self.stats["commit_refused"] += 1
+            self.loop.after(back, self._commit_refused, (r, ex, attempt))
+            return
+        ex.delegated += 1
+        seq = Seq(r.prompt + r.d.chunks_delivered, max(1, r.d.request.max_tokens), tag=r)
         t_start = self.loop.now
         seq.on_first = lambda t, r=r, a=attempt: self.loop.at(t + back, self._first_remote, (r, a))
         seq.on_done = lambda t, r=r, ex=ex, a=attempt, t0=t_start: self._done_at_executor(r, ex, a, t, back, t0)
@@ -700,6 +718,23 @@ class Simulation:
         ex.inflight.add(r)
         ex.gpu.submit(seq)
         self._maybe_changed(ex)
+
+    def _commit_refused(self, arg) -> None:
+        """Requester side of an "overloaded" commit refusal (Dispatch.commit_refused)."""
+        r, ex, attempt = arg
+        if attempt != r.attempts or r.d is None:
+            return
+        if not r.src.alive:
+            self._lost(r)
+            return
+        if r.d.commit_refused():
+            self._took(r.src, ex.peer_id, 1)
+            if r.d.first_route is None and r.route == "offloaded":
+                r.route = ""
+                self.stats["offloaded"] -= 1
+            self._decide(r)
+        else:
+            self._remote_failed(r, ex)
 
     def _first_remote(self, arg) -> None:
         r, attempt = arg
