@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from wwwserve_p2p.core.ledger import (
-    EquivocationProof, Genesis, Ledger, LedgerParams, Reason, Receive, Stake, Transfer, Unstake, Withdraw,
-    build_block,
+    Claim, CloseChannel, EquivocationProof, Genesis, Ledger, LedgerParams, OpenChannel, Reason, Receive, Stake, Ticket,
+    Transfer, Unstake, Withdraw, build_block, channel_id,
 )
 from wwwserve_p2p.identity import Identity
 
@@ -217,7 +217,8 @@ def spendable_supply(led: Ledger) -> int:
 
 class SolvencyMachine(RuleBasedStateMachine):
     """Any key (allocated or not) signs blocks of arbitrary Stake / Unstake / Withdraw / Transfer
-    / Receive entries, affordable or not; Receives name transfers of blocks that were accepted
+    / Receive / OpenChannel / CloseChannel entries and claims of vouchers signed by any key (every
+    key colludes), affordable or not; Receives name transfers of blocks that were accepted
     (what an honest service receives). Replicas get the blocks in different orders and subsets."""
 
     def __init__(self):
@@ -227,9 +228,11 @@ class SolvencyMachine(RuleBasedStateMachine):
         self.universe = []
         self.dead: set[int] = set()   # authors that published a refused block (writing again would fork)
         self.rnd = random.Random(0)
+        self.seqs: dict[tuple[int, str], int] = {}
 
     @rule(i=st.integers(0, N - 1), kinds=st.lists(st.tuples(st.sampled_from(
-        ["stake", "unstake", "withdraw", "transfer", "transfer", "receive", "receive"]),
+        ["stake", "unstake", "withdraw", "transfer", "transfer", "receive", "receive", "open", "open",
+         "vclaim", "vclaim", "vclaim", "close"]),
         st.integers(1, 2 * ALLOC), st.integers(0, 2**16)), min_size=1, max_size=4), dt=st.integers(0, 150),
         publish_refused=st.booleans())
     def write(self, i, kinds, dt, publish_refused):
@@ -251,6 +254,27 @@ class SolvencyMachine(RuleBasedStateMachine):
                 entries.append(Withdraw(amt % 3_000 + 1))
             elif kind == "transfer":
                 entries.append(Transfer(P[(i + 1 + x % (N - 1)) % N], amt))
+            elif kind == "open":       # any key, affordable or not, toward any other key
+                entries.append(OpenChannel(P[(i + 1 + x % (N - 1)) % N], amt, t + 400, x))
+            elif kind == "vclaim":     # a voucher of ANY requester (colluding: we hold every key)
+                j = (i + 1 + x % (N - 1)) % N
+                nonces = [e.nonce for b in self.universe if b.author == P[j] for e in b.entries
+                          if type(e) is OpenChannel and e.executor == P[i]] or [x]
+                cid = channel_id(NID, P[j], nonces[x % len(nonces)])
+                seq = self.seqs.get((i, cid), 0) + 1
+                self.seqs[(i, cid)] = seq
+                total = amt
+                v = Ticket(NID, f"v{seq}", P[j], P[i], max(1, total // 4), t + 400, issued_ms=max(1, t - 10),
+                           channel=cid, seq=seq, total=total).signed(IDS[j].sign)
+                entries.append(Claim(v, "5e" * 32, 1 + (x * 7919) % total))
+            elif kind == "close":
+                mine = [(cid, info) for cid, info in self.writer.channels_of(P[i]).items()
+                        if not self.writer.channel_closed(P[i], cid)]
+                if mine:
+                    cid, info = mine[x % len(mine)]
+                    tip = self.writer.blocks(info.executor, self.writer.height(info.executor))
+                    if tip:
+                        entries.append(CloseChannel(cid, tip[-1].height, tip[-1].hash))
             else:
                 offers = [(b, k) for b in self.universe if self.writer.height(b.author) >= b.height
                           and self.writer.blocks(b.author, b.height, b.height)[0].hash == b.hash
@@ -260,7 +284,8 @@ class SolvencyMachine(RuleBasedStateMachine):
                     b, k = offers[x % len(offers)]
                     entries.append(Receive(b, k))
         ok, bad = self.writer.validate_own(P[i], t, entries)
-        if bad and publish_refused:
+        bad = [(e, r) for e, r in bad if r != Reason.MISSING_DEPENDENCY]   # (never sealed: it would wait)
+        if bad and publish_refused and not any(type(e) in (OpenChannel, CloseChannel, Claim) for e in entries):
             b = blk(i, h + 1, prev, t, entries)
             self.universe.append(b)
             r = self.writer.add_block(b)
@@ -284,6 +309,9 @@ class SolvencyMachine(RuleBasedStateMachine):
         for i in range(3, N):   # unallocated keys hold only what they were sent and received
             got = sum(e.amount for b in led.blocks(P[i]) for e in b.entries if type(e) is Receive
                       for e in [e.transfer()])
+            # + what channels of allocated keys paid it (credit someone really locked)
+            got += sum(c.paid() for c in led._fold.channels.values()
+                       if c.opens and c.info is not None and c.info.executor == P[i])
             a = led.account(P[i])
             assert a.balance + a.stake + a.unbonding <= got
 
