@@ -21,7 +21,9 @@ from wwwserve_p2p.ledger_store import LedgerStore
 def main() -> int:
     path, network, author_hex, requester_hex = sys.argv[1:5]
     author, requester = Identity(bytes.fromhex(author_hex)), Identity(bytes.fromhex(requester_hex))
-    genesis = Genesis(network, allocations=((requester.peer_id, 10**12),))
+    # the author has an allocation of its own: claims of legacy per-ticket tickets are never
+    # provable credit (payment channels), so each block's Stake needs credit from genesis
+    genesis = Genesis(network, allocations=((requester.peer_id, 10**12), (author.peer_id, 10**12)))
     store = LedgerStore.open(path, genesis)
     ledger = Ledger(genesis)
     store.load_into(ledger)

@@ -80,7 +80,7 @@ async def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path):
     rng = random.Random(SEED)
     author = Identity(hashlib.sha256(b"crash-author").digest())
     requester = Identity(hashlib.sha256(b"crash-requester").digest())
-    genesis = Genesis(NETWORK, allocations=((requester.peer_id, 10**12),))
+    genesis = Genesis(NETWORK, allocations=((requester.peer_id, 10**12), (author.peer_id, 10**12)))
     db = tmp_path / "ledger.sqlite"
     args = [sys.executable, str(WRITER), str(db), NETWORK, author.private_bytes.hex(), requester.private_bytes.hex()]
     acked = 0

@@ -229,10 +229,17 @@ class LedgerService:
 
     def accounts_view(self) -> dict[str, Any]:
         """``GET /ledger/accounts``: every account in our view (micro-credits); ``debt`` is how far
-        the balance is below zero."""
-        rows = [{**a.to_dict(), "debt": max(0, -a.balance)} for a in self.ledger.accounts().values()]
+        the balance is below zero; ``locked`` is what the account still holds in its open payment
+        channels (deposits not yet paid out), so balance + stake + unbonding + locked is all it owns."""
+        rows = [{**a.to_dict(), "debt": max(0, -a.balance), "locked": self._locked_by(a.peer_id)}
+                for a in self.ledger.accounts().values()]
         return {"network_id": self.ledger.network_id, "state_hash": self.ledger.state_hash(),
                 "unit": "micro-credits", "accounts": rows}
+
+    def _locked_by(self, requester: str) -> int:
+        led = self.ledger
+        return sum(max(0, info.deposit - led.channel_paid(cid))
+                   for cid, info in led.channels_of(requester).items() if not led.channel_closed(requester, cid))
 
     def blocks_view(self, author: str, lo: int = 1, hi: int | None = None, limit: int = 100) -> dict[str, Any]:
         """``GET /ledger/blocks``: ``author``'s blocks with ``lo <= height <= hi`` (at most ``limit``),
