@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import math
 import multiprocessing as mp
 import statistics
 import sys
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from wwwserve_p2p.sim.network import _clean  # JSON-safe copy (non-finite floats -> null)
 
 HERE = Path(__file__).resolve().parent
 
@@ -415,16 +415,6 @@ def _validate_lines(out: dict) -> list[str]:
                          f"{o['last_p50']:.0f} / {o['last_p99']:.0f} | {h['first_p50']:.1f} / {h['last_p50']:.0f} / "
                          f"{h['last_p99']:.0f} (x{h['slowdown']:.1f}) | {h['dups']:.2f} |")
     return lines
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
 
 
 def main(argv: list[str] | None = None) -> int:

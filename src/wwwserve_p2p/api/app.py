@@ -417,14 +417,7 @@ class _GenerationResponse(Response):
             await self._send_error_response(send, exc)
             return
 
-        await self._write(send, {"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream; charset=utf-8"),
-            (b"cache-control", b"no-cache"),
-            (b"x-accel-buffering", b"no"),
-            (EXECUTOR_HEADER.lower().encode(), _header_value(first.executor)),
-        ]})
-        if self._heartbeat is not None and self._heartbeat > 0 and math.isfinite(self._heartbeat):
-            nursery.start_soon(self._heartbeats, send, self._heartbeat)
+        await self._start_event_stream(send, nursery, first.executor)
 
         parsed = self._parsed
         executors: list[str] = []
@@ -481,6 +474,17 @@ class _GenerationResponse(Response):
 
     async def _write_body(self, send: Send, data: bytes) -> None:
         await self._write(send, {"type": "http.response.body", "body": data, "more_body": True})
+
+    async def _start_event_stream(self, send: Send, nursery: trio.Nursery, executor: str) -> None:
+        """Send the 200 SSE response head (with the executor header) and start the heartbeats."""
+        await self._write(send, {"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+            (EXECUTOR_HEADER.lower().encode(), _header_value(executor)),
+        ]})
+        if self._heartbeat is not None and self._heartbeat > 0 and math.isfinite(self._heartbeat):
+            nursery.start_soon(self._heartbeats, send, self._heartbeat)
 
     async def _write(self, send: Send, message: Message) -> None:
         async with self._send_lock:
@@ -586,14 +590,7 @@ class _MultiGenerationResponse(_GenerationResponse):
         if exc is not None:
             await self._send_error_response(send, exc)
             return
-        await self._write(send, {"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream; charset=utf-8"),
-            (b"cache-control", b"no-cache"),
-            (b"x-accel-buffering", b"no"),
-            (EXECUTOR_HEADER.lower().encode(), _header_value(rc.executor)),
-        ]})
-        if self._heartbeat is not None and self._heartbeat > 0 and math.isfinite(self._heartbeat):
-            nursery.start_soon(self._heartbeats, send, self._heartbeat)
+        await self._start_event_stream(send, nursery, rc.executor)
         started: set[int] = set()
         offsets = [0] * n
         executors: list[list[str]] = [[] for _ in range(n)]
