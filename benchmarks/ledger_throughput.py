@@ -264,11 +264,13 @@ async def bench_sync(wire: list[bytes], genesis: Genesis, a: Identity, b: Identi
         restore_s = time.perf_counter() - t_restore
         async with open_node(node_config(tmp / "b", 1), EchoExecutor(models=["m"]), identity=b,
                              genesis=genesis) as nb:
-            want = na.ledger.height(a.peer_id)
             t0 = time.perf_counter()
             await nb.overlay.connect(na.overlay.addrs()[0])
+            # A's height is re-read every turn: A may author a block of its own after it starts
+            # (the pre-loaded chain is 10 blocks; a live A can be at 11), and B must hold all of them
             with trio.fail_after(600):
-                while nb.ledger.height(a.peer_id) < want or nb.ledger_service.store.heights().get(a.peer_id, 0) < want:
+                while (nb.ledger.height(a.peer_id) < na.ledger.height(a.peer_id)
+                       or nb.ledger_service.store.heights().get(a.peer_id, 0) < na.ledger.height(a.peer_id)):
                     await trio.sleep(0.01)
             dt = time.perf_counter() - t0
             assert nb.ledger.state_hash() == na.ledger.state_hash(), "replicas differ after sync"

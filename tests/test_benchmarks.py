@@ -78,7 +78,7 @@ def test_ledger_throughput_quick(tmp_path, run_quick):
     s = res["summary"]
     # structure and consistency, never speed: the fold alone is faster than fold + checks
     assert s["apply_fold_eps"] > s["apply_checked_eps"] > 0 and s["ed25519_vps"] > 0
-    assert s["sync_entries"] == 10_000 and res["sync"][0]["stored_blocks"] == res["sync"][0]["blocks"] == 10
+    assert s["sync_entries"] == 10_000 and res["sync"][0]["stored_blocks"] == res["sync"][0]["blocks"] >= 10
     assert len(res["heal_rounds"]) == 1 and len(res["heal_rounds"][0]["per_node_s"]) == 6
     assert (out / "ledger_throughput.md").read_text().startswith("| measurement |")
     assert (out / "ledger_throughput.png").stat().st_size > 1000
