@@ -4,7 +4,6 @@ round-trip property, and malformed input -> MalformedMessage only."""
 from __future__ import annotations
 
 import hashlib
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -292,18 +291,16 @@ def test_unencodable_objects_raise_malformed():
         lc.encode_block(Block(NET, "a", 1, "", 0, (Stake(1),) * (lc.MAX_ENTRIES + 1)))
 
 
-def test_decoding_is_much_cheaper_than_verifying():
-    """Decoding a claim must cost well under core's ~90 us per-entry signature check."""
+def test_a_block_of_a_thousand_claims_round_trips():
+    """20 blocks of 1,000 claims each decode to what was encoded (the cost of decoding against
+    verifying is measured in benchmarks/ledger_throughput.py, not asserted here)."""
     sig = ticket().signature
     claims = tuple(Claim(Ticket(NET, f"r{i}", REQ.peer_id, EXA.peer_id, 5_000, 10**13, sig), DIGEST, 4_000)
                    for i in range(1_000))
     blocks = [Block(NET, EXA.peer_id, h, GEN.hash, h, claims) for h in range(1, 21)]
     data = [lc.encode_block(b) for b in blocks]
-    t0 = time.perf_counter()
     out = [lc.decode_block(d) for d in data]
-    per_entry = (time.perf_counter() - t0) / 20_000
     assert out == blocks
-    assert per_entry < 45e-6, f"decoding takes {per_entry * 1e6:.1f} us per claim"
 
 
 # ---------------------------------------------------------------- duel frames (DESIGN §6)
