@@ -79,8 +79,14 @@ def ticket(req: int, exe: int, rid: str = "r1", price: int = 5_000, expires: int
 
 
 def duel(req: int = 0, exes=(1, 2), judges=(3, 4, 5), bond: int = 1_000, jbond: int = 1_000,
-         did: str = "d1", signer: int | None = None) -> DuelTicket:
-    d = DuelTicket(NID, did, P[req], (P[exes[0]], P[exes[1]]), tuple(P[j] for j in judges), bond, jbond, 10**9)
+         did: str = "d1", signer: int | None = None, named: bool = False) -> DuelTicket:
+    """A duel whose panel is ``judges``: drawn from a pool of exactly those (verifiable form,
+    every member drawn), or named freely (``named``: the older form, no judge penalties)."""
+    if named:
+        d = DuelTicket(NID, did, P[req], (P[exes[0]], P[exes[1]]), tuple(P[j] for j in judges), bond, jbond, 10**9)
+    else:
+        d = DuelTicket(NID, did, P[req], (P[exes[0]], P[exes[1]]), (), bond, jbond, 10**9,
+                       pool=tuple(sorted((P[j], 1_000) for j in judges)), judges_k=len(judges))
     return d.signed(IDS[req if signer is None else signer].sign)
 
 
@@ -400,30 +406,33 @@ def test_void_cut_by_equivocation_lets_the_claim_count_again():
 
 def test_settle_duel_majority_wins_bond_and_pays_judges():
     d = duel(bond=1_000, jbond=1_000, judges=(3, 4, 5))
-    out = settle_duel(d, [vote(d, 3, "A"), vote(d, 4, "A"), vote(d, 5, "B")], PARAMS)
+    out = settle_duel(d, [vote(d, 3, "A"), vote(d, 4, "A"), vote(d, 5, "B")], PARAMS, receipts(d))
     # loser B: -bond from stake; winner A: +bond balance; minority judge 5: -20% of judge bond
     # from stake, shared by judges 3 and 4 (100 each)
     assert out == {P[1]: (1_000, 0), P[2]: (0, -1_000), P[5]: (0, -200), P[3]: (100, 0), P[4]: (100, 0)}
     assert sum(a + b for a, b in out.values()) == 0
-    out_b = settle_duel(d, [vote(d, 3, "B"), vote(d, 4, "abstain")], PARAMS)
+    out_b = settle_duel(d, [vote(d, 3, "B"), vote(d, 4, "abstain")], PARAMS, receipts(d))
     assert out_b == {P[2]: (1_000, 0), P[1]: (0, -1_000), P[4]: (0, -50), P[3]: (50, 0)}
 
 
 def test_settle_duel_tie_and_no_votes_move_nothing():
     d = duel()
-    assert settle_duel(d, [vote(d, 3, "A"), vote(d, 4, "B")], PARAMS) == {}
-    assert settle_duel(d, [vote(d, 3, "A"), vote(d, 4, "B"), vote(d, 5, "abstain")], PARAMS) == {}
-    assert settle_duel(d, [vote(d, 3, "abstain")], PARAMS) == {}
-    assert settle_duel(d, [], PARAMS) == {}
+    rs = receipts(d)
+    assert settle_duel(d, [vote(d, 3, "A"), vote(d, 4, "B")], PARAMS, rs) == {}
+    assert settle_duel(d, [vote(d, 3, "A"), vote(d, 4, "B"), vote(d, 5, "abstain")], PARAMS, rs) == {}
+    assert settle_duel(d, [vote(d, 3, "abstain")], PARAMS, rs) == {}
+    assert settle_duel(d, [], PARAMS, rs) == {}
 
 
 def test_settle_duel_pool_remainder_goes_to_first_majority_judge_by_peer_id():
     ids = [Identity(hashlib.sha256(b"wwwserve-duel-%d" % i).digest()) for i in range(8)]
     p = [i.peer_id for i in ids]
-    d = DuelTicket(NID, "pool", p[0], (p[1], p[2]), tuple(p[3:8]), 7, 1_001, 10**9).signed(ids[0].sign)
+    d = DuelTicket(NID, "pool", p[0], (p[1], p[2]), (), 7, 1_001, 10**9,
+                   pool=tuple(sorted((q, 5) for q in p[3:8])), judges_k=5).signed(ids[0].sign)
     choices = {3: "B", 4: "B", 5: "B", 6: "A", 7: "abstain"}
     votes = [Vote(p[j], d.hash, c).signed(ids[j].sign) for j, c in choices.items()]
-    out = settle_duel(d, votes, PARAMS)
+    rs = [Receipt(p[e], d.hash, DIGEST).signed(ids[e].sign) for e in (1, 2)]
+    out = settle_duel(d, votes, PARAMS, rs)
     # minority: 1001*20//100 = 200; abstain: 1001*5//100 = 50; pool 250 over 3 = 83 rem 1
     majority = sorted(p[j] for j in (3, 4, 5))
     assert out[majority[0]] == (84, 0) and out[majority[1]] == (83, 0) and out[majority[2]] == (83, 0)
@@ -435,7 +444,7 @@ def test_settle_duel_pool_remainder_goes_to_first_majority_judge_by_peer_id():
 def test_settle_duel_zero_penalties_move_only_the_bond():
     d = duel()
     params = replace(PARAMS, minority_penalty_pct=0, abstain_penalty_pct=0)
-    out = settle_duel(d, [vote(d, 3, "A"), vote(d, 4, "B"), vote(d, 5, "A")], params)
+    out = settle_duel(d, [vote(d, 3, "A"), vote(d, 4, "B"), vote(d, 5, "A")], params, receipts(d))
     assert out == {P[1]: (1_000, 0), P[2]: (0, -1_000)}
 
 
@@ -450,10 +459,11 @@ def test_settle_duel_ignores_invalid_votes():
         Vote(P[4], d.hash, "C").signed(IDS[4].sign),  # not a choice
     ]
     again = [vote(d, 3, "B"), vote(d, 3, "B")]  # judge 3 again: only its first vote counts
-    assert settle_duel(d, ignored, PARAMS) == {}
-    assert settle_duel(d, valid + ignored + again, PARAMS) == settle_duel(d, valid, PARAMS)
-    assert settle_duel(d, valid, PARAMS) == {P[1]: (1_000, 0), P[2]: (0, -1_000)}
-    assert settle_duel(d, again + valid, PARAMS) == {P[2]: (1_000, 0), P[1]: (0, -1_000)}
+    rs = receipts(d)
+    assert settle_duel(d, ignored, PARAMS, rs) == {}
+    assert settle_duel(d, valid + ignored + again, PARAMS, rs) == settle_duel(d, valid, PARAMS, rs)
+    assert settle_duel(d, valid, PARAMS, rs) == {P[1]: (1_000, 0), P[2]: (0, -1_000)}
+    assert settle_duel(d, again + valid, PARAMS, rs) == {P[2]: (1_000, 0), P[1]: (0, -1_000)}
 
 
 def test_verdict_applies_settlement():
@@ -464,7 +474,7 @@ def test_verdict_applies_settlement():
     votes = (vote(d, 3, "B"), vote(d, 4, "B"), vote(d, 5, "A"))
     w0 = Writer(0)
     assert led.add_block(w0.block([Verdict(d, receipts(d), votes)])).status == "applied"
-    expect = settle_duel(d, votes, PARAMS)
+    expect = settle_duel(d, votes, PARAMS, receipts(d))
     assert expect[P[2]] == (1_000, 0) and expect[P[1]] == (0, -1_000)
     assert (led.account(P[1]).balance, led.account(P[1]).stake) == (ALLOC - 5_000, 4_000)
     assert (led.account(P[2]).balance, led.account(P[2]).stake) == (ALLOC - 5_000 + 1_000, 5_000)

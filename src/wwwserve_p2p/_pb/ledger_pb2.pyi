@@ -34,7 +34,7 @@ class Ticket(_message.Message):
     def __init__(self, network: _Optional[str] = ..., request_id: _Optional[str] = ..., requester: _Optional[str] = ..., executor: _Optional[str] = ..., price: _Optional[int] = ..., expires_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., issued_ms: _Optional[int] = ..., channel: _Optional[str] = ..., seq: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
 
 class DuelTicket(_message.Message):
-    __slots__ = ("network", "duel_id", "requester", "executors", "judges", "executor_bond", "judge_bond", "expires_ms", "signature", "issued_ms")
+    __slots__ = ("network", "duel_id", "requester", "executors", "judges", "executor_bond", "judge_bond", "expires_ms", "signature", "issued_ms", "pool", "judges_k")
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     DUEL_ID_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,8 @@ class DuelTicket(_message.Message):
     EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     ISSUED_MS_FIELD_NUMBER: _ClassVar[int]
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    JUDGES_K_FIELD_NUMBER: _ClassVar[int]
     network: str
     duel_id: str
     requester: str
@@ -55,7 +57,17 @@ class DuelTicket(_message.Message):
     expires_ms: int
     signature: bytes
     issued_ms: int
-    def __init__(self, network: _Optional[str] = ..., duel_id: _Optional[str] = ..., requester: _Optional[str] = ..., executors: _Optional[_Iterable[str]] = ..., judges: _Optional[_Iterable[str]] = ..., executor_bond: _Optional[int] = ..., judge_bond: _Optional[int] = ..., expires_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., issued_ms: _Optional[int] = ...) -> None: ...
+    pool: _containers.RepeatedCompositeFieldContainer[JudgePoolEntry]
+    judges_k: int
+    def __init__(self, network: _Optional[str] = ..., duel_id: _Optional[str] = ..., requester: _Optional[str] = ..., executors: _Optional[_Iterable[str]] = ..., judges: _Optional[_Iterable[str]] = ..., executor_bond: _Optional[int] = ..., judge_bond: _Optional[int] = ..., expires_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., issued_ms: _Optional[int] = ..., pool: _Optional[_Iterable[_Union[JudgePoolEntry, _Mapping]]] = ..., judges_k: _Optional[int] = ...) -> None: ...
+
+class JudgePoolEntry(_message.Message):
+    __slots__ = ("peer", "stake")
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    STAKE_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    stake: int
+    def __init__(self, peer: _Optional[str] = ..., stake: _Optional[int] = ...) -> None: ...
 
 class Receipt(_message.Message):
     __slots__ = ("executor", "duel_hash", "response_digest", "signature")

@@ -43,6 +43,7 @@ from ..core.ledger import (
     Vote,
     Withdraw,
 )
+from ..core.ledger.signed import MAX_POOL
 from ..errors import MalformedMessage
 
 __all__ = [
@@ -188,6 +189,10 @@ def _put_duel(m, d: DuelTicket) -> None:
     m.expires_ms = d.expires_ms
     m.signature = d.signature
     m.issued_ms = d.issued_ms
+    for peer, stake in d.pool:
+        e = m.pool.add()
+        e.peer, e.stake = peer, stake
+    m.judges_k = d.judges_k
 
 
 def _put_receipt(m, r: Receipt) -> None:
@@ -314,7 +319,14 @@ def _duel(m) -> DuelTicket:
     return DuelTicket(_s(m.network, "duel network"), _s(m.duel_id, "duel_id"), _s(m.requester, "duel requester"),
                       (_s(m.executors[0], "duel executor"), _s(m.executors[1], "duel executor")),
                       tuple(_s(j, "duel judge") for j in m.judges),
-                      m.executor_bond, m.judge_bond, m.expires_ms, _sig(m.signature, "duel"), m.issued_ms)
+                      m.executor_bond, m.judge_bond, m.expires_ms, _sig(m.signature, "duel"), m.issued_ms,
+                      _pool(m.pool), m.judges_k)
+
+
+def _pool(entries) -> tuple[tuple[str, int], ...]:
+    if len(entries) > MAX_POOL:
+        raise MalformedMessage(f"a duel's judge pool has more than {MAX_POOL} entries")
+    return tuple((_s(e.peer, "judge pool member"), e.stake) for e in entries)
 
 
 def _header(m, what: str) -> BlockHeader:

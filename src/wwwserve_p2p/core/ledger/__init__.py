@@ -106,7 +106,8 @@ from __future__ import annotations
 from .blocks import MAX_CLOCK_SKEW_MS, Block, build_block, is_premature
 from .codes import (DOMAIN_BLOCK, DOMAIN_DUEL, DOMAIN_RECEIPT, DOMAIN_TICKET, DOMAIN_VOTE, AddStatus,
                     MissingDependency, Reason, Signer, _check_amount, _check_hex, _check_peer, canonical, sha256_hex)
-from .duels import settle_duel, settle_tally, tally_duel
+from .duels import (eligible_pool, judge_seed, max_judge_penalty, panel_of, pool_problem, select_judges,
+                    settle_duel, settle_tally, tally_duel)
 from .entries import (ENTRY_TYPES, Claim, CloseChannel, Entry, OpenChannel, Receive, Stake, Transfer, Unstake,
                       Verdict, Void, Withdraw, channel_id, entries_hash)
 from .fold import Account, Chain, ChainScratch, ChannelInfo, Fold
@@ -127,5 +128,5 @@ __all__ = [
     "MissingDependency", "OpenChannel", "PendingBuffer", "Reason",
     "Receipt", "Receive", "Signer", "Stake", "Ticket", "Transfer", "Unstake", "Verdict", "Void", "Vote", "Withdraw",
     "build_block", "canonical", "channel_id", "entries_hash", "is_premature", "settle_duel", "settle_tally", "sha256_hex",
-    "tally_duel",
+    "tally_duel", "eligible_pool", "judge_seed", "max_judge_penalty", "panel_of", "pool_problem", "select_judges",
 ]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from ...errors import InvalidBlock
 from .codes import ForkSeen, MissingDependency, Reason, canonical, check_amount, check_hex, check_peer, check_time, sha256_hex
-from .duels import settle_tally, tally_duel
+from .duels import panel_of, settle_tally, tally_duel
 from .proofs import EquivocationProof
 from .rules import EntryRules
 from .signed import DuelTicket, Receipt, Ticket, Vote
@@ -252,11 +252,24 @@ class Verdict(EntryRules):
     def time_window(self) -> tuple[int, int | None]:
         return self.duel.issued_ms, self.duel.expires_ms
 
+    def panel(self) -> tuple[str, ...]:
+        """The duel's judges: drawn from its pool with both receipts (:func:`~.duels.panel_of`;
+        cached), or named in the older form. Empty when the receipts are not both there."""
+        p = self.__dict__.get("_panel")
+        if p is None:
+            try:
+                p = panel_of(self.duel, self.receipts)
+            except ValueError:
+                p = ()
+            object.__setattr__(self, "_panel", p)
+        return p
+
     def tally(self) -> tuple[str, dict[str, str]]:
-        """:func:`~.duels.tally_duel` of this verdict (cached: it verifies vote signatures)."""
+        """:func:`~.duels.tally_duel` of this verdict over :meth:`panel` (cached: it verifies
+        vote signatures)."""
         t = self.__dict__.get("_tally")
         if t is None:
-            t = tally_duel(self.duel, self.votes)
+            t = tally_duel(self.duel, self.votes, self.panel())
             object.__setattr__(self, "_tally", t)
         return t
 
@@ -275,7 +288,7 @@ class Verdict(EntryRules):
             check_hex(r.response_digest, "receipt response_digest")
             if r.duel_hash != dh or not r.valid():
                 raise InvalidBlock(Reason.RECEIPT_INVALID, f"receipt of {r.executor} invalid")
-        judges = set(d.judges)
+        judges = set(self.panel())   # a verifiable duel's votes come from its drawn panel only
         seen: set[str] = set()
         for v in self.votes:
             if v.judge not in judges or v.judge in seen or v.duel_hash != dh or not v.valid():

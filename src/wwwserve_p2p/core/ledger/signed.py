@@ -151,6 +151,10 @@ class DuelTicket(_Signed):
     expires_ms: int
     signature: bytes = b""
     issued_ms: int = 0
+    #: verifiable panel (issue 18): ``(PeerId, stake)`` pairs in PeerId order the judges are
+    #: drawn from (see :mod:`.duels`), and how many; ``()`` = older form, ``judges`` named
+    pool: tuple[tuple[str, int], ...] = ()
+    judges_k: int = 0
 
     def body(self) -> dict[str, Any]:
         out = {"t": "duel", "network": self.network, "duel_id": self.duel_id, "requester": self.requester,
@@ -158,6 +162,9 @@ class DuelTicket(_Signed):
                "executor_bond": self.executor_bond, "judge_bond": self.judge_bond, "expires_ms": self.expires_ms}
         if self.issued_ms:
             out["issued_ms"] = self.issued_ms
+        if self.pool or self.judges_k:
+            out["pool"] = [[p, s] for p, s in self.pool]
+            out["judges_k"] = self.judges_k
         return out
 
     def check(self, network_id: str) -> None:
@@ -173,10 +180,42 @@ class DuelTicket(_Signed):
             raise InvalidBlock(Reason.MALFORMED, "judges must be distinct and exclude requester and executors")
         check_amount(self.executor_bond, "executor_bond")
         check_amount(self.judge_bond, "judge_bond")
+        if self.pool or self.judges_k:
+            self._check_pool()
         check_time(self.expires_ms, f"duel {str(self.duel_id)[:60]} expires_ms")
         _check_window(self.issued_ms, self.expires_ms, f"duel {str(self.duel_id)[:60]}")
         if not self.signature_ok():
             raise InvalidBlock(Reason.DUEL_SIGNATURE, f"duel {self.duel_id} not signed by its requester")
+
+
+    def _check_pool(self) -> None:
+        """The verifiable form: no named judges, 1..:data:`MAX_PANEL` seats, 1..:data:`MAX_POOL`
+        pool entries of positive stake in strictly increasing PeerId order, requester and
+        executors not in it."""
+        k, pool = self.judges_k, self.pool
+        if self.judges:
+            raise InvalidBlock(Reason.MALFORMED, "a duel with a judge pool names no judges (they are drawn)")
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_PANEL:
+            raise InvalidBlock(Reason.MALFORMED, f"judges_k must be 1..{MAX_PANEL}")
+        if not isinstance(pool, tuple) or not 1 <= len(pool) <= MAX_POOL:
+            raise InvalidBlock(Reason.MALFORMED, f"a judge pool has 1..{MAX_POOL} entries")
+        prev = ""
+        for entry in pool:
+            if not isinstance(entry, tuple) or len(entry) != 2:
+                raise InvalidBlock(Reason.MALFORMED, "a judge pool entry is (PeerId, stake)")
+            peer, stake = entry
+            check_peer(peer, "judge pool member")
+            check_amount(stake, "judge pool stake")
+            if peer <= prev:
+                raise InvalidBlock(Reason.MALFORMED, "judge pool entries must be distinct, in PeerId order")
+            prev = peer
+        if {p for p, _ in pool} & {*self.executors, self.requester}:
+            raise InvalidBlock(Reason.MALFORMED, "the judge pool must exclude requester and executors")
+
+
+#: Largest stake pool a duel ticket may commit to, and largest panel (see :mod:`.duels`).
+MAX_POOL = 64
+MAX_PANEL = 16
 
 
 @dataclass(frozen=True)
