@@ -100,17 +100,19 @@ def verify_receipt(duel: DuelTicket, receipt: Receipt | None, executor: str, tex
 
 def check_judge_request(duel: DuelTicket, answers: tuple[tuple[str, Receipt], tuple[str, Receipt]], *,
                         network_id: str, requester: str, me: str, max_bond: int, now_ms: int,
-                        requester_in_debt: bool) -> str:
+                        requester_in_debt: bool, judges: tuple[str, ...] | None = None) -> str:
     """Why judge ``me`` refuses to judge ``duel`` for ``requester`` ("" if it judges it).
 
-    ``answers``: (text, receipt) of the first and second answer as the judge sees them. The
-    fee ticket, if any, is checked separately with :func:`check_ticket`."""
+    ``answers``: (text, receipt) of the first and second answer as the judge sees them;
+    ``judges``: the duel's panel (a verifiable duel's drawn panel, see
+    :func:`~.ledger.panel_of`; default ``duel.judges``). The fee ticket, if any, is checked
+    separately with :func:`check_ticket`."""
     problem = signed_by_requester(duel, network_id, requester, "duel ticket")
     if problem:
         return problem
     if requester_in_debt:
         return "requester in debt"
-    if me not in duel.judges:
+    if me not in (duel.judges if judges is None else judges):
         return "we are not a judge of this duel"
     if duel.judge_bond > max_bond:
         return f"judge bond {duel.judge_bond} above our duel.max_bond {max_bond}"
