@@ -7,6 +7,8 @@
   "random responder" of the incentive experiments).
 - :class:`~wwwserve_p2p.sim.executor.SimulatedExecutor` (``"simulated"``): a GPU
   performance model with continuous batching (imported lazily, like ``"hf"``).
+- :class:`~wwwserve_p2p.executors.paced.PacedExecutor` (``"paced"``): an inner executor's real
+  tokens released on an emulated GPU's schedule (the demo's executors on a CPU-only host).
 
 :func:`create_executor` builds one from a kind and constructor options (e.g. from a config
 file). torch and transformers are imported only when an ``HFExecutor`` is created (or
@@ -31,7 +33,7 @@ __all__ = ["EXECUTOR_KINDS", "EchoExecutor", "Executor", "HFExecutor", "OpenAIUp
            "RandomTokenExecutor", "SlotGate", "create_executor"]
 
 #: Kinds accepted by :func:`create_executor`.
-EXECUTOR_KINDS = ("echo", "hf", "openai", "simulated", "random")
+EXECUTOR_KINDS = ("echo", "hf", "openai", "simulated", "random", "paced")
 
 
 def __getattr__(name: str) -> Any:
@@ -54,6 +56,9 @@ def _executor_class(kind: str) -> type[Executor]:
     if kind == "simulated":
         from ..sim.executor import SimulatedExecutor
         return SimulatedExecutor
+    if kind == "paced":
+        from .paced import PacedExecutor
+        return PacedExecutor
     raise ConfigError(f"unknown executor kind {kind!r}; known kinds: {', '.join(EXECUTOR_KINDS)}")
 
 
@@ -70,7 +75,9 @@ def create_executor(kind: str, options: dict[str, Any] | None = None) -> Executo
     ``time_scale``, ``max_batch``, ``kv_tokens``, ``max_batched_tokens``, ``seed``, ``jitter``,
     ``efficiency`` (a table of :class:`~wwwserve_p2p.sim.profiles.Efficiency` fields),
     ``min_sleep_s``); ``"random"`` → :class:`RandomTokenExecutor` (``models``, ``capacity``,
-    ``delay_per_token``, ``seed``, ``vocab_path``, ``answer_tokens``). List values for
+    ``delay_per_token``, ``seed``, ``vocab_path``, ``answer_tokens``); ``"paced"`` →
+    :class:`~wwwserve_p2p.executors.paced.PacedExecutor` (``inner`` = an executor table,
+    ``gpu``, ``model``, ``capacity``, ``slowdown``, ``efficiency``). List values for
     ``models`` are accepted (TOML arrays).
 
     An ``OpenAIUpstreamExecutor`` without ``models`` must be started (``await ex.start()``)
@@ -94,6 +101,14 @@ def create_executor(kind: str, options: dict[str, Any] | None = None) -> Executo
         raise ConfigError(f"executor kind {kind!r} requires option(s): {', '.join(missing)}")
     if isinstance(options.get("models"), list):
         options["models"] = tuple(options["models"])
+    if kind == "paced" and isinstance(options.get("inner"), dict):  # build the inner executor
+        inner = dict(options["inner"])
+        if not isinstance(inner.get("kind"), str) or inner["kind"] == "paced":
+            raise ConfigError("executor.inner must be a table with the kind of a non-paced executor "
+                              "(e.g. kind = \"hf\") and its options")
+        inner_kind = inner.pop("kind")
+        inner["capacity"] = options.get("capacity", 1)  # as many slots as the paced executor: never queues
+        options["inner"] = create_executor(inner_kind, inner)
     try:
         return cls(**options)
     except ConfigError:
