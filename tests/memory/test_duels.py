@@ -24,7 +24,7 @@ _ids = itertools.count()
 PROMPT = "one two three four five six seven eight nine ten"
 CREDIT = 1_000_000
 BOND = 20_000
-JBOND = 10_000
+JBOND = 5_000   # its largest penalty (20 %) equals the judge fee: judges refuse more
 
 
 class RandomWords(EchoExecutor):
@@ -160,8 +160,10 @@ async def test_random_responder_loses_duels_and_credit(autojump_clock):
         assert 'wwwserve_duels_total{outcome="settled"} 8.0' in text
         verdicts = [e for blk in led.blocks(origin.peer_id, 1, 10_000) for e in blk.entries if isinstance(e, Verdict)]
         assert len(verdicts) == 8
-        for v in verdicts:  # a duelist never judges its own duel, nor does the requester
-            assert not set(v.duel.judges) & {*v.duel.executors, v.duel.requester}
+        for v in verdicts:  # judges drawn verifiably from the committed pool: never a duelist or the requester
+            assert v.duel.pool and v.duel.judges == () and v.duel.judges_k == 3
+            assert set(v.panel()) == {n.peer_id for n in swarm.nodes[3:]}
+            assert not set(v.panel()) & {*v.duel.executors, v.duel.requester}
     finally:
         await swarm_cm.__aexit__(None, None, None)
 
@@ -228,39 +230,72 @@ async def test_duel_is_skipped_without_judges_and_executor_refuses_high_bonds(au
 
 async def test_judge_refuses_bad_requests(autojump_clock):
     """A judge checks the duel before judging: a duelist named as its own judge, another
-    requester, answers that do not match the receipts, a judge not named."""
-    from wwwserve_p2p.core.ledger import DuelTicket, Receipt
+    requester, answers that do not match the receipts, a judge not drawn, a judge pool that
+    disagrees with its ledger view, no fee locked toward it, a fee below its largest penalty."""
     from wwwserve_p2p.core.acceptance import answer_digest
+    from wwwserve_p2p.core.ledger import DuelTicket, Receipt, eligible_pool, panel_of
+    from wwwserve_p2p.identity import Identity
     from wwwserve_p2p.wire.codec import JudgeRequest
 
     async with open_swarm([front(), EchoExecutor(), EchoExecutor(), front()], config=config(),
                           genesis=genesis_for(4)) as swarm:
         req_node, a, b, judge = swarm.nodes
         judge.duels.judge = a.duels.judge = OverlapJudge()  # the duelist could judge other duels
+        judge.status_changed()
+        a.status_changed()
         ids = [swarm_identity(0, i) for i in range(4)]
         net = judge.network_id
+        others = {req_node.peer_id, a.peer_id, b.peer_id}
+        # the judge is staked and the requester's channel toward it is in the judge's view
+        await swarm.wait_until(lambda: swarm.ledgers_agree() and judge.ledger.account(judge.peer_id).selectable_stake > 0
+                               and req_node.tickets.ready(judge.peer_id, 1_000)
+                               and any(info.executor == judge.peer_id
+                                       for info in judge.ledger.channels_of(req_node.peer_id).values()), timeout=60)
+        pool = eligible_pool(judge.duels.judge_stakes(), others)
+        assert [p for p, _ in pool] == [judge.peer_id]
 
-        def duel(judges, signer=0, requester=0):
-            return DuelTicket(net, f"x{next(_ids)}", ids[requester].peer_id, (a.peer_id, b.peer_id),
-                              tuple(judges), BOND, JBOND, 2 * 10**12).signed(ids[signer].sign)
+        def duel(pool=pool, k=1, jbond=JBOND, signer=0, requester=0, did=None, judges=()):
+            return DuelTicket(net, did or f"x{next(_ids)}", ids[requester].peer_id, (a.peer_id, b.peer_id),
+                              tuple(judges), BOND, jbond, 2 * 10**12, pool=pool,
+                              judges_k=k if pool else 0).signed(ids[signer].sign)
 
-        def request(d, first="one two", second="xq zz", tamper=False):
-            ra = Receipt(a.peer_id, d.hash, answer_digest(first)).signed(ids[1].sign)
-            rb = Receipt(b.peer_id, d.hash, answer_digest(second)).signed(ids[2].sign)
-            return JudgeRequest(d, PROMPT, first + ("!" if tamper else ""), second, ra, rb)
+        def receipts(d, first="one two", second="xq zz"):
+            return (Receipt(a.peer_id, d.hash, answer_digest(first)).signed(ids[1].sign),
+                    Receipt(b.peer_id, d.hash, answer_digest(second)).signed(ids[2].sign))
 
-        ok = duel([judge.peer_id])
+        def request(d, first="one two", second="xq zz", tamper=False, fee=1_000):
+            ra, rb = receipts(d, first, second)
+            voucher = req_node.tickets.make_fee(judge.peer_id, d, fee) if fee else None
+            return JudgeRequest(d, PROMPT, first + ("!" if tamper else ""), second, ra, rb, voucher)
+
+        ok = duel()
         assert judge.duels.check_request(request(ok), req_node.peer_id) == ""
         # a duelist named as judge of its own duel: the ticket itself is invalid
-        own = dataclasses.replace(duel([a.peer_id]), signature=b"")
-        own = own.signed(ids[0].sign)
+        own = duel(pool=(), judges=[a.peer_id])
         assert "judges must be distinct and exclude" in a.duels.check_request(request(own), req_node.peer_id)
         assert "another requester" in judge.duels.check_request(request(ok), b.peer_id)
         assert "does not match" in judge.duels.check_request(request(ok, tamper=True), req_node.peer_id)
-        assert "not a judge of this duel" in a.duels.check_request(request(ok), req_node.peer_id)
         assert "does not judge" in b.duels.check_request(request(ok), req_node.peer_id)  # b has no method
-        forged = duel([judge.peer_id], signer=3)
+        forged = duel(signer=3)
         assert "invalid duel ticket" in judge.duels.check_request(request(forged), req_node.peer_id)
+        # no fee locked toward us, or a fee below our largest penalty (20 % of the judge bond)
+        assert "fee voucher is required" in judge.duels.check_request(request(ok, fee=0), req_node.peer_id)
+        assert "below our largest possible penalty" in judge.duels.check_request(
+            request(duel(jbond=2 * JBOND)), req_node.peer_id)
+        # a pool padded with a key our ledger gives no stake (the farmer's own fake judges)
+        fake = Identity(b"\x07" * 32).peer_id
+        padded = tuple(sorted([*pool, (fake, 10**12)]))
+        assert "stake our ledger does not show" in judge.duels.check_request(
+            request(duel(pool=padded, k=2)), req_node.peer_id)
+        # a pool that leaves us (the only staked judge we know) out: we are not drawn
+        assert "not a judge of this duel" in judge.duels.check_request(
+            request(duel(pool=((fake, 10**12),))), req_node.peer_id)
+        # we are in the pool but another member was drawn for the only seat
+        for i in itertools.count():
+            d = duel(pool=padded, did=f"grind{i}")
+            if panel_of(d, receipts(d)) == (fake,):
+                break
+        assert "not a judge of this duel" in judge.duels.check_request(request(d), req_node.peer_id)
 
 
 async def test_a_duel_that_times_out_never_cuts_the_users_answer(autojump_clock):

@@ -19,6 +19,16 @@ receipt of its executor, so the judge can check that the answer is what the exec
 and map "first"/"second" back to A/B; the judge method itself never learns who wrote what.
 The vote is signed over the duel's hash; the judge then claims its fee ticket. A judge that
 does not answer within ``duel.judge_timeout`` is not counted (its fee ticket is voided).
+
+Verifiable panels (issue 18, :mod:`wwwserve_p2p.core.ledger.duels`): the requester does not
+name judges. Its duel ticket commits to a stake *pool* (alive peers that judge, not in debt,
+by stake in its view, the requester and both duelists excluded) and a number of seats; once
+both receipts are in, the panel is drawn from the pool with a seed of the duel hash and both
+receipt signatures, and every replica recomputes it from the verdict. A judge votes only if
+it is drawn, the pool agrees with its own view (:func:`~wwwserve_p2p.core.ledger.pool_problem`,
+:data:`POOL_TOLERANCE_PCT`), and the request carries a fee voucher on a payment channel toward
+it (locked credit) of at least its largest possible penalty: a farming requester can then never
+make an honest judge lose credit. The requester caps the judge bond accordingly.
 """
 
 from __future__ import annotations
@@ -35,8 +45,8 @@ import trio
 
 from ..config import DuelSection
 from ..core.acceptance import check_judge_request, side_of, verify_receipt
-from ..core.ledger import DuelTicket, Receipt, Signer, Verdict, Vote
-from ..core.selection import select_candidates
+from ..core.ledger import (DuelTicket, Receipt, Signer, Verdict, Vote, eligible_pool, max_judge_penalty, panel_of,
+                           pool_problem)
 from ..core.types import ErrorReply, GenerationRequest
 from ..errors import MalformedMessage, OverlayError, RequestTimeout, StorageError, WwwServeError
 from ..metrics import NodeMetrics
@@ -51,6 +61,9 @@ from .runtime import Runtime
 from .tickets import TicketDesk
 
 JUDGE_PROTOCOL = "/wwwserve/judge/1"
+#: How far (percent of the stake in a judge's own pool) a duel's committed pool may differ from
+#: the judge's view, by inflated and by omitted stake each (views differ while blocks travel).
+POOL_TOLERANCE_PCT = 20
 log = logging.getLogger("wwwserve_p2p.duel")
 
 
@@ -109,27 +122,44 @@ class DuelService:
         self.stats: Counter[str] = Counter()
 
     # ------------------------------------------------------------ as requester
+    def judge_stakes(self) -> dict[str, int]:
+        """PeerId -> selectable stake in our view of every alive peer that judges and is not in
+        debt, ourselves included when we judge: what a duel's judge pool is drawn from."""
+        out = {e.status.peer_id: self.ledger.stake_of(e.status.peer_id) for e in self.membership.alive_entries()
+               if e.status.judges and not self.ledger.in_debt(e.status.peer_id)}
+        if self.judge is not None and not self.ledger.in_debt(self.me):
+            out[self.me] = self.ledger.stake_of(self.me)
+        return out
+
     def choose_judges(self, exclude: set[str]) -> list[str]:
-        """Up to ``duel.judges_k`` judges, stake-weighted among alive peers that judge and are
-        not in debt, never one of ``exclude`` (the requester and the duelists)."""
-        eligible = [e.status.peer_id for e in self.membership.alive_entries()
-                    if e.status.judges and e.status.peer_id not in exclude and not self.ledger.in_debt(e.status.peer_id)]
-        stakes = {p: self.ledger.stake_of(p) for p in eligible}
-        return select_candidates(stakes, self.config.judges_k, self.rng.getrandbits(64), self.exploration_share)
+        """The PeerIds of the judge pool a duel of ours would commit to now (staked judging
+        peers, the largest :data:`~wwwserve_p2p.core.ledger.duels.MAX_POOL`), never one of
+        ``exclude`` (the requester and the duelists)."""
+        return [p for p, _ in eligible_pool(self.judge_stakes(), exclude | {self.me})]
+
+    def judge_bond(self) -> int:
+        """The judge bond our duels carry: ``duel.judge_bond``, capped so that a judge's largest
+        penalty never exceeds the fee we pay it (``duel.judge_fee``); judges refuse more."""
+        params = self.ledger.ledger.params
+        pct = max(params.minority_penalty_pct, params.abstain_penalty_pct)
+        cap = self.config.judge_fee * 100 // pct if pct else self.config.judge_bond
+        return max(1, min(self.config.judge_bond, cap))
 
     def make_duel(self, request: GenerationRequest, a: str, b: str) -> DuelTicket | None:
         """Our signed duel ticket for ``request`` answered by ``a`` (streams to the user) and
-        ``b``, with judges chosen now; None (no duel) when no judge is available."""
-        judges = self.choose_judges({self.me, a, b})
-        if not judges:
+        ``b``, committing to the judge pool of now (the judges are drawn from it once both
+        receipts are in); None (no duel) when no staked judge is available."""
+        pool = eligible_pool(self.judge_stakes(), {self.me, a, b})
+        if not pool:
             self.metrics.duels.labels("skipped").inc()
             log.info("no judge available: %s goes to %s alone", request.request_id, a)
             return None
         cfg = self.config
         now = self.runtime.clock.wall_ms()
         return DuelTicket(self.network_id, f"{request.request_id}/duel/{self.tickets.incarnation}", self.me, (a, b),
-                          tuple(judges), cfg.executor_bond, cfg.judge_bond, now + int(cfg.duel_ttl * 1000),
-                          issued_ms=self.tickets.issued_ms(now)).signed(self._sign)
+                          (), cfg.executor_bond, self.judge_bond(), now + int(cfg.duel_ttl * 1000),
+                          issued_ms=self.tickets.issued_ms(now), pool=pool,
+                          judges_k=min(cfg.judges_k, len(pool))).signed(self._sign)
 
     def start(self, request: GenerationRequest, a: DelegationAttempt, b: DelegationAttempt) -> DuelRun:
         """Run the duel of the committed attempts ``a`` (streams to the user) and ``b`` in the
@@ -189,7 +219,8 @@ class DuelService:
             return
         assert a_receipt is not None and b_receipt is not None and run.a_text is not None and b_text is not None
         votes = await self.ask_judges(duel, prompt_text(run.request), {a_exec: (run.a_text, a_receipt),
-                                                                        b_exec: (b_text, b_receipt)})
+                                                                        b_exec: (b_text, b_receipt)},
+                                      panel_of(duel, (a_receipt, b_receipt)))
         verdict = Verdict(duel, (a_receipt, b_receipt), tuple(votes))
         try:
             self.ledger.submit(f"verdict:{duel.hash}", verdict)
@@ -200,13 +231,17 @@ class DuelService:
         counts = {c: sum(1 for v in votes if v.choice == c) for c in ("A", "B", "abstain")}
         log.info("duel %s between %s (A) and %s (B): votes %s", duel.duel_id, a_exec, b_exec, counts)
 
-    async def ask_judges(self, duel: DuelTicket, prompt: str, answers: dict[str, tuple[str, Receipt]]) -> list[Vote]:
+    async def ask_judges(self, duel: DuelTicket, prompt: str, answers: dict[str, tuple[str, Receipt]],
+                         judges: tuple[str, ...] | None = None) -> list[Vote]:
         """Ask every judge of ``duel`` in parallel; returns the valid votes that came back in time.
 
-        ``answers``: executor PeerId -> (answer text, its receipt). Each judge sees the answers in
-        an order drawn from the node's seeded RNG; its fee ticket is voided if it does not vote.
+        ``answers``: executor PeerId -> (answer text, its receipt); ``judges``: the panel (drawn,
+        :func:`~wwwserve_p2p.core.ledger.panel_of`; default ``duel.judges``). Each judge sees the
+        answers in an order drawn from the node's seeded RNG; its fee ticket is voided if it does
+        not vote.
         """
         cfg = self.config
+        panel = tuple(duel.judges) if judges is None else tuple(judges)
         votes: list[Vote] = []
 
         async def ask(judge: str, swap: bool) -> None:
@@ -241,24 +276,39 @@ class DuelService:
                 self.tickets.void(fee, "judge did not vote")
 
         async with trio.open_nursery() as nursery:
-            for j in duel.judges:
+            for j in panel:
                 nursery.start_soon(ask, j, self.rng.random() < 0.5)
-        return sorted(votes, key=lambda v: duel.judges.index(v.judge))
+        return sorted(votes, key=lambda v: panel.index(v.judge))
 
     # ------------------------------------------------------------ as judge
     def check_request(self, req: JudgeRequest, requester: str) -> str:
         """Why we refuse to judge ``req`` sent by ``requester`` ("" if we judge it)."""
         if self.judge is None:
             return "this node does not judge (duel.judge = none)"
+        duel = req.duel
+        try:
+            panel = panel_of(duel, (req.first_receipt, req.second_receipt))
+        except ValueError:
+            panel = ()
         problem = check_judge_request(
-            req.duel, ((req.first, req.first_receipt), (req.second, req.second_receipt)),
+            duel, ((req.first, req.first_receipt), (req.second, req.second_receipt)),
             network_id=self.network_id, requester=requester, me=self.me, max_bond=self.config.max_bond,
-            now_ms=self.runtime.clock.wall_ms(), requester_in_debt=self.ledger.in_debt(requester))
+            now_ms=self.runtime.clock.wall_ms(), requester_in_debt=self.ledger.in_debt(requester), judges=panel)
         if problem:
             return problem
-        if req.fee is not None:
-            return self.tickets.accept(req.fee, requester, req.fee.price)
-        return ""
+        if duel.pool:
+            problem = pool_problem(duel.pool, self.judge_stakes(), {requester, *duel.executors},
+                                   tolerance_pct=POOL_TOLERANCE_PCT)
+            if problem:
+                return problem
+        # the fee must be locked toward us (a payment-channel voucher) and cover our largest
+        # possible penalty: a duel can then never cost us credit, whoever the other judges are
+        need = max_judge_penalty(duel.judge_bond, self.ledger.ledger.params) if duel.pool else 0
+        if req.fee is None:
+            return "a judge fee voucher is required (credit locked toward the judge)"
+        if req.fee.price < need:
+            return f"judge fee {req.fee.price} below our largest possible penalty {need} micro-credits"
+        return self.tickets.accept(req.fee, requester, max(1, need))
 
     async def decide_vote(self, req: JudgeRequest) -> str:
         """Our vote on a duel (``"A"``, ``"B"`` or ``"abstain"``): our judge method sees the prompt
