@@ -232,7 +232,8 @@ class Node:
         """Issue 15's counters: membership (peer table, newcomers, refused statuses, gated dials,
         pings) and the overlay's flood counters (``statistics()``: oversize, rate_limited,
         dropped, refused streams) where the overlay has them."""
-        out: dict[str, Any] = {"membership": self.membership.defense_stats()}
+        out: dict[str, Any] = {"membership": self.membership.defense_stats(),
+                               "offers": self.delegation.offers.view(self.runtime.clock.monotonic())}
         stats = getattr(self.overlay, "statistics", None) or getattr(getattr(self.overlay, "inner", None),
                                                                         "statistics", None)
         if callable(stats):

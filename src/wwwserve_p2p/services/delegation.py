@@ -54,7 +54,9 @@ from ..core.dispatch import (
     Wait,
     WaitQueue,
 )
+from ..core.acceptance import MIN_VALIDITY_MS
 from ..core.ledger import DuelTicket, Receipt, Signer, Ticket
+from ..core.offers import Lease, OfferBook, OfferLimits
 from ..core.peers import PeerEvent
 from ..core.policy import OffloadPolicy, decide_accept, expected_load_after
 from ..core.types import ErrorReply, GenerationChunk, GenerationRequest, Offer, PeerStatus, RoutedChunk
@@ -197,10 +199,12 @@ class DelegationServer:
         self.metrics, self.stats, self.max_bond, self._on_change = metrics, stats, max_bond, on_change
         #: delegated requests we are committed to (executing or about to)
         self.running = 0
-        #: offers we accepted whose requester has not decided yet (at most max_delegated); they hold
-        #: no slot: a requester chooses among several acceptors, so most offers are withdrawn, and
-        #: a commit that finds no slot left is refused ("overloaded": the requester decides again)
-        self.pending = 0
+        #: offers we accepted whose requester has not decided yet, as short leases (issue 15: per
+        #: requester limits, a small share for requesters without locked credit toward us, strikes
+        #: for leases left to expire; see :mod:`~wwwserve_p2p.core.offers`). They hold no slot: a
+        #: requester chooses among several acceptors, so most offers are withdrawn, and a commit
+        #: that finds no slot left is refused ("overloaded": the requester decides again)
+        self.offers = OfferBook(OfferLimits.for_slots(policy.max_delegated, config.commit_timeout))
         #: our executor's slots, shared with the node's Requester
         self.slots = SlotBook(executor, lambda: self.running)
 
@@ -209,19 +213,48 @@ class DelegationServer:
         :func:`~wwwserve_p2p.core.policy.decide_accept`)."""
         load = self.executor.load()
         return self.policy.participate and self.running < self.policy.max_delegated \
-            and self.pending < self.policy.max_delegated and self.slots.users_waiting() == 0 \
+            and not self._offer_book().full() and self.slots.users_waiting() == 0 \
             and load.queued == 0 and self.slots.free() > 0 \
             and expected_load_after(load, self.slots.held()) <= self.policy.accept_load
 
+    @property
+    def pending(self) -> int:
+        """Offers open now (accepted, the requester has not decided yet)."""
+        return self.offers.open
+
+    def _offer_book(self) -> OfferBook:
+        """The offer book, its limits following the current policy's ``max_delegated``."""
+        want = OfferLimits.for_slots(self.policy.max_delegated, self.config.commit_timeout)
+        if want != self.offers.limits:
+            self.offers.limits = want
+        return self.offers
+
+    def funded(self, requester: str, amount: int) -> bool:
+        """Whether ``requester`` has locked credit toward us: a payment channel open toward us in
+        our ledger view, not closed, valid for a while yet, with ``amount`` micro-credits of room
+        (deposit minus what we claimed on it; the commit's voucher check is the exact one)."""
+        led = self.ledger.ledger
+        now = self.runtime.clock.wall_ms()
+        for cid, info in led.channels_of(requester).items():
+            if info.executor != self.me or info.expires_ms < now + MIN_VALIDITY_MS or led.channel_closed(requester, cid):
+                continue
+            if info.deposit - led.channel_claimed(self.me, cid)[1] >= amount:
+                return True
+        return False
+
     def decide(self, model: str, requester: str = "", max_tokens: int = 1) -> tuple[bool, str]:
         """Policy decision on a delegation probe for ``model`` from ``requester`` (who must be
-        able to pay for ``max_tokens``)."""
+        able to pay for ``max_tokens``, and within its share of our open offers)."""
+        price = self.ledger.ledger.params.price(max_tokens)
         if requester and self.ledger.in_debt(requester):
             return False, "requester in debt"
-        if requester and not self.ledger.can_afford(requester, self.ledger.ledger.params.price(max_tokens)):
+        if requester and not self.ledger.can_afford(requester, price):
             return False, "requester cannot afford the ticket"
-        if self.pending >= self.policy.max_delegated:
-            return False, "too many open offers"
+        why = self._offer_book().check(requester, bool(requester) and self.funded(requester, price),
+                                       self.runtime.clock.monotonic())
+        if why:
+            self.offers.note_refusal(why)
+            return False, why
         return decide_accept(self.executor.load(), self.running, model in self.executor.models(),
                              self.policy, self.rng.random(), held=self.slots.held(),
                              users_waiting=self.slots.users_waiting())
@@ -250,9 +283,15 @@ class DelegationServer:
             problem = self.executor.unsupported(request)  # a parameter our executor cannot honour
             if problem is not None:
                 accepted, reason = False, f"cannot honour {getattr(problem, 'param', None)}: {problem}"[:200]
-        held = ["pending" if accepted else ""]  # -> "running" on commit, "" when withdrawn
+        lease: Lease | None = None
         if accepted:
-            self.pending += 1
+            got = self.offers.grant(stream.remote_peer, self.funded(
+                stream.remote_peer, self.ledger.ledger.params.price(request.max_tokens)), self.runtime.clock.monotonic())
+            if isinstance(got, str):
+                accepted, reason = False, got
+            else:
+                lease = got
+        held = ["pending" if accepted else ""]  # -> "running" on commit, "" when withdrawn
         try:
             offer = Offer(accepted, reason, self.executor.load().load, self.slots.ttft_s, self.slots.s_per_token)
             if not await _try_write(stream, offer):
@@ -260,29 +299,33 @@ class DelegationServer:
             if not accepted:
                 self.metrics.delegated.labels("rejected").inc()
                 return
-            await self._serve_committed(stream, reader, request, held)
+            await self._serve_committed(stream, reader, request, held, lease)
         finally:
-            if held[0] == "pending":
-                self.pending -= 1
-            elif held[0] == "running":
+            if lease is not None:  # the requester went away before deciding
+                self.offers.end(lease, "withdrawn", self.runtime.clock.monotonic())
+            if held[0] == "running":
                 self.running -= 1
             if accepted:
                 self._on_change()
                 self.slots.freed()
 
     async def _serve_committed(self, stream: Stream, reader: FrameReader, request: GenerationRequest,
-                               held: list[str] | None = None) -> None:
+                               held: list[str] | None = None, lease: Lease | None = None) -> None:
         held = held if held is not None else [""]
         ticket: Ticket | None = None
         duel: DuelTicket | None = None
-        try:
+        outcome = "withdrawn"
+        try:  # the offer's lease: a decision within commit_timeout, else it expires (a strike)
             decision = await reader.read_frame(self.config.commit_timeout, may_have_processed=False)
             commit, ticket, duel = codec.decode_decision(decision) if decision is not None else (False, None, None)
-        except (MalformedMessage, RequestTimeout, OverlayError):
+            outcome = "committed" if commit else "withdrawn"
+        except (MalformedMessage, RequestTimeout):
+            commit, outcome = False, "expired"
+        except OverlayError:
             commit = False
-        if held[0] == "pending":
-            self.pending -= 1
-            held[0] = ""
+        if lease is not None:
+            self.offers.end(lease, outcome, self.runtime.clock.monotonic())
+        held[0] = ""
         if not commit:
             self.metrics.delegated.labels("withdrawn").inc()
             return
