@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..core.acceptance import can_afford
-from ..core.ledger import (AddResult, AddStatus, Block, Claim, Entry, EquivocationProof, Ledger, Signer, Transfer,
-                           is_premature)
+from ..core.ledger import (AddResult, AddStatus, Block, Claim, Entry, EquivocationProof, Ledger, Receive, Signer,
+                           Transfer, is_premature)
 from ..core.peers import PeerEvent
 from ..core.policy import plan_stake
 from ..core.types import PeerStatus
@@ -197,24 +197,60 @@ class LedgerService:
                    if not led.channel_closed(self.me, cid) and info.expires_ms > self.runtime.clock.wall_ms())
 
     def is_member(self, peer_id: str) -> bool:
-        """Whether ``peer_id`` may make us store its blocks freely: a genesis allocation, stake,
-        unbonding, a positive balance or paid work (earned or spent) in our view (or us)."""
+        """Whether ``peer_id`` may make us store its blocks freely (or is us): a genesis
+        allocation, stake, unbonding, credit provable from its own chain, or credit locked in
+        its open payment channels, in our view. A positive fold balance or paid work alone does
+        not count: legacy claims are paid in the fold without any lock behind them, so two
+        fresh keys could otherwise make each other members with one block (issue 18 §5)."""
         if peer_id == self.me or peer_id in self._allocated:
             return True
         acc = self.ledger.account(peer_id)
-        return acc.stake > 0 or acc.unbonding > 0 or acc.balance > 0 or acc.earned > 0 or acc.spent > 0
+        return (acc.stake > 0 or acc.unbonding > 0 or self.ledger.provable(peer_id) > 0
+                or self._locked_by(peer_id) > 0)
 
-    def _admit(self, block: Block) -> bool:
-        """Store ``block``? Members' blocks and claims of tickets from members or requesters
-        who can afford them always; other non-members' blocks within their budget."""
-        if self.is_member(block.author):
-            return True
+    def _exempt(self, block: Block) -> bool:
+        """A non-member's block that passes without budget: it claims a ticket of a member or
+        of a requester who can afford it (how a fresh executor earns its way in), or receives
+        a member's transfer. Reads fields only: the signatures are checked afterwards."""
         for e in block.entries:
             if type(e) is Claim:
                 t = e.ticket
                 if self.is_member(t.requester) or self.can_afford(t.requester, t.price):
                     return True
-        return self.non_members.allow(block.author, block.canonical_size(), self.runtime.clock.monotonic())
+            elif type(e) is Receive and self.is_member(e.block.author):
+                return True
+        return False
+
+    def _may_admit(self, block: Block) -> bool:
+        """The gossip validator's check, before any signature is verified: would :meth:`_admit`
+        take ``block`` now? Spends nothing."""
+        return (self.is_member(block.author) or self._exempt(block)
+                or self.non_members.has_room(block.author, self.runtime.clock.monotonic(), block.canonical_size()))
+
+    def _admit(self, block: Block) -> str:
+        """Store ``block``? ``"member"`` (its author is one), ``"exempt"`` (see :meth:`_exempt`),
+        ``"budget"`` (a non-member within its budget: spent now), or ``""`` (refused)."""
+        if self.is_member(block.author):
+            return "member"
+        if self._exempt(block):
+            return "exempt"
+        ok = self.non_members.allow(block.author, block.canonical_size(), self.runtime.clock.monotonic())
+        return "budget" if ok else ""
+
+    def _admit_proof(self, proof: EquivocationProof, *, spend: bool) -> bool:
+        """Take an equivocation proof of ``proof.author``? Always for members; a non-member's
+        within its budget (a proof of a fresh key burns nothing and would otherwise cost every
+        node disk for free); ``spend=False`` only looks."""
+        if self.is_member(proof.author):
+            return True
+        now = self.runtime.clock.monotonic()
+        if not spend:
+            return self.non_members.has_room(proof.author, now, _PROOF_BYTES)
+        return self.non_members.allow(proof.author, _PROOF_BYTES, now)
+
+    def _count_refused(self, size: int) -> None:
+        reason = "non_member_full" if self.non_members.full(size) else "non_member_rate"
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
     def stake_of(self, peer_id: str) -> int:
         """``peer_id``'s selectable stake in our view (micro-credits)."""
@@ -225,7 +261,7 @@ class LedgerService:
         return {**self.ledger.summary(), "me": self.ledger.account(self.me).to_dict(),
                 "queued_entries": self.queued(), "blocks_produced": self.blocks_produced,
                 "rejected": dict(self.rejected), "held_premature": len(self.premature),
-                "held_premature_bytes": self.premature.bytes}
+                "held_premature_bytes": self.premature.bytes, "non_members": self.non_members.stats()}
 
     def accounts_view(self) -> dict[str, Any]:
         """``GET /ledger/accounts``: every account in our view (micro-credits); ``debt`` is how far
@@ -336,6 +372,11 @@ class LedgerService:
             if isinstance(item, Block):
                 if item.author != msg.source:
                     return False  # only authors publish their blocks; others' arrive by sync
+                if not self._may_admit(item):
+                    # a non-member over its budget: dropped before its signatures are verified,
+                    # not forwarded (and the forwarder's gossip score pays for it)
+                    self._count_refused(item.canonical_size())
+                    return False
                 self.ledger.check_static(item)
                 if (is_premature(item, self.runtime.clock.wall_ms(), self.premature.tolerance_ms)
                         and self.ledger.height(item.author) < item.height):
@@ -345,6 +386,9 @@ class LedgerService:
                     self._hold(item)
                     return False
             else:
+                if not self._admit_proof(item, spend=False):
+                    self._count_refused(_PROOF_BYTES)
+                    return False
                 item.check(self.ledger.network_id)
         except (MalformedMessage, InvalidBlock) as exc:
             reason = getattr(exc, "reason", "malformed")
@@ -364,6 +408,13 @@ class LedgerService:
             self.request_pull(msg.received_from)
 
     async def accept_proof(self, proof: EquivocationProof) -> None:
+        cut = self.ledger.cut_height(proof.author)
+        if cut is not None and cut <= proof.height:
+            return  # nothing new (no budget spent on a duplicate)
+        if not self._admit_proof(proof, spend=True):
+            self._count_refused(_PROOF_BYTES)
+            return
+        member = self.is_member(proof.author)
         try:
             new = self.ledger.add_proof(proof)
         except InvalidBlock as exc:
@@ -372,6 +423,8 @@ class LedgerService:
         if new:
             log.warning("peer %s equivocated at height %d: its chain is cut and its stake burned",
                         proof.author, proof.height)
+            if not member:
+                self.non_members.hold(_PROOF_BYTES)
             await self._persist_proof(proof)
             self._on_change()
 
@@ -394,13 +447,16 @@ class LedgerService:
         now = self.runtime.clock.wall_ms()
         tolerance = self.premature.tolerance_ms
         for b in blocks:
-            if not self._admit(b):
+            admitted = self._admit(b)
+            if not admitted:
                 # a non-member over its budget: neither stored nor applied (pulled again later)
+                self._count_refused(b.canonical_size())
                 results.append(AddResult(AddStatus.REJECTED, "non_member_rate", have=self.ledger.height(b.author)))
-                self.rejected["non_member_rate"] = self.rejected.get("non_member_rate", 0) + 1
                 continue
             res = self.ledger.add_block(b, verified=True, now_ms=now, tolerance_ms=tolerance)
             results.append(res)
+            if admitted == "budget" and res.status in ("applied", "pending"):
+                self.non_members.hold(b.canonical_size())  # stored, or held in the gap/dependency buffer
             if res.status == "premature":
                 self._hold(b)
             elif res.status == "applied":
@@ -409,7 +465,12 @@ class LedgerService:
                 if res.proof is not None:
                     log.warning("caught %s equivocating at height %d", b.author, b.height)
                     await self._persist_proof(res.proof)
-                    self.submit(f"proof:{res.proof.a.hash}:{res.proof.b.hash}", res.proof)
+                    if admitted == "member":
+                        # into our chain only when there is something to burn: a proof of a
+                        # non-member would put junk into every honest chain for free
+                        self.submit(f"proof:{res.proof.a.hash}:{res.proof.b.hash}", res.proof)
+                    else:
+                        self.non_members.hold(_PROOF_BYTES)
                     await self._publish(res.proof)
             elif res.status == "rejected":
                 self.rejected[res.reason] = self.rejected.get(res.reason, 0) + 1
@@ -738,8 +799,10 @@ class LedgerService:
                           provable=self.ledger.provable(self.me) + self.ledger.params.overdraft)
 
     def restore(self) -> int:
-        """Load persisted blocks, proofs and queued entries (blocking; call before :meth:`run`)."""
+        """Load persisted blocks, proofs and queued entries (blocking; call before :meth:`run`).
+        Recounts the bytes non-members hold in the store (their lifetime cap, see ``_admission``)."""
         n = self.store.load_into(self.ledger)
+        self.non_members.stored = self.non_member_bytes()
         for key, entry in self.store.pending():
             self._queue[key] = entry
         for key, entry in receives_for(self.me, all_blocks(self.ledger), self.ledger):  # issue 14 hook
@@ -749,6 +812,19 @@ class LedgerService:
         if self._queue:
             self._wakeup.set()
         return n
+
+    def non_member_bytes(self) -> int:
+        """Bytes of the blocks and proofs of non-members in our replica now (a scan: startup
+        and tests). Authors that became members since are not counted."""
+        led = self.ledger
+        total = 0
+        for author in led.heads().keys() | {p.author for p in led.proofs()}:
+            if self.is_member(author):
+                continue
+            total += sum(b.canonical_size() for b in led.blocks(author))
+            if led.cut_height(author) is not None:
+                total += _PROOF_BYTES
+        return total
 
     def _receive_transfers(self, blocks: list[Block]) -> None:
         """Queue a Receive for each Transfer to us in ``blocks`` (issue 14; see :mod:`.receiving`)."""
