@@ -20,6 +20,14 @@ peer table. The attacker is a py-libp2p host in this process that bootstraps fro
   decided (no commit, no withdrawal) until the executor ends it; a refused probe is retried after
   ``--squat-backoff`` s. Reported: probes, offers accepted/held (most held at once), refusal reasons, and the
   legit requests' success and latency (they are all delegated).
+- ``ledger_junk`` (issue 18 §5): ``--junk`` junk ledger blocks over ``--junk-seconds``, each
+  from a fresh key (valid, "paid" legacy claims, gap tips, ~200 KB duplicate-entry blocks,
+  equivocations, malformed, oversized; see ``ledger_junk.py``), published on the ledger topic
+  into ``a`` of a 3-node network with a genesis (overdraft 0), while the attacker also serves
+  ``/wwwserve/ledger-sync/1`` with all its chains. Run twice: ``baseline`` (the attacker
+  connects and publishes nothing, same length) and ``attack``; per honest node: RSS growth,
+  CPU share (of one core) from 10 s after the first junk to the end, disk growth of the
+  ledger store, blocks/authors stored from non-members, and legit request success.
 
 During each attack (and ``--settle`` s before and after) this script sends one legitimate
 request to ``a`` every 0.25 s through the OpenAI API (``m``, 4 tokens, 10 s timeout) and polls
@@ -30,6 +38,7 @@ request success and p50/p99 latency; per honest view: largest peer table, honest
 
     python benchmarks/adversaries.py                          # every attack, full size (~3 min)
     python benchmarks/adversaries.py --attack status_flood --quick
+    python benchmarks/adversaries.py --attack ledger_junk --out results/ledger_junk
     # the same against the code before issue 15:
     cd /work/before && PYTHONPATH=/work/before/src /work/main/.venv/bin/python \\
         /work/main/benchmarks/adversaries.py --out /tmp/adv-before
@@ -59,7 +68,7 @@ from wwwserve_p2p.localnet import NodeSpec, start_network, stop_network, wait_fo
 from wwwserve_p2p.net.libp2p import Libp2pConfig, open_libp2p_overlay
 from wwwserve_p2p.wire import codec
 
-ATTACKS = ("status_flood", "forged_statuses", "idle_streams")
+ATTACKS = ("status_flood", "forged_statuses", "idle_streams", "ledger_junk")
 NETWORK = "wwwserve-adversaries"
 ATTACKS = (*ATTACKS, "slot_squat")  # issue 15 item 4: offers cost something
 
@@ -400,6 +409,9 @@ class _Target:
 def child_main(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """The attacker, in its own process (so its CPU does not slow this script's monitors)."""
     target = _Target(params["target"])
+    if name == "ledger_junk":
+        import ledger_junk
+        return trio.run(ledger_junk.ledger_junk_attack, target, params)
     if name == "slot_squat":
         return trio.run(slot_squat_attack, params)
     if name == "idle_streams":
@@ -463,6 +475,143 @@ def run_attack(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
     return out
 
 
+# ---------------------------------------------------------------------------- ledger junk (issue 18 §5)
+
+JUNK_NETWORK = "wwwserve-ledger-junk"
+
+
+def junk_specs() -> list[NodeSpec]:
+    def one(name: str, models: list[str]) -> NodeSpec:
+        return NodeSpec(name, {"node": {"network": JUNK_NETWORK, "log_level": "INFO"},
+                               "status": {"interval": 1.0},
+                               "ledger": {"block_interval": 0.5, "sync_interval": 1.0},
+                               "executor": {"kind": "echo", "models": models, "capacity": 8,
+                                            "delay_per_token": 0.0}})
+    return [one("a", ["front"]), one("b", ["m"]), one("c", ["m"])]
+
+
+def ledger_files_bytes(data_dir: Path) -> int:
+    """Bytes of a node's ledger store on disk (``ledger.sqlite`` plus its WAL and SHM files)."""
+    return sum(p.stat().st_size for p in Path(data_dir).glob("ledger.sqlite*") if p.is_file())
+
+
+class ResourceSampler:
+    """Samples CPU seconds, RSS and ledger-store bytes of each node process every ``every`` s
+    (wall-clock timestamps), in a thread."""
+
+    def __init__(self, nodes: list[Any], every: float = 0.5):
+        self.nodes, self.every = nodes, every
+        self.samples: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            t = time.time()
+            for n in self.nodes:
+                self.samples.append({"t": t, "node": n.name, "cpu_s": harness.proc_cpu_seconds(n.proc.pid),
+                                     "rss_mib": harness.proc_rss_mib(n.proc.pid),
+                                     "disk": ledger_files_bytes(Path(n.config_path).parent)})
+            self._stop.wait(self.every)
+
+    def window(self, node: str, t_start: float, t_cpu: float, t_end: float) -> dict[str, Any]:
+        """Growth from ``t_start`` (the last sample at or before it) to ``t_end``: RSS (max),
+        disk; CPU share of one core over ``[t_cpu, t_end]``."""
+        rows = [s for s in self.samples if s["node"] == node]
+        base = [s for s in rows if s["t"] <= t_start] or rows[:1]
+        b = base[-1]
+        during = [s for s in rows if t_start <= s["t"] <= t_end] or [b]
+        c0 = [s for s in rows if s["t"] <= t_cpu] or rows[:1]
+        c1 = [s for s in rows if s["t"] <= t_end] or rows[-1:]
+        dt = c1[-1]["t"] - c0[-1]["t"]
+        return {"rss_start_mib": round(b["rss_mib"], 1),
+                "rss_growth_mib": round(max(s["rss_mib"] for s in during) - b["rss_mib"], 1),
+                "cpu_share_after_10s": round((c1[-1]["cpu_s"] - c0[-1]["cpu_s"]) / dt, 3) if dt > 0 else None,
+                "cpu_window_s": round(dt, 1),
+                "disk_growth_bytes": during[-1]["disk"] - b["disk"]}
+
+
+def _ledger_view(n: Any) -> dict[str, Any]:
+    try:
+        led = httpx.get(n.api_url + "/ledger", timeout=10).json()
+    except (httpx.HTTPError, ValueError):
+        return {"error": "unreachable"}
+    keep = ("blocks", "authors", "pending", "pending_bytes", "waiting", "rejected", "non_members", "state_hash")
+    return {k: led[k] for k in keep if k in led}
+
+
+def run_ledger_junk_once(variant: str, count: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """One network, one attacker child (``count`` = 0: the baseline), the measurements."""
+    from wwwserve_p2p.localnet import write_network_genesis
+
+    specs = junk_specs()
+    genesis = write_network_genesis(specs, workdir, JUNK_NETWORK, credits=100.0)
+    nodes = start_network(specs, workdir, ready_timeout=120)
+    mon = Monitor(nodes)
+    sampler = ResourceSampler(nodes)
+    try:
+        wait_for_mesh(nodes, timeout=90)
+        mon.start()
+        sampler.start()
+        time.sleep(args.settle)
+        before = {n.name: _ledger_view(n) for n in nodes}
+        mon.phase = "during"
+        params = {"target": {"multiaddr": nodes[0].multiaddr, "peer_id": nodes[0].peer_id},
+                  "genesis": str(genesis), "count": count, "rate": max(1.0, count / args.junk_seconds),
+                  "duration": args.junk_seconds, "drain": args.settle}
+        res = run_child("ledger_junk", params)
+        mon.phase = "after"
+        time.sleep(args.settle)
+        after = {n.name: _ledger_view(n) for n in nodes}
+    finally:
+        mon.stop()
+        sampler.stop()
+        stop_network(nodes)
+    t0 = res.get("publish_start_wall")
+    t1 = res.get("end_wall")
+    per_node = {}
+    if t0 and t1:
+        for n in nodes:
+            per_node[n.name] = sampler.window(n.name, t0, t0 + 10.0, t1)
+    for n in nodes:
+        b, a = before.get(n.name, {}), after.get(n.name, {})
+        row = per_node.setdefault(n.name, {})
+        row["blocks_growth"] = a.get("blocks", 0) - b.get("blocks", 0)
+        row["authors_growth"] = a.get("authors", 0) - b.get("authors", 0)
+        row["ledger_after"] = a
+    return {"variant": variant, "junk": count, "attack_result": res, "nodes": per_node, **mon.summary()}
+
+
+def run_ledger_junk(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    out = {"baseline": run_ledger_junk_once("baseline", 0, args, workdir / "junk-baseline"),
+           "attack": run_ledger_junk_once("attack", args.junk, args, workdir / "junk-attack")}
+    return out
+
+
+def ledger_junk_markdown(r: dict[str, Any]) -> list[str]:
+    md = ["| variant | node | RSS growth MiB | CPU share after 10 s | disk growth KiB | blocks + | authors + |"
+          " pending | rejected |", "|---|---|---|---|---|---|---|---|---|"]
+    for variant in ("baseline", "attack"):
+        v = r[variant]
+        for name, row in v["nodes"].items():
+            la = row.get("ledger_after", {})
+            md.append(f"| {variant} | {name} | {row.get('rss_growth_mib', '-')} | {row.get('cpu_share_after_10s', '-')}"
+                      f" | {round(row.get('disk_growth_bytes', 0) / 1024, 1)} | {row['blocks_growth']} |"
+                      f" {row['authors_growth']} | {la.get('pending', '-')} | {la.get('rejected', {})} |")
+    for variant in ("baseline", "attack"):
+        v = r[variant]
+        md.append(f"\n{variant}: legit requests during {v['during']['ok']}/{v['during']['requests']}, "
+                  f"after {v['after']['ok']}/{v['after']['requests']}; attacker {v['attack_result']}")
+    return md
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
         print(json.dumps(child_main(sys.argv[2], json.loads(sys.argv[3]))), flush=True)
@@ -482,21 +631,29 @@ def main() -> None:
     ap.add_argument("--squat-streams", type=int, default=8,
                     help="slot_squat: probes each identity keeps open at each executor")
     ap.add_argument("--squat-backoff", type=float, default=0.05, help="slot_squat: s before re-probing after a refusal")
+    ap.add_argument("--junk", type=int, default=20000, help="ledger_junk: junk messages (fresh keys)")
+    ap.add_argument("--junk-seconds", type=float, default=30.0, help="ledger_junk: s the junk is published over")
     ap.add_argument("--out", default="results/adversaries")
     args = ap.parse_args()
     if args.quick:
         args.rate, args.duration, args.forged, args.streams, args.hold, args.settle = 100.0, 5.0, 300, 100, 8.0, 3.0
+        args.junk, args.junk_seconds = 2000, 12.0
     attacks = ATTACKS if args.attack == "all" else (args.attack,)
     workdir = Path(tempfile.mkdtemp(prefix="issue-15-adv-", dir="/tmp"))
     results = {"machine": f"{os.cpu_count()} cores, loaded (shared with other agents)", "args": vars(args),
                "code": os.environ.get("PYTHONPATH", "main"), "attacks": {}}
     for name in attacks:
         print(f"running {name} ...", flush=True)
-        results["attacks"][name] = r = run_attack(name, args, workdir)
+        if name == "ledger_junk":
+            results["attacks"][name] = r = run_ledger_junk(args, workdir)
+        else:
+            results["attacks"][name] = r = run_attack(name, args, workdir)
         print(r, flush=True)
     md = ["| attack | phase | requests ok | p50 s | p99 s | max table | newcomers | honest not alive (samples) | max RSS MiB |",
           "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results["attacks"].items():
+        if name == "ledger_junk":
+            continue
         for ph in ("before", "during", "after"):
             p = r[ph]
             md.append(f"| {name} | {ph} | {p['ok']}/{p['requests']} | {p.get('latency_p50_s', '-')} | "
@@ -505,11 +662,15 @@ def main() -> None:
         if "sinks" in r:
             md.append(f"\n{name}: dials to attacker addresses {r['sinks']}")
         md.append(f"\n{name}: attack {r['attack_result']}")
+    if "ledger_junk" in results["attacks"]:
+        md += ["", "ledger_junk (issue 18 §5):", ""] + ledger_junk_markdown(results["attacks"]["ledger_junk"])
     print("\n".join(md))
 
     def plot(plt: Any) -> Any:
         fig, ax = plt.subplots(figsize=(8, 4))
         for name, r in results["attacks"].items():
+            if name == "ledger_junk":
+                continue
             ax.bar([f"{name}\n{ph}" for ph in ("before", "during", "after")],
                    [r[ph].get("latency_p99_s", 0) for ph in ("before", "during", "after")])
         ax.set_ylabel("legit request p99 (s)")
