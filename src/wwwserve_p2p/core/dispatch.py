@@ -38,6 +38,19 @@ and time per token in its Offer; :meth:`Dispatch.choose` draws one with probabil
 to ``stake x ((L_min + tau) / (L + tau)) ** exponent``
 (:func:`~wwwserve_p2p.core.selection.offer_weights`), which is proportional to stake when the
 acceptors are equal.
+
+Busy refusals (stake under concurrency): a probed peer may refuse only because its *open offers*
+are full (offers other requests accepted and have not decided on yet; they hold no slot and are
+settled within ``offer_window``): :func:`is_busy_refusal`. Such a peer is about to accept again, so
+it is not treated as unavailable: the requester reports it with :meth:`Dispatch.busy`, the draw of
+:meth:`Dispatch.choose` runs over the acceptors *and* the busy peers, and when it lands on a busy
+peer every offer is withdrawn and the request decides again after a short wait
+(:meth:`Dispatch.probed` returns ``Wait(busy_wait)``; at most :data:`MAX_BUSY_WAITS` times per
+request, then the acceptors alone are drawn from). Busy peers are never excluded from later
+probes. Without this, concurrent requests of one requester filled the open offers of the
+high-stake peers (the executor bounds them per requester), whoever was left accepted and won, and
+stakes 1/2/4/8 got 100/37/22/41 of 200 requests sent 8 at a time (echo executors, in-memory
+overlay, ``tests/memory/test_stake_concurrency.py``).
 """
 
 from __future__ import annotations
@@ -46,6 +59,19 @@ from dataclasses import dataclass, field, replace
 from typing import Union
 
 from .policy import OffloadPolicy, Route, decide_route
+
+#: A refusal whose reason starts with this says only that the peer's open offers are full
+#: (:class:`~wwwserve_p2p.core.offers.OfferBook`'s refusals all do): transient, see :func:`is_busy_refusal`.
+BUSY_REFUSAL_PREFIX = "too many open offers"
+#: Times one request waits for a busy peer its stake draw chose, before drawing among acceptors only.
+MAX_BUSY_WAITS = 3
+
+
+def is_busy_refusal(reason: str) -> bool:
+    """Whether a probe's refusal ``reason`` means only "my open offers are full right now" (the peer's
+    slots may be free; its offers settle within an offer window), as opposed to a refusal for
+    capacity, policy, debt or the request itself."""
+    return reason.startswith(BUSY_REFUSAL_PREFIX)
 from .selection import choose_offer, expected_latency, order_candidates
 from .types import GenerationChunk, GenerationRequest, Usage
 
@@ -179,6 +205,11 @@ class Dispatch:
     may_reoffer: bool = field(init=False, default=True)
     #: commits refused by an executor whose slots filled while we chose (decided again, not failed)
     commit_refusals: int = field(init=False, default=0)
+    #: times the stake draw chose a busy peer and the request decided again (at most MAX_BUSY_WAITS)
+    busy_waits: int = field(init=False, default=0)
+    #: busy refusals of the current probe (peer -> its Offer as seen), see :meth:`busy`
+    _busy: dict[str, OfferView] = field(init=False, default_factory=dict)
+    _busy_chosen: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.request = self.original
@@ -216,7 +247,7 @@ class Dispatch:
                                      {c.peer_id: c.load for c in cands}, 1 + self.policy.probe_extra,
                                      u.seed, self.policy.exploration_share)
             duel = self.attempt == 0 and len(order) >= 2 and u.duel < self.limits.duel_rate
-            self._probing = (tuple(order), len(cands))
+            self._start_probe(tuple(order), len(cands))
             return Probe(req, tuple(order), duel, self.attempt)
         self._decisions += 1
         return Wait(self.limits.retry_delay)
@@ -235,28 +266,59 @@ class Dispatch:
         order = order_candidates(self.policy.selection, {c.peer_id: c.stake for c in cands},
                                  {c.peer_id: c.load for c in cands}, 1 + self.policy.probe_extra,
                                  u.seed, self.policy.exploration_share)
-        self._probing = (tuple(order), len(cands))
+        self._start_probe(tuple(order), len(cands))
         return Probe(self.request, tuple(order), False, self.attempt)
+
+    def _start_probe(self, order: tuple[str, ...], n_cands: int) -> None:
+        self._probing = (order, n_cands)
+        self._busy = {}
+        self._busy_chosen = False
+
+    def busy(self, offer: OfferView) -> None:
+        """A peer of the current probe refused only because its open offers are full
+        (:func:`is_busy_refusal`); ``offer`` carries its stake and speed as for an acceptor."""
+        if self._probing is not None and offer.peer_id in self._probing[0]:
+            self._busy[offer.peer_id] = offer
+
+    def has_busy(self) -> bool:
+        """Whether a peer of the current probe refused as busy (then :meth:`choose` is needed even
+        for a single acceptor)."""
+        return bool(self._busy)
 
     def reoffered(self, winner: str | None) -> None:
         """Outcome of a :meth:`reoffer` probe: committed to ``winner``, or (None) nobody took it
-        and the request keeps waiting (no retry budget is spent)."""
+        (or the stake draw chose a busy peer) and the request keeps waiting (no retry budget is
+        spent)."""
         self._probing = None
+        self._busy = {}
+        self._busy_chosen = False
 
     def choose(self, offers: "tuple[OfferView, ...] | list[OfferView]", u: float, u_explore: float = 1.0) -> str | None:
         """The acceptor to commit to among ``offers`` (proof of stake, see the module
-        docstring); None when there is none. ``u``, ``u_explore``: uniform variates."""
+        docstring); None when there is none. ``u``, ``u_explore``: uniform variates. Under
+        ``selection = "stake"`` the draw includes the probe's busy peers (:meth:`busy`) while
+        ``busy_waits < MAX_BUSY_WAITS``: the result is then a busy peer's id (no acceptor: withdraw
+        every offer and report ``probed(None, ...)``, which waits :attr:`busy_wait` s)."""
         if not offers:
             return None
         if self.policy.selection != "stake":  # baselines: their own order decides, stake plays no part
             order = self._probing[0] if self._probing else ()
             rank = {p: i for i, p in enumerate(order)}
             return min(offers, key=lambda o: (rank.get(o.peer_id, len(rank)), o.peer_id)).peer_id
-        lat = [expected_latency(o.ttft_s, o.s_per_token, self.request.max_tokens) for o in offers]
-        i = choose_offer([o.stake for o in offers], lat, u, u_explore,
+        pool = list(offers)
+        if self._busy and self.busy_waits < MAX_BUSY_WAITS:  # busy peers take part in the draw
+            taken = {o.peer_id for o in offers}
+            pool += [b for p, b in self._busy.items() if p not in taken]
+        lat = [expected_latency(o.ttft_s, o.s_per_token, self.request.max_tokens) for o in pool]
+        i = choose_offer([o.stake for o in pool], lat, u, u_explore,
                          exploration_share=self.policy.exploration_share, tau=self.policy.latency_tau,
                          exponent=self.policy.latency_exponent)
-        return None if i is None else offers[i].peer_id
+        if i is None:
+            return None
+        if i >= len(offers):  # a busy peer won the draw: withdraw every offer, decide again shortly
+            self.busy_waits += 1
+            self._busy_chosen = True
+        return pool[i].peer_id
 
     def probed(self, winner: str | None, view_serves: bool) -> Action | None:
         """Report the outcome of the last :class:`Probe`: ``winner`` committed (None = nobody
@@ -264,14 +326,24 @@ class Dispatch:
         that follows (queue locally, or wait and decide again)."""
         order, n_cands = self._probing or ((), 0)
         self._probing = None
+        busy, self._busy = self._busy, {}
+        chose_busy, self._busy_chosen = self._busy_chosen, False
         if winner is not None:
             return None
+        if chose_busy:  # the stake draw chose a peer whose open offers were full: it frees up shortly
+            return Wait(self.busy_wait)
         if view_serves:
             return RunLocal(self.request)  # nobody took it: queue locally
         if len(order) < n_cands:
-            self._exclude |= set(order)
+            self._exclude |= set(order) - set(busy)  # busy peers stay eligible
         self._decisions += 1
         return Wait(self.limits.retry_delay)
+
+    @property
+    def busy_wait(self) -> float:
+        """Seconds to wait after the stake draw chose a busy peer: two offer windows (its open
+        offers are decided within one), at least 20 ms."""
+        return max(0.02, 2 * self.policy.offer_window)
 
     def commit_refused(self, limit: int = 3) -> bool:
         """The executor refused our commit before any chunk ("overloaded": its slots filled while

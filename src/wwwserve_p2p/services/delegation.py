@@ -43,6 +43,7 @@ from ..core.acceptance import answer_digest, check_duel_ticket
 from ..core.dispatch import (
     Candidate,
     Dispatch,
+    is_busy_refusal,
     DispatchLimits,
     DispatchView,
     GiveUp,
@@ -859,8 +860,14 @@ class Requester:
                 if isinstance(reply, Offer) and reply.accepted:
                     accepted = _Probe(peer_id, stream, reader, reply)
                 else:
-                    self._took(peer_id, 1)  # refused: one slot less than its status announced
                     reason = reply.reason if isinstance(reply, Offer) else f"{reply.code}: {reply.message}"
+                    if isinstance(reply, Offer) and is_busy_refusal(reason) and d is not None:
+                        # only its open offers are full (they settle within an offer window): it takes
+                        # part in the stake draw and keeps its announced spare (issue 12)
+                        d.busy(OfferView(peer_id, self.ledger.stake_of(peer_id), reply.expected_ttft_s,
+                                         reply.s_per_token, reply.load))
+                    else:
+                        self._took(peer_id, 1)  # refused: one slot less than its status announced
                     log.debug("%s refused %s: %s", peer_id, request.request_id, reason)
                     await stream.close()
             except (WwwServeError, trio.TooSlowError) as exc:
@@ -905,7 +912,8 @@ class Requester:
                 for p in losers:  # background: declining must not delay the winner's commit
                     self.runtime.spawn(_send_decision, p, False)
                 losers.clear()
-        if not duel_wanted and len(winner) > 1:  # proof of stake among the acceptors
+        if not duel_wanted and winner and (len(winner) > 1 or (d is not None and d.has_busy())):
+            # proof of stake among the acceptors (and the busy peers, see Dispatch.busy)
             chosen = d.choose([OfferView(p.peer_id, self.ledger.stake_of(p.peer_id), p.offer.expected_ttft_s,
                                          p.offer.s_per_token, p.offer.load) for p in winner],
                               self.rng.random(), self.rng.random()) if d is not None else winner[0].peer_id
