@@ -442,7 +442,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                        data_dir=Path(args.data_dir), corpus=find_corpus(args.corpus),
                        questions=Path(args.questions) if args.questions else None,
                        max_tokens=args.max_tokens, executor=args.executor, seed=args.seed, slo=args.slo,
-                       alone=not args.no_alone)
+                       alone=not args.no_alone, paced=not args.unpaced)
     return run_demo(opts)
 
 
@@ -557,14 +557,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     d = sub.add_parser("demo", help="start a small local network and send it real prompts",
-                       description="Start N node processes on 127.0.0.1 with heterogeneous executors (two "
-                                   "model sizes, one deliberately slow node), send MT-bench questions to "
-                                   "node 0 with the openai client faster than it can serve alone, and report "
-                                   "per-node results (table + JSON in --out).")
+                       description="Start N node processes on 127.0.0.1 with heterogeneous executors (a "
+                                   "real tiny model whose tokens are paced as emulated GPUs of different "
+                                   "speeds and slots, one deliberately slow node), send MT-bench questions "
+                                   "to node 0 with the openai client faster than it can serve alone, first "
+                                   "to node 0 alone, then to the network, and report both side by side "
+                                   "plus per-node results (tables + JSON in --out).")
     d.add_argument("--nodes", type=int, default=4, help="number of node processes, >= 2 (default: %(default)s)")
     d.add_argument("--requests", type=int, default=80, help="questions to send (default: all 80)")
-    d.add_argument("--rate", type=float, default=8.0, help="arrival rate, requests/s (default: %(default)s)")
-    d.add_argument("--max-tokens", type=int, default=128, help="max_tokens per request (default: %(default)s)")
+    d.add_argument("--rate", type=float, default=2.0, help="arrival rate, requests/s (default: %(default)s)")
+    d.add_argument("--max-tokens", type=int, default=64, help="max_tokens per request (default: %(default)s)")
     d.add_argument("--executor", choices=["hf", "echo"], default="hf",
                    help="hf: trained tiny models (default); echo: no torch needed")
     d.add_argument("--out", default="results/demo", help="output directory (default: %(default)s)")
@@ -575,6 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--slo", type=float, default=None,
                    help="latency SLO in s for the side-by-side table (default: 3 x node 0's fastest answer alone)")
     d.add_argument("--no-alone", action="store_true", help="skip the node-0-alone run (no side-by-side table)")
+    d.add_argument("--unpaced", action="store_true",
+                   help="run the executors at this CPU's speed instead of pacing them as emulated GPUs "
+                        "(on a small CPU-only host the network then cannot beat node 0 alone)")
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -102,3 +102,18 @@ def test_inner_is_a_real_echo_executor():
     ex = paced()
     assert isinstance(ex.inner, EchoExecutor) and ex.inner.models() == ("echo",) and ex.load().capacity == 2
     assert "RTX3090" in ex.describe() and "ms/token" in ex.describe()
+
+
+async def test_close_logs_the_stats_once(autojump_clock, caplog):
+    import json
+    import logging
+
+    from wwwserve_p2p.executors.paced import STATS_LOG_PREFIX
+
+    ex = paced()
+    await timed(ex, max_tokens=3)
+    with caplog.at_level(logging.INFO, logger="wwwserve_p2p.executors.paced"):
+        await ex.aclose()
+        await ex.aclose()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(STATS_LOG_PREFIX)]
+    assert len(lines) == 1 and json.loads(lines[0][len(STATS_LOG_PREFIX):])["tokens"] == 3
