@@ -575,7 +575,9 @@ def test_equivocators_are_cut_and_burned_on_every_replica(ops, seed):
 
 _DUEL_IDS = [Identity(hashlib.sha256(b"wwwserve-duel-prop-%d" % i).digest()) for i in range(8)]
 _DP = [i.peer_id for i in _DUEL_IDS]
-_DUEL = DuelTicket(NID, "prop-duel", _DP[0], (_DP[1], _DP[2]), tuple(_DP[3:8]), 1_000, 777, 10**9)
+# a verifiable panel of all five (every pool member drawn): judge penalties apply
+_DUEL = DuelTicket(NID, "prop-duel", _DP[0], (_DP[1], _DP[2]), (), 1_000, 777, 10**9,
+                   pool=tuple(sorted((p, 1) for p in _DP[3:8])), judges_k=5)
 _DUEL = _DUEL.signed(_DUEL_IDS[0].sign)
 _OTHER = replace(_DUEL, duel_id="other").signed(_DUEL_IDS[0].sign)
 
@@ -603,13 +605,14 @@ def test_settle_duel_properties(choices, junk, repeat, minority, abstain, bond, 
     params = replace(PARAMS, minority_penalty_pct=minority, abstain_penalty_pct=abstain)
     duel = replace(_DUEL, executor_bond=bond, judge_bond=jbond)   # signature no longer matters to settle_duel
     votes = [Vote(_DP[j], duel.hash, c).signed(_DUEL_IDS[j].sign) for j, c in sorted(choices.items())]
+    rs = tuple(Receipt(_DP[e], duel.hash, "ab" * 32).signed(_DUEL_IDS[e].sign) for e in (1, 2))
     # later votes of judges who already voted, and junk, anywhere after their first vote
     junk_votes = [_junk(duel, k) for k in junk]
     extra = [Vote(_DP[j], duel.hash, c).signed(_DUEL_IDS[j].sign) for j, c in repeat if j in choices] + junk_votes
     pos = data.draw(st.integers(0, len(votes)), label="junk position")
-    out = settle_duel(duel, votes[:pos] + junk_votes + votes[pos:] + extra, params)
-    assert out == settle_duel(duel, votes, params)               # invalid / repeated votes ignored
-    assert settle_duel(duel, junk_votes, params) == {}
+    out = settle_duel(duel, votes[:pos] + junk_votes + votes[pos:] + extra, params, rs)
+    assert out == settle_duel(duel, votes, params, rs)           # invalid / repeated votes ignored
+    assert settle_duel(duel, junk_votes, params, rs) == {}
     assert sum(db + ds for db, ds in out.values()) == 0           # moves credit, never creates it
     a = sum(1 for c in choices.values() if c == "A")
     b = sum(1 for c in choices.values() if c == "B")
