@@ -97,7 +97,9 @@ class DelegationSection:
     ``probe_timeout``: wait for a candidate's offer; ``first_token_timeout``: from commit to
     the first chunk; ``chunk_timeout``: max silence between chunks; ``max_attempts``: executors
     tried for one request (re-dispatch after failures); ``retry_delay``: wait before re-deciding
-    a RETRY route; ``max_frame``: cap on one frame in bytes."""
+    a RETRY route; ``max_frame``: cap on one frame in bytes. ``misbehave``: for adversary
+    experiments only (issue 15): ``"silent"`` makes this node accept delegated work (offer,
+    commit, ticket) and then never answer; ``""`` (default) is honest."""
 
     probe_timeout: float = 2.0
     commit_timeout: float = 5.0
@@ -107,10 +109,13 @@ class DelegationSection:
     retry_delay: float = 0.2
     max_retries: int = 20
     max_frame: int = 2 * 1024 * 1024
+    misbehave: str = ""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.max_frame < 1024:
             raise ConfigError("delegation.max_attempts must be >= 1 and max_frame >= 1024")
+        if self.misbehave not in ("", "silent"):
+            raise ConfigError(f"delegation.misbehave must be \"\" or \"silent\", got {self.misbehave!r}")
         for name in ("probe_timeout", "commit_timeout", "first_token_timeout", "chunk_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"delegation.{name} must be > 0")
@@ -408,6 +413,12 @@ def _section_class(name: str) -> type:
 def _executor_table(table: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(table.get("kind"), str) or not table["kind"]:
         raise ConfigError("[executor] needs kind = \"echo\" | \"hf\" | \"openai\" | \"simulated\" | \"random\"")
+    if "quantize" in table:  # hf: none | int8 | fp8 | int<bits>-g<group>, checked before any model loads
+        from .executors.quant import parse_quantize
+        try:
+            parse_quantize(table["quantize"])
+        except ConfigError as exc:
+            raise ConfigError(f"[executor] {exc}") from None
     return dict(table)
 
 

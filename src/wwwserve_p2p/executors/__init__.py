@@ -68,7 +68,8 @@ def create_executor(kind: str, options: dict[str, Any] | None = None) -> Executo
     Kinds and options (see each class): ``"echo"`` → :class:`EchoExecutor` (``models``,
     ``capacity``, ``delay_per_token``, ``peer_label``); ``"hf"`` → :class:`HFExecutor`
     (``model_dir`` required, ``model_name``, ``capacity``, ``threads``, ``delay_per_token``,
-    ``max_new_tokens_cap``, ``device``, ``quantize`` = ``"none"``/``"int8"``); ``"openai"`` →
+    ``max_new_tokens_cap``, ``device``, ``quantize`` = ``"none"``/``"int8"``/``"fp8"``/
+    ``"int4-g128"``/``"int4-g32"`` or any ``"int<bits>-g<group>"``, see :mod:`.quant`); ``"openai"`` →
     :class:`OpenAIUpstreamExecutor` (``base_url`` required, ``models``, ``api_key``,
     ``capacity``, ``timeout``); ``"simulated"`` →
     :class:`~wwwserve_p2p.sim.executor.SimulatedExecutor` (``gpu``, ``model``, ``models``,

@@ -7,7 +7,8 @@ generation after at most the step in progress (one forward pass) and frees the s
 
 It can also *score* a text (:meth:`HFExecutor.score`: mean token log-probability of an
 answer given a prompt; the likelihood judge of duels) and serve an int8 weight-quantized
-copy of its model (``quantize="int8"``; :func:`quantize_int8_`).
+copy of its model (``quantize="int8"``; :func:`quantize_int8_`), or an fp8 / group-wise int4
+copy (``quantize="fp8"``, ``"int4-g128"``, ``"int4-g32"``; :mod:`.quant`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import trio
 
@@ -27,10 +28,8 @@ from ..core.types import (FINISH_LENGTH, FINISH_STOP, GenerationChunk, Generatio
 from ..errors import ConfigError, ExecutorError, InvalidRequest, ModelNotFound
 from .base import Executor, echo_plan, invalid
 from .echo import SlotGate
-
-
-#: Values of HFExecutor's ``quantize`` option.
-QUANTIZE_MODES: tuple[str, ...] = ("none", "int8")
+# QUANTIZE_MODES: the named values of the ``quantize`` option (re-exported from .quant)
+from .quant import QUANTIZE_MODES, fake_quantize_, parse_quantize  # noqa: F401
 
 
 def _int8_modules():
@@ -264,8 +263,12 @@ class HFExecutor(Executor):
     :param quantize: ``"none"`` (weights as stored) or ``"int8"``: weight-only int8
         quantization with one scale per output channel of every linear/``Conv1D`` layer,
         incl. the LM head and its tied input embedding (see :func:`quantize_int8_` for exactly
-        what is quantized); about 4x smaller matrices, slightly worse outputs. The counts are
-        in :attr:`quantization`.
+        what is quantized); about 4x smaller matrices, slightly worse outputs. ``"fp8"``,
+        ``"int4-g128"``, ``"int4-g32"`` (any ``"int<b>-g<N>"``): weight-only fp8 e4m3 /
+        group-wise round-to-nearest integers, applied as fake quantization (the weights are
+        rounded once at load, compute stays float32; formulas in :mod:`.quant`). The counts
+        are in :attr:`quantization`. Without ``model_name`` a quantized executor serves
+        ``"<directory>-<quantize>"`` (e.g. ``small-int4-g32``).
 
     Behaviour: prompt = ``request.prompt`` or, for chat, the tokenizer's chat template when it
     has one, else ``request.prompt_text()``; ``continuation`` is appended to the prompt text
@@ -310,18 +313,17 @@ class HFExecutor(Executor):
     def __init__(self, model_dir: Path, model_name: str | None = None, capacity: int = 1,
                  threads: int | None = None, delay_per_token: float = 0.0,
                  max_new_tokens_cap: int = 512, device: str = "cpu",
-                 quantize: Literal["none", "int8"] = "none"):
+                 quantize: str = "none"):
         model_dir = Path(model_dir)
-        name = model_name or model_dir.name
+        scheme = parse_quantize(quantize)  # ConfigError naming the accepted values
+        # a quantized copy says so in its default model id (an explicit model_name is kept)
+        name = model_name or (model_dir.name if quantize == "none" else f"{model_dir.name}-{quantize}")
         if delay_per_token < 0:
             raise ConfigError(f"delay_per_token must be >= 0, got {delay_per_token}")
         if int(max_new_tokens_cap) < 1:
             raise ConfigError(f"max_new_tokens_cap must be >= 1, got {max_new_tokens_cap}")
         if threads is not None and int(threads) < 1:
             raise ConfigError(f"threads must be >= 1, got {threads}")
-        if quantize not in QUANTIZE_MODES:
-            raise ConfigError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, "
-                              f"got {quantize!r}")
         self._gate = SlotGate(capacity)
         if not model_dir.is_dir():
             err = ModelNotFound(name)
@@ -340,11 +342,17 @@ class HFExecutor(Executor):
         except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
             raise ExecutorError(f"cannot load model {name!r} from {model_dir}: {exc}") from exc
         model.eval()
-        #: ``{"mode": ...}`` plus, for int8, the counts returned by :func:`quantize_int8_`.
+        #: ``{"mode": ...}`` plus the counts returned by :func:`quantize_int8_` (int8) or
+        #: :func:`~.quant.fake_quantize_` (fp8, int<b>-g<N>).
         self.quantization: dict[str, Any] = {"mode": quantize}
+        if quantize != "none":  # GET /status shows "executor": "hf-int4-g32" etc.
+            self.kind = f"hf-{quantize}"
         if quantize == "int8":
             with torch.no_grad():
                 self.quantization.update(quantize_int8_(model))
+        elif scheme.fake:  # fp8 / int<b>-g<N>: weights rounded once, compute stays float
+            with torch.no_grad():
+                self.quantization.update(fake_quantize_(model, scheme))
         self.device = model.device
         self._torch = torch
         self._model = model
