@@ -233,7 +233,9 @@ class Node:
         pings) and the overlay's flood counters (``statistics()``: oversize, rate_limited,
         dropped, refused streams) where the overlay has them."""
         out: dict[str, Any] = {"membership": self.membership.defense_stats(),
-                               "offers": self.delegation.offers.view(self.runtime.clock.monotonic())}
+                               "offers": self.delegation.offers.view(self.runtime.clock.monotonic()),
+                               "reputation": self.requester.reputation.view(self.runtime.clock.monotonic()),
+                               "silent_held": self.delegation.silent_held}
         stats = getattr(self.overlay, "statistics", None) or getattr(getattr(self.overlay, "inner", None),
                                                                         "statistics", None)
         if callable(stats):

@@ -58,6 +58,7 @@ from ..core.dispatch import (
 from ..core.acceptance import MIN_VALIDITY_MS
 from ..core.ledger import DuelTicket, Receipt, Signer, Ticket
 from ..core.offers import Lease, OfferBook, OfferLimits
+from ..core.reputation import Reputation, first_token_deadline
 from ..core.peers import PeerEvent
 from ..core.policy import OffloadPolicy, decide_accept, expected_load_after
 from ..core.types import ErrorReply, GenerationChunk, GenerationRequest, Offer, PeerStatus, RoutedChunk
@@ -208,6 +209,11 @@ class DelegationServer:
         self.offers = OfferBook(OfferLimits.for_slots(policy.max_delegated, config.commit_timeout))
         #: our executor's slots, shared with the node's Requester
         self.slots = SlotBook(executor, lambda: self.running)
+        #: delegated requests committed to us that we never answered (``misbehave = "silent"``)
+        self.silent_held = 0
+        if config.misbehave:
+            log.warning("delegation.misbehave = %r: this node deliberately misbehaves as an executor "
+                        "(adversary experiments only)", config.misbehave)
 
     def accepting(self) -> bool:
         """Whether our status says we take delegated work now (acceptance by capacity: see
@@ -350,6 +356,13 @@ class DelegationServer:
         self.metrics.delegated.labels("accepted").inc()
         self.stats.accepted_for_others += 1
         log.info("executing %s for %s (model %s)", request.request_id, stream.remote_peer, request.model)
+        if self.config.misbehave == "silent":  # adversary experiments: accept, never answer
+            self.silent_held += 1
+            try:
+                await stream.read(1)  # until the requester gives up
+            except OverlayError:
+                pass
+            return
         served = await self._execute(stream, request)
         if served is not None:
             text, tokens = served
@@ -419,6 +432,9 @@ class DelegationAttempt:
         self.ticket = ticket
         self.duel = duel
         self.partner: DelegationAttempt | None = None
+        #: s to wait for the first chunk after the commit: derived from the executor's advertised
+        #: time to first token (issue 15 item 7; see :func:`~wwwserve_p2p.core.reputation.first_token_deadline`)
+        self.first_token_s = first_token_deadline(probe.offer.expected_ttft_s, config.first_token_timeout)
         self._probe = probe
 
     async def receipt(self, timeout: float) -> Receipt:
@@ -448,7 +464,7 @@ class DelegationAttempt:
         :raises RequestTimeout: no chunk within the deadline (``may_have_processed=True``).
         :raises MalformedMessage, OverlayError: the stream broke or carried garbage.
         """
-        timeout = self.config.first_token_timeout
+        timeout = self.first_token_s
         while True:
             reply = await self._next_reply(timeout, "the final frame")
             if not isinstance(reply, GenerationChunk):
@@ -528,6 +544,12 @@ class Requester:
         #: peer -> (incarnation, seq) of its last status we read, and slots we used of what it
         #: announced since (commits we sent; a refusal uses them all until its next status)
         self._taken: dict[str, tuple[int, int, int]] = {}
+        #: local reputation (issue 15 item 7): peers that failed us are left out of our
+        #: candidates while others remain, for a decaying period
+        self.reputation = Reputation()
+        #: model -> largest time to first token (s) advertised in recent offers: the first-token
+        #: deadline of an executor that states no speed (bounded: MAX_TTFT_MODELS models)
+        self._ttft_seen: dict[str, float] = {}
 
     # ------------------------------------------------------------ membership
     def on_peer_events(self, events: list[PeerEvent], status: PeerStatus | None) -> None:
@@ -667,8 +689,12 @@ class Requester:
     # ------------------------------------------------------------ serving
     def _view(self, request: GenerationRequest) -> DispatchView:
         acc = self.ledger.ledger.account(self.me)
+        peers = self.membership.candidates(request.model)
+        # local reputation: penalised peers are left out while an eligible other remains
+        out = self.reputation.rank([c.peer_id for c in peers], self.runtime.clock.monotonic(),
+                                   exclude=(*request.route, self.me))
         cands = tuple(Candidate(c.peer_id, self.ledger.stake_of(c.peer_id), c.load.load, self.ledger.in_debt(c.peer_id),
-                                self._spare(c)) for c in self.membership.candidates(request.model))
+                                self._spare(c)) for c in peers if c.peer_id not in out)
         price = self.ledger.ledger.params.price(request.max_tokens)
         ld = self.executor.load()
         # our load counts the slots we reserved and the users waiting for one (late binding)
@@ -779,6 +805,8 @@ class Requester:
                         return
             raise MalformedMessage("executor stream ended without a final chunk")
         except (RemoteError, RequestTimeout, MalformedMessage, OverlayError) as exc:
+            if remote:
+                self._penalise(remote.peer_id, exc)
             if remote and isinstance(exc, RemoteError) and exc.code == "overloaded" and d.commit_refused():
                 # its slots filled while we chose: decide again (its ticket is voided below)
                 self._took(remote.peer_id, 1)
@@ -806,6 +834,18 @@ class Requester:
                 if duel_run is None or not finished or duel_run.gave_up:
                     with trio.CancelScope(shield=True):
                         await remote.aclose(abort=not finished)
+
+    def _penalise(self, peer_id: str, exc: BaseException) -> None:
+        """Local reputation: what ``peer_id`` did to one of our attempts."""
+        if isinstance(exc, RequestTimeout):
+            kind = "timeout"
+        elif isinstance(exc, RemoteError):
+            kind = {"overloaded": "declined", "executor_error": "error", "eof": "broken"}.get(exc.code)
+        else:
+            kind = "broken"
+        if kind is not None:
+            score = self.reputation.record(peer_id, kind, self.runtime.clock.monotonic())
+            log.info("reputation of %s: %s (score %.2f)", peer_id, kind, score)
 
     def _record_success(self, route: str, t0: float) -> None:
         dt = trio.current_time() - t0
@@ -872,6 +912,7 @@ class Requester:
                     await stream.close()
             except (WwwServeError, trio.TooSlowError) as exc:
                 log.debug("probe of %s failed: %s", peer_id, exc or "timeout")
+                self.reputation.record(peer_id, "probe_timeout", self.runtime.clock.monotonic())
                 self._took(peer_id, 1 << 20)
                 if isinstance(exc, OverlayError):
                     self.membership.mark_unreachable(peer_id)
@@ -945,11 +986,30 @@ class Requester:
                 self.slots.freed()
             return None
         attempt = DelegationAttempt(cfg, winner[0], ticket, duel)
+        self._deadline_for(attempt, winner[0].offer, request.model)
         if duel is not None:
             partner_ticket = self.tickets.make(winner[1].peer_id, request, action.attempt)
             if await _send_decision(winner[1], True, partner_ticket, duel):
                 attempt.partner = DelegationAttempt(cfg, winner[1], partner_ticket, duel)
+                self._deadline_for(attempt.partner, winner[1].offer, request.model)
         return attempt
+
+
+    def _deadline_for(self, attempt: DelegationAttempt, offer: Offer, model: str) -> None:
+        """Remember ``offer``'s advertised speed for ``model``; an executor that states none gets
+        the first-token deadline of the slowest speed advertised for the model lately."""
+        seen = self._ttft_seen.get(model, 0.0)
+        if offer.expected_ttft_s > 0:
+            if model not in self._ttft_seen and len(self._ttft_seen) >= MAX_TTFT_MODELS:
+                self._ttft_seen.clear()
+            # the slowest lately: a higher value at once, a lower one slowly
+            self._ttft_seen[model] = max(offer.expected_ttft_s, 0.9 * seen + 0.1 * offer.expected_ttft_s)
+        elif seen > 0:
+            attempt.first_token_s = first_token_deadline(seen, self.config.first_token_timeout)
+
+
+#: models whose advertised speeds a requester remembers (first-token deadlines)
+MAX_TTFT_MODELS = 256
 
 
 def _spare(status: PeerStatus) -> int:

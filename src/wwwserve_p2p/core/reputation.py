@@ -1,0 +1,141 @@
+"""Local reputation (issue 15 item 7): what this node remembers about peers that failed it.
+
+A requester records every misbehaviour it sees from an executor as a penalty: a first token
+later than the executor's own advertised speed allows (:func:`first_token_deadline`) or a chunk
+timeout, a stream that broke or carried garbage, an offer accepted then declined at the commit,
+an error frame, a probe left unanswered, a duel the executor lost. Penalties add up into a score
+that decays exponentially (half-life ``half_life_s``); a peer whose score is at least
+``threshold`` is *penalised*: the requester leaves it out of its candidates while any other
+eligible peer remains (see :meth:`Reputation.rank`), so it gets (almost) no new work until the
+score decays below the threshold. Repeated offences compound: with the defaults one timeout
+keeps a peer out for two half-lives (2 min), a second one right after its release for 2.3 more.
+
+Pure: ``now`` (seconds on the caller's monotonic clock) is passed in. Bounded by peer count: at
+most ``max_peers`` peers are remembered; a new one evicts the one with the lowest decayed score,
+and a peer whose score has decayed to nothing is forgotten.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+
+#: penalty per kind of misbehaviour (score units; ``threshold`` decides when a peer is penalised)
+PENALTIES: dict[str, float] = {
+    "timeout": 2.0,         # no first token within the deadline its own speed implies, or a chunk timeout
+    "broken": 1.0,          # the stream broke (reset, EOF) or carried garbage mid-answer
+    "declined": 0.25,       # accepted, then refused our commit ("overloaded": may be a race, so cheap)
+    "error": 0.5,           # an executor error frame
+    "probe_timeout": 0.5,   # a probe that got no answer at all within probe_timeout
+    "duel_lost": 1.0,       # the judges voted against its answer in a duel
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReputationConfig:
+    """``half_life_s``: seconds for a score to halve; ``threshold``: score at which a peer is
+    penalised; ``max_peers``: bound on peers remembered."""
+
+    half_life_s: float = 60.0
+    threshold: float = 0.5
+    max_peers: int = 4096
+
+    def __post_init__(self) -> None:
+        if not self.half_life_s > 0 or not self.threshold > 0 or self.max_peers < 1:
+            raise ConfigError("reputation: half_life_s and threshold must be > 0, max_peers >= 1")
+
+
+@dataclass
+class _Entry:
+    score: float
+    at: float
+    events: int = 0
+
+
+@dataclass
+class Reputation:
+    """Decaying penalty scores of peers (see the module docstring)."""
+
+    config: ReputationConfig = field(default_factory=ReputationConfig)
+    _peers: dict[str, _Entry] = field(default_factory=dict)
+    #: events recorded, by kind
+    counts: dict[str, int] = field(default_factory=lambda: {k: 0 for k in PENALTIES})
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def _decayed(self, e: _Entry, now: float) -> float:
+        return e.score * math.pow(0.5, max(0.0, now - e.at) / self.config.half_life_s)
+
+    def score(self, peer: str, now: float) -> float:
+        """``peer``'s decayed score at ``now`` (0: nothing against it)."""
+        e = self._peers.get(peer)
+        return 0.0 if e is None else self._decayed(e, now)
+
+    def penalised(self, peer: str, now: float) -> bool:
+        """Whether ``peer`` is deprioritised at ``now``."""
+        return self.score(peer, now) >= self.config.threshold
+
+    def until(self, peer: str, now: float) -> float:
+        """Seconds from ``now`` until ``peer`` is no longer penalised (0 if it is not)."""
+        s = self.score(peer, now)
+        if s < self.config.threshold:
+            return 0.0
+        return self.config.half_life_s * math.log2(s / self.config.threshold)
+
+    def record(self, peer: str, kind: str, now: float, weight: float = 1.0) -> float:
+        """Record one misbehaviour of ``kind`` (a key of :data:`PENALTIES`) by ``peer`` at
+        ``now``; returns its new score. :raises ValueError: unknown kind."""
+        if kind not in PENALTIES:
+            raise ValueError(f"unknown misbehaviour {kind!r}")
+        self.counts[kind] += 1
+        e = self._peers.get(peer)
+        if e is None:
+            if len(self._peers) >= self.config.max_peers:
+                self._evict(now)
+            e = self._peers[peer] = _Entry(0.0, now)
+        e.score = self._decayed(e, now) + PENALTIES[kind] * weight
+        e.at = now
+        e.events += 1
+        return e.score
+
+    def _evict(self, now: float) -> None:
+        gone = [p for p, e in self._peers.items() if self._decayed(e, now) < 0.01 * self.config.threshold]
+        for p in gone:
+            del self._peers[p]
+        if len(self._peers) >= self.config.max_peers:
+            del self._peers[min(self._peers, key=lambda p: (self._decayed(self._peers[p], now), p))]
+
+    def rank(self, peers: Iterable[str], now: float, exclude: Iterable[str] = ()) -> set[str]:
+        """The penalised peers among ``peers`` to leave out of a decision at ``now``: all of them
+        while at least one peer not penalised (and not in ``exclude``) remains, else none (a
+        penalised peer is better than no peer)."""
+        ps = [p for p in peers]
+        ex = set(exclude)
+        bad = {p for p in ps if self.penalised(p, now)}
+        good = [p for p in ps if p not in bad and p not in ex]
+        return bad if good else set()
+
+    def view(self, now: float) -> dict[str, object]:
+        """Counters and the penalised peers with their scores (``/status``)."""
+        pen = {p: round(self._decayed(e, now), 3) for p, e in self._peers.items()
+               if self._decayed(e, now) >= self.config.threshold}
+        return {"remembered": len(self._peers), "penalised": dict(sorted(pen.items(), key=lambda kv: -kv[1])[:32]),
+                "events": dict(self.counts)}
+
+
+def first_token_deadline(advertised_ttft_s: float, ceiling_s: float, *, factor: float = 1.5, slack_s: float = 0.25,
+                         floor_s: float = 0.5) -> float:
+    """Seconds a requester waits for the first token after committing to an executor that
+    advertised ``advertised_ttft_s`` (its own time to first token; 0 = unknown): ``factor`` x
+    that + ``slack_s`` (network and commit handling), at least ``floor_s``, at most
+    ``ceiling_s`` (the configured first_token_timeout, also used when the speed is unknown)."""
+    if not advertised_ttft_s > 0 or not math.isfinite(advertised_ttft_s):
+        return ceiling_s
+    return min(ceiling_s, max(floor_s, factor * advertised_ttft_s + slack_s))
+
+
+__all__ = ["PENALTIES", "Reputation", "ReputationConfig", "first_token_deadline"]
