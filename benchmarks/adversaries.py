@@ -408,10 +408,11 @@ class _Target:
 
 def child_main(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """The attacker, in its own process (so its CPU does not slow this script's monitors)."""
-    target = _Target(params["target"])
     if name == "ledger_junk":
         import ledger_junk
-        return trio.run(ledger_junk.ledger_junk_attack, target, params)
+        return trio.run(ledger_junk.ledger_junk_attack, _Target(params["target"]) if "target" in params else None,
+                        params)
+    target = _Target(params["target"])
     if name == "slot_squat":
         return trio.run(slot_squat_attack, params)
     if name == "idle_streams":
@@ -535,6 +536,8 @@ class ResourceSampler:
                 "rss_growth_mib": round(max(s["rss_mib"] for s in during) - b["rss_mib"], 1),
                 "cpu_share_after_10s": round((c1[-1]["cpu_s"] - c0[-1]["cpu_s"]) / dt, 3) if dt > 0 else None,
                 "cpu_window_s": round(dt, 1),
+                "cpu_s_total": round(c1[-1]["cpu_s"] - b["cpu_s"], 2),
+                "total_window_s": round(c1[-1]["t"] - b["t"], 1),
                 "disk_growth_bytes": during[-1]["disk"] - b["disk"]}
 
 
@@ -565,8 +568,11 @@ def run_ledger_junk_once(variant: str, count: int, args: argparse.Namespace, wor
         mon.phase = "during"
         params = {"target": {"multiaddr": nodes[0].multiaddr, "peer_id": nodes[0].peer_id},
                   "genesis": str(genesis), "count": count, "rate": max(1.0, count / args.junk_seconds),
-                  "duration": args.junk_seconds, "drain": args.settle}
+                  "duration": args.junk_seconds, "drain": args.settle, "drain_timeout": 300.0}
+        load = os.getloadavg()[0]
         res = run_child("ledger_junk", params)
+        res["loadavg_1m"] = [round(load, 1), round(os.getloadavg()[0], 1)]
+        overlay = {n.name: n.status().get("defenses", {}).get("overlay", {}) for n in nodes}
         mon.phase = "after"
         time.sleep(args.settle)
         after = {n.name: _ledger_view(n) for n in nodes}
@@ -586,25 +592,49 @@ def run_ledger_junk_once(variant: str, count: int, args: argparse.Namespace, wor
         row["blocks_growth"] = a.get("blocks", 0) - b.get("blocks", 0)
         row["authors_growth"] = a.get("authors", 0) - b.get("authors", 0)
         row["ledger_after"] = a
+        ov = overlay.get(n.name, {})
+        row["gossip_received"] = ov.get("gossip_received")
+        row["gossip_rejected"] = ov.get("gossip_rejected")
     return {"variant": variant, "junk": count, "attack_result": res, "nodes": per_node, **mon.summary()}
 
 
 def run_ledger_junk(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Baseline and attack runs; ``extra``: per node, the attack's CPU seconds beyond the
+    baseline's rate over the same wall time (the work the junk cost, robust to a loaded host:
+    a starved node still has to do it, later), per 1,000 junk messages too."""
     out = {"baseline": run_ledger_junk_once("baseline", 0, args, workdir / "junk-baseline"),
            "attack": run_ledger_junk_once("attack", args.junk, args, workdir / "junk-attack")}
+    extra = {}
+    for name, row in out["attack"]["nodes"].items():
+        base = out["baseline"]["nodes"].get(name, {})
+        if "cpu_s_total" not in row or not base.get("total_window_s"):
+            continue
+        rate = base["cpu_s_total"] / base["total_window_s"]
+        cpu = row["cpu_s_total"] - rate * row["total_window_s"]
+        extra[name] = {"extra_cpu_s": round(cpu, 2), "extra_cpu_s_per_1k_junk": round(cpu * 1000 / max(1, args.junk), 3),
+                       "extra_rss_mib": round(row["rss_growth_mib"] - base.get("rss_growth_mib", 0.0), 1),
+                       "extra_disk_bytes": row["disk_growth_bytes"] - base.get("disk_growth_bytes", 0)}
+    out["extra"] = extra
     return out
 
 
 def ledger_junk_markdown(r: dict[str, Any]) -> list[str]:
-    md = ["| variant | node | RSS growth MiB | CPU share after 10 s | disk growth KiB | blocks + | authors + |"
-          " pending | rejected |", "|---|---|---|---|---|---|---|---|---|"]
+    md = ["| variant | node | RSS growth MiB | CPU share after 10 s | CPU s (window s) | disk growth KiB | blocks + |"
+          " authors + | gossip received | rejected |", "|---|---|---|---|---|---|---|---|---|---|"]
     for variant in ("baseline", "attack"):
         v = r[variant]
         for name, row in v["nodes"].items():
             la = row.get("ledger_after", {})
             md.append(f"| {variant} | {name} | {row.get('rss_growth_mib', '-')} | {row.get('cpu_share_after_10s', '-')}"
-                      f" | {round(row.get('disk_growth_bytes', 0) / 1024, 1)} | {row['blocks_growth']} |"
-                      f" {row['authors_growth']} | {la.get('pending', '-')} | {la.get('rejected', {})} |")
+                      f" | {row.get('cpu_s_total', '-')} ({row.get('total_window_s', '-')}) |"
+                      f" {round(row.get('disk_growth_bytes', 0) / 1024, 1)} | {row['blocks_growth']} |"
+                      f" {row['authors_growth']} | {row.get('gossip_received', '-')} | {la.get('rejected', {})} |")
+    md.append("")
+    md.append("| node | extra CPU s (vs baseline rate) | per 1k junk | extra RSS MiB | extra disk KiB |")
+    md.append("|---|---|---|---|---|")
+    for name, e in r.get("extra", {}).items():
+        md.append(f"| {name} | {e['extra_cpu_s']} | {e['extra_cpu_s_per_1k_junk']} | {e['extra_rss_mib']} |"
+                  f" {round(e['extra_disk_bytes'] / 1024, 1)} |")
     for variant in ("baseline", "attack"):
         v = r[variant]
         md.append(f"\n{variant}: legit requests during {v['during']['ok']}/{v['during']['requests']}, "
@@ -639,7 +669,8 @@ def main() -> None:
         args.rate, args.duration, args.forged, args.streams, args.hold, args.settle = 100.0, 5.0, 300, 100, 8.0, 3.0
         args.junk, args.junk_seconds = 2000, 12.0
     attacks = ATTACKS if args.attack == "all" else (args.attack,)
-    workdir = Path(tempfile.mkdtemp(prefix="issue-15-adv-", dir="/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="issue-15-adv-" if attacks != ("ledger_junk",) else "issue-18-junk-",
+                                    dir="/tmp"))
     results = {"machine": f"{os.cpu_count()} cores, loaded (shared with other agents)", "args": vars(args),
                "code": os.environ.get("PYTHONPATH", "main"), "attacks": {}}
     for name in attacks:

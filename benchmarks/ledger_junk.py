@@ -154,10 +154,17 @@ def _pubsub_message(topic: str, key: Key, data: bytes, seqno: int) -> Any:
     return msg
 
 
+class _Target:
+    def __init__(self, d: dict[str, str]):
+        self.multiaddr, self.peer_id = d["multiaddr"], d["peer_id"]
+
+
 async def ledger_junk_attack(target: Any, params: dict[str, Any]) -> dict[str, Any]:
     """Publish ``params['count']`` junk messages into ``target`` at ``params['rate']``/s (at
     least ``params['duration']`` s in all, so ``count=0`` is the same run without junk), serve
-    sync, then hold the connection ``params['drain']`` s. Returns counts and wall times."""
+    sync, then hold the connection ``params['drain']`` s. Returns counts and wall times.
+    ``target`` None: generate first, print ``ready``, then read the target's JSON
+    (``{"multiaddr", "peer_id"}``) from one stdin line."""
     from wwwserve_p2p.net.libp2p import Libp2pConfig, open_libp2p_overlay
     from wwwserve_p2p.services.ledger import SYNC_PROTOCOL, ledger_topic
     from wwwserve_p2p.wire import ledger_codec as lc
@@ -166,6 +173,12 @@ async def ledger_junk_attack(target: Any, params: dict[str, Any]) -> dict[str, A
     genesis = load_genesis(params["genesis"])
     count, rate = int(params["count"]), float(params["rate"])
     junk = make_junk(genesis, count, int(time.time() * 1000))
+    if target is None:  # generated while the network starts: the target comes on stdin
+        import json
+        import sys
+        print("ready", flush=True)
+        line = await trio.to_thread.run_sync(sys.stdin.readline)
+        target = _Target(json.loads(line))
     topic = ledger_topic(junk.network_id)
     authors = sorted(junk.chains)
     served = {"heads": 0, "range": 0, "blocks": 0}
@@ -235,8 +248,9 @@ async def ledger_junk_attack(target: Any, params: dict[str, Any]) -> dict[str, A
             elif i % 64 == 0:
                 await trio.sleep(0)
         flush()
-        with trio.move_on_after(max(5.0, float(params.get("duration", 0.0)))):
-            while queue is not None and len(queue) > 0:  # until the target has read it all
+        with trio.move_on_after(float(params.get("drain_timeout", 120.0))):
+            # until the target has read it all (or dropped us)
+            while queue is not None and len(queue) > 0 and peer in router.pubsub.peers:
                 await trio.sleep(0.1)
         publish_s = trio.current_time() - t0
         await trio.sleep(max(0.0, t0 + float(params.get("duration", 0.0)) - trio.current_time()))
@@ -245,4 +259,5 @@ async def ledger_junk_attack(target: Any, params: dict[str, Any]) -> dict[str, A
         return {"sent": sent, "publish_seconds": round(publish_s, 2), "publish_start_wall": start_wall,
                 "end_wall": time.time(), "kinds": junk.counts,
                 "authors": len(authors), "served": served, "attacker_dropped": st["gossip_dropped"],
-                "unsent_rpcs": len(queue) if queue is not None else None}
+                "unsent_rpcs": len(queue) if queue is not None else None,
+                "target_connected": peer in router.pubsub.peers}

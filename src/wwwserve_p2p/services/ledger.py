@@ -60,6 +60,8 @@ SYNC_WORKERS = 4
 #: Authors per ``heads`` page: the default and the most a server answers (a page with every
 #: author a proof is well under the 2 MiB frame; the server also stops at half a frame).
 HEADS_PAGE = 2048
+#: Gossip-validated blocks whose admission is remembered until they are applied.
+_PRE_ADMITTED_MAX = 1024
 #: Budgeted bytes per head row and per proof when filling a ``heads`` page.
 _HEAD_ROW_BYTES = 160
 _PROOF_BYTES = 1536
@@ -131,6 +133,8 @@ class LedgerService:
         self.premature = HeldBlocks()
         #: the storage budget of authors that are not members (see ``_admission``)
         self.non_members = NonMemberBudget()
+        #: block hash -> how the gossip validator admitted it (spent there once, see _admit)
+        self._pre_admitted: "OrderedDict[str, str]" = OrderedDict()
         self._allocated = frozenset(p for p, a in ledger.genesis.allocations if a > 0)
         self._heads_cache: tuple[list[str], dict[str, tuple[int, str]], dict[str, EquivocationProof]] = ([], {}, {})
         self._heads_key = ""
@@ -229,13 +233,31 @@ class LedgerService:
 
     def _admit(self, block: Block) -> str:
         """Store ``block``? ``"member"`` (its author is one), ``"exempt"`` (see :meth:`_exempt`),
-        ``"budget"`` (a non-member within its budget: spent now), or ``""`` (refused)."""
+        ``"budget"`` (a non-member within its budget: spent now, or already by the gossip
+        validator), or ``""`` (refused)."""
+        pre = self._pre_admitted.pop(block.hash, None)
+        if pre is not None:
+            return pre
         if self.is_member(block.author):
             return "member"
         if self._exempt(block):
             return "exempt"
         ok = self.non_members.allow(block.author, block.canonical_size(), self.runtime.clock.monotonic())
         return "budget" if ok else ""
+
+    def _pre_admit(self, block: Block) -> bool:
+        """The gossip validator's admission after the signature checks: spend the budget now
+        (validations of many messages run before the first reaches :meth:`accept_blocks`) and
+        remember it for :meth:`_admit` (bounded: a forgotten one is simply charged again)."""
+        if block.hash in self._pre_admitted or self._held(block):
+            return True
+        kind = self._admit(block)
+        if not kind:
+            return False
+        self._pre_admitted[block.hash] = kind
+        while len(self._pre_admitted) > _PRE_ADMITTED_MAX:
+            self._pre_admitted.popitem(last=False)
+        return True
 
     def _admit_proof(self, proof: EquivocationProof, *, spend: bool) -> bool:
         """Take an equivocation proof of ``proof.author``? Always for members; a non-member's
@@ -378,6 +400,10 @@ class LedgerService:
                     self._count_refused(item.canonical_size())
                     return False
                 self.ledger.check_static(item)
+                if not self._pre_admit(item):
+                    # many validations may run before the first is applied: spend here, once
+                    self._count_refused(item.canonical_size())
+                    return False
                 if (is_premature(item, self.runtime.clock.wall_ms(), self.premature.tolerance_ms)
                         and self.ledger.height(item.author) < item.height):
                     # dated in the future: hold it here, and do not forward it (a flood of
@@ -390,6 +416,9 @@ class LedgerService:
                     self._count_refused(_PROOF_BYTES)
                     return False
                 item.check(self.ledger.network_id)
+                if not self._admit_proof(item, spend=True):  # spent here once (see _pre_admit)
+                    self._count_refused(_PROOF_BYTES)
+                    return False
         except (MalformedMessage, InvalidBlock) as exc:
             reason = getattr(exc, "reason", "malformed")
             self.rejected[reason] = self.rejected.get(reason, 0) + 1
@@ -401,17 +430,19 @@ class LedgerService:
     async def _on_gossip(self, msg: GossipMessage) -> None:
         item = self._decoded.take(msg, lc.decode_gossip)
         if isinstance(item, EquivocationProof):
-            await self.accept_proof(item)
+            await self.accept_proof(item, prepaid=True)
             return
         res = await self.accept_blocks([item], verified=True)
         if res and res[-1].status == "pending":
             self.request_pull(msg.received_from)
 
-    async def accept_proof(self, proof: EquivocationProof) -> None:
+    async def accept_proof(self, proof: EquivocationProof, *, prepaid: bool = False) -> None:
+        """Record ``proof`` (a non-member's within its budget; ``prepaid``: the gossip validator
+        spent it already), persist it, report the cut."""
         cut = self.ledger.cut_height(proof.author)
         if cut is not None and cut <= proof.height:
             return  # nothing new (no budget spent on a duplicate)
-        if not self._admit_proof(proof, spend=True):
+        if not prepaid and not self._admit_proof(proof, spend=True):
             self._count_refused(_PROOF_BYTES)
             return
         member = self.is_member(proof.author)
