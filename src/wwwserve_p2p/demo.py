@@ -217,7 +217,7 @@ def run_demo(opts: DemoOptions) -> int:
         con.print(f"    overlay formed: every node sees {len(nodes) - 1} peers "
                   f"({time.monotonic() - t_start:.1f}s after launch, {waited:.1f}s after ready)")
         for n in nodes:
-            con.print(f"    {n.name:<8} {n.peer_id[:10]}…{n.peer_id[-6:]} :{n.api_url.rsplit(':', 1)[-1]:<6}"
+            con.print(f"    {n.name:<8} {n.peer_id[:10]}...{n.peer_id[-6:]} :{n.api_url.rsplit(':', 1)[-1]:<6}"
                       f"{n.spec.description}")
         entry = nodes[0]
         con.print(f"[bold]4/5[/bold] sending {len(questions)} MT-bench questions to {entry.name} "
