@@ -12,6 +12,7 @@ import trio
 from wwwserve_p2p.config import LedgerSection, NodeConfig
 from wwwserve_p2p.core.ledger import MAX_CLOCK_SKEW_MS, Block, Genesis, LedgerParams, Transfer, build_block
 from wwwserve_p2p.executors.echo import EchoExecutor
+from wwwserve_p2p.services._admission import NonMemberBudget
 from wwwserve_p2p.services._held import HeldBlocks
 from wwwserve_p2p.services.ledger import ledger_topic
 from wwwserve_p2p.testing.swarm import open_swarm, swarm_identity
@@ -74,6 +75,11 @@ async def test_a_block_10_years_ahead_is_held_never_applied_and_a_flood_stays_bo
         honest = swarm[0]
         held = honest.ledger_service.premature
         held.max_blocks = 100  # a small total cap, so that the flood below exceeds every cap
+        # the flooders are non-members, whose budget (services/_admission) would stop them first:
+        # lift it here, so that the held queue's own caps are what binds
+        honest.ledger_service.non_members = NonMemberBudget(
+            per_author_blocks=10**6, per_author_bytes=1 << 40, total_blocks=10**6, total_bytes=1 << 40,
+            max_stored_bytes=1 << 40)
         liar, near = swarm_identity(0, 99), swarm_identity(0, 98)
         async with swarm.network.open_overlay(liar) as ov, swarm.network.open_overlay(near) as ov_near:
             far_time = swarm.clock.wall_ms() + TEN_YEARS_MS
