@@ -46,6 +46,9 @@ from .core.stats import percentile
 MODEL = "shakespeare"
 #: issue 12's headline target: network p50 latency <= this x node 0 alone
 P50_TARGET = 0.3
+#: s a node process may take to start (torch import + model load) and the overlay to form; a
+#: loaded 2-core host has needed more than 120 s for four torch processes
+READY_TIMEOUT_S = 300.0
 #: the speed profile every node emulates (the tokens are the tiny tinyshakespeare model's)
 EMULATED_MODEL = "llama-3-8b"
 
@@ -113,10 +116,11 @@ def node_specs(opts: DemoOptions, model_paths: dict[str, Path]) -> list[NodeSpec
 def explain(con: Console, opts: DemoOptions) -> None:
     """Print what is real and what is emulated in this run, and why."""
     cores = os.cpu_count() or 1
-    tokens = ("a tiny tinyshakespeare model trained here, torch on this CPU, 1 thread per node"
-              if opts.executor == "hf" else "the echo executor")
+    tokens = (["  credit ledger, and every token: a tiny tinyshakespeare model trained here, run by",
+               "  torch on this CPU with 1 thread per node"] if opts.executor == "hf"
+              else ["  credit ledger, and every token (the echo executor)"])
     lines = ["[bold]real:[/bold] node processes, libp2p overlay, HTTP API, openai client, MT-bench prompts,",
-             f"  credit ledger, and every token ({tokens})"]
+             *tokens]
     if opts.paced:
         lines += [f"[bold]emulated:[/bold] the GPUs. This host has {cores} CPU core{'s' if cores > 1 else ''} and no GPU:",
                   "  more node processes would share its cores, not add hardware. Each real token is",
@@ -193,13 +197,13 @@ def run_demo(opts: DemoOptions) -> int:
     if opts.alone:
         solo = copy.deepcopy(specs[0])
         write_network_genesis([solo], out / "alone", f"wwwserve-demo-{opts.seed}-alone", credits=100)
-        con.print(f"[bold]2/5[/bold] node 0 alone ({solo.description}): {len(questions)} questions at "
-                  f"{opts.rate:g} req/s (logs in {out}/alone/*/node.log)")
+        con.print(f"[bold]2/5[/bold] node 0 alone ({solo.description}):")
+        con.print(f"    {len(questions)} questions at {opts.rate:g} req/s (logs in {out}/alone/*/node.log)")
         if opts.paced:
             cap = _capacity_rps(solo.config["executor"], opts.max_tokens)
             con.print(f"    node 0 alone serves at most ~{cap:.2f} req/s of {opts.max_tokens}-token answers: "
                       f"{opts.rate / cap:.1f}x overloaded, so its queue grows")
-        solo_nodes = start_network([solo], out / "alone")
+        solo_nodes = start_network([solo], out / "alone", ready_timeout=READY_TIMEOUT_S)
         try:
             alone = _drive(solo_nodes[0], questions, opts, openai, con)
         finally:
@@ -211,9 +215,9 @@ def run_demo(opts: DemoOptions) -> int:
     genesis = write_network_genesis(specs, out / "nodes", f"wwwserve-demo-{opts.seed}", credits=100)
     con.print(f"    genesis {genesis}: 100 credits to each node")
     t_start = time.monotonic()
-    nodes = start_network(specs, out / "nodes")
+    nodes = start_network(specs, out / "nodes", ready_timeout=READY_TIMEOUT_S)
     try:
-        waited = wait_for_mesh(nodes, timeout=90)
+        waited = wait_for_mesh(nodes, timeout=READY_TIMEOUT_S)
         con.print(f"    overlay formed: every node sees {len(nodes) - 1} peers "
                   f"({time.monotonic() - t_start:.1f}s after launch, {waited:.1f}s after ready)")
         for n in nodes:
