@@ -568,7 +568,7 @@ def run_ledger_junk_once(variant: str, count: int, args: argparse.Namespace, wor
         mon.phase = "during"
         params = {"target": {"multiaddr": nodes[0].multiaddr, "peer_id": nodes[0].peer_id},
                   "genesis": str(genesis), "count": count, "rate": max(1.0, count / args.junk_seconds),
-                  "duration": args.junk_seconds, "drain": args.settle, "drain_timeout": 300.0}
+                  "duration": args.junk_seconds, "drain": args.settle, "drain_timeout": 60.0}
         load = os.getloadavg()[0]
         res = run_child("ledger_junk", params)
         res["loadavg_1m"] = [round(load, 1), round(os.getloadavg()[0], 1)]
