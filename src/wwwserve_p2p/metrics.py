@@ -151,6 +151,11 @@ class NodeMetrics:
 
     _models: set[str]
 
+    def watch_defenses(self, source: Any) -> None:
+        """Export the defenses' counters from ``source()`` (a dict like ``/status``'s
+        ``defenses``) at every scrape (see :class:`_Defenses`); call once."""
+        self.registry.register(_Defenses(source))
+
     def update_ledger(self, ledger: "Ledger", me: str) -> None:
         """Refresh the ledger gauges from ``ledger`` (our replica) for our PeerId ``me``."""
         acc = ledger.account(me)
@@ -172,6 +177,103 @@ class NodeMetrics:
                 self.duel_results.labels(a.peer_id, "lost").set(a.duels_lost)
                 self.duel_results.labels(a.peer_id, "tied").set(a.duels_tied)
                 self.win_rate.labels(a.peer_id).set(a.win_rate)
+
+
+#: most label values one defenses metric exports (label values come from our own code's counter
+#: names and the protocols we serve, never from peers; the bound is a second line of defence)
+MAX_DEFENSE_LABELS = 64
+
+
+class _Defenses:
+    """Collector of the defenses' counters (issue 15), read from ``source()`` at scrape time:
+    :meth:`wwwserve_p2p.node.Node.defenses`, the dict ``GET /status`` shows under ``defenses``
+    (``membership``, ``offers``, ``reputation``, ``overlay``). Exported:
+
+    - ``wwwserve_peer_table_peers`` / ``wwwserve_peer_table_newcomers`` (gauges) and
+      ``wwwserve_membership_events_total{event}`` (refused statuses, gated dials, pings);
+    - ``wwwserve_gossip_received_total``, ``wwwserve_gossip_delivered_total``,
+      ``wwwserve_gossip_rejected_total{reason}``, ``wwwserve_gossip_dropped_total{reason}``;
+    - ``wwwserve_streams_refused_total{reason}``, ``wwwserve_streams_idle_closed_total``,
+      ``wwwserve_streams_open{protocol}`` (gauge; ``total`` too), ``wwwserve_connected_peers``;
+    - ``wwwserve_offers_open`` (gauge) and ``wwwserve_offers_total{outcome}`` (granted, committed,
+      withdrawn, expired, refused_*);
+    - ``wwwserve_reputation_penalised_peers`` (gauge), ``wwwserve_reputation_events_total{kind}``.
+
+    A source that fails (a node shutting down) exports nothing for that scrape."""
+
+    def __init__(self, source: Any):
+        self.source = source
+
+    def describe(self) -> Any:
+        return []
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+        try:
+            d = self.source() or {}
+        except Exception:  # a scrape must never fail because a node is going away
+            return
+
+        def counter(name: str, doc: str, label: str | None, values: Any) -> Any:
+            fam = CounterMetricFamily(name, doc, labels=[label] if label else None)
+            if label is None:
+                fam.add_metric([], float(values or 0))
+            else:
+                for k, v in sorted((values or {}).items())[:MAX_DEFENSE_LABELS]:
+                    if isinstance(v, (int, float)):
+                        fam.add_metric([str(k)], float(v))
+            return fam
+
+        def gauge(name: str, doc: str, value: Any, label: str | None = None, values: Any = None) -> Any:
+            fam = GaugeMetricFamily(name, doc, labels=[label] if label else None)
+            if label is None:
+                fam.add_metric([], float(value or 0))
+            else:
+                for k, v in sorted((values or {}).items())[:MAX_DEFENSE_LABELS]:
+                    fam.add_metric([str(k)], float(v))
+            return fam
+
+        m = d.get("membership") or {}
+        if m:
+            yield gauge("wwwserve_peer_table_peers", "Peers in the peer table (known and newcomers)", m.get("peers"))
+            yield gauge("wwwserve_peer_table_newcomers", "Newcomers in the peer table's bounded pool",
+                        m.get("newcomers"))
+            yield counter("wwwserve_membership_events", "Membership defense events (refused statuses, "
+                          "gated dials, liveness pings)", "event",
+                          {k: v for k, v in m.items() if k not in ("peers", "newcomers")})
+        ov = d.get("overlay") or {}
+        if ov:
+            yield counter("wwwserve_gossip_received", "Gossip messages received on our topics (duplicates "
+                          "included)", None, ov.get("gossip_received"))
+            yield counter("wwwserve_gossip_delivered", "Gossip messages delivered to our subscribers", None,
+                          ov.get("gossip_delivered"))
+            yield counter("wwwserve_gossip_rejected", "Gossip messages rejected by our validators, by reason",
+                          "reason", ov.get("gossip_rejected"))
+            yield counter("wwwserve_gossip_dropped", "Gossip messages dropped (full subscriber or outbound "
+                          "queue), by reason", "reason", ov.get("gossip_dropped"))
+            yield counter("wwwserve_streams_refused", "Inbound streams refused by our limits, by limit",
+                          "reason", ov.get("streams_refused"))
+            yield counter("wwwserve_streams_idle_closed", "Inbound streams closed after the idle-read deadline",
+                          None, ov.get("streams_idle_closed"))
+            so = ov.get("streams_open")
+            if isinstance(so, dict):
+                yield gauge("wwwserve_streams_open", "Inbound streams open now, by protocol (and total)", None,
+                            "protocol", {**(so.get("by_protocol") or {}), "total": so.get("total", 0)})
+            yield gauge("wwwserve_connected_peers", "Peers with an open connection", ov.get("connected_peers"))
+        off = d.get("offers") or {}
+        if off:
+            yield gauge("wwwserve_offers_open", "Accepted offers awaiting the requester's decision (leases)",
+                        off.get("open"))
+            yield counter("wwwserve_offers", "Offer leases by outcome (granted, committed, withdrawn, expired) "
+                          "and refusals by reason", "outcome",
+                          {k: v for k, v in off.items() if k in ("granted", "committed", "withdrawn", "expired")
+                           or k.startswith("refused_")})
+        rep = d.get("reputation") or {}
+        if rep:
+            yield gauge("wwwserve_reputation_penalised_peers", "Peers our local reputation deprioritises now",
+                        len(rep.get("penalised") or {}))
+            yield counter("wwwserve_reputation_events", "Misbehaviours of executors we recorded, by kind", "kind",
+                          rep.get("events"))
 
 
 class _SuppressedLogs:

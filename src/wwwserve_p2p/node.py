@@ -123,6 +123,7 @@ class Node:
         self.membership.subscribe(self.ledger_service.on_peer_events)
         self.membership.subscribe(self.requester.on_peer_events)
         overlay.set_stream_handler(DELEGATE_PROTOCOL, self.delegation.serve_stream)
+        self.metrics.watch_defenses(self.defenses)  # issue 15: the flood counters in /metrics
         overlay.set_stream_handler(JUDGE_PROTOCOL, self.duels.serve_stream)
 
     # ------------------------------------------------------------ identity and state
@@ -233,7 +234,8 @@ class Node:
         pings) and the overlay's flood counters (``statistics()``: oversize, rate_limited,
         dropped, refused streams) where the overlay has them."""
         out: dict[str, Any] = {"membership": self.membership.defense_stats(),
-                               "offers": self.delegation.offers.view(self.runtime.clock.monotonic()),
+                               "offers": {**self.delegation.offers.view(self.runtime.clock.monotonic()),
+                                          "advertised_ttft_s": round(self.delegation.slots.ttft_s, 4)},
                                "reputation": self.requester.reputation.view(self.runtime.clock.monotonic()),
                                "silent_held": self.delegation.silent_held}
         stats = getattr(self.overlay, "statistics", None) or getattr(getattr(self.overlay, "inner", None),

@@ -53,4 +53,4 @@ async def test_a_silent_executor_costs_one_short_deadline_and_then_gets_no_work(
         later = hits[first + 1:]
         assert sum(later) < 0.05 * len(later), hits  # < 5 % of later selections
         assert origin.requester.reputation.penalised(bad.peer_id, trio.current_time()) or sum(later) == 0
-        assert origin.requester.reputation.counts["timeout"] >= 1
+        assert origin.requester.reputation.counts["slow"] >= 1  # the derived deadline, not 60 s

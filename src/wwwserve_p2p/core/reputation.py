@@ -7,8 +7,9 @@ an error frame, a probe left unanswered, a duel the executor lost. Penalties add
 that decays exponentially (half-life ``half_life_s``); a peer whose score is at least
 ``threshold`` is *penalised*: the requester leaves it out of its candidates while any other
 eligible peer remains (see :meth:`Reputation.rank`), so it gets (almost) no new work until the
-score decays below the threshold. Repeated offences compound: with the defaults one timeout
-keeps a peer out for two half-lives (2 min), a second one right after its release for 2.3 more.
+score decays below the threshold. Repeated offences compound: with the defaults a missed
+first-token deadline keeps a peer out for one half-life (1 min), a second one right after its
+release for 1.6 more; a hard timeout counts double.
 
 Pure: ``now`` (seconds on the caller's monotonic clock) is passed in. Bounded by peer count: at
 most ``max_peers`` peers are remembered; a new one evicts the one with the lowest decayed score,
@@ -25,7 +26,8 @@ from ..errors import ConfigError
 
 #: penalty per kind of misbehaviour (score units; ``threshold`` decides when a peer is penalised)
 PENALTIES: dict[str, float] = {
-    "timeout": 2.0,         # no first token within the deadline its own speed implies, or a chunk timeout
+    "timeout": 2.0,         # a hard timeout: no first token within first_token_timeout, or a chunk timeout
+    "slow": 1.0,            # no first token within the (shorter) deadline its own advertised speed implies
     "broken": 1.0,          # the stream broke (reset, EOF) or carried garbage mid-answer
     "declined": 0.25,       # accepted, then refused our commit ("overloaded": may be a race, so cheap)
     "error": 0.5,           # an executor error frame

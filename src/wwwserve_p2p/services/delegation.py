@@ -82,7 +82,7 @@ from .ledger import LedgerService
 from .membership import Membership
 from .runtime import Runtime
 from .stats import NodeStats
-from .tickets import TicketDesk
+from .tickets import CHANNEL_WAIT_S, TicketDesk
 
 PROTOCOL = "/wwwserve/delegate/1"
 log = logging.getLogger("wwwserve_p2p.delegation")
@@ -435,6 +435,8 @@ class DelegationAttempt:
         #: s to wait for the first chunk after the commit: derived from the executor's advertised
         #: time to first token (issue 15 item 7; see :func:`~wwwserve_p2p.core.reputation.first_token_deadline`)
         self.first_token_s = first_token_deadline(probe.offer.expected_ttft_s, config.first_token_timeout)
+        #: the first token missed ``first_token_s`` (shorter than the configured timeout)
+        self.missed_deadline = False
         self._probe = probe
 
     async def receipt(self, timeout: float) -> Receipt:
@@ -465,8 +467,14 @@ class DelegationAttempt:
         :raises MalformedMessage, OverlayError: the stream broke or carried garbage.
         """
         timeout = self.first_token_s
+        first = True
         while True:
-            reply = await self._next_reply(timeout, "the final frame")
+            try:
+                reply = await self._next_reply(timeout, "the final frame")
+            except RequestTimeout:
+                self.missed_deadline = first and timeout < self.config.first_token_timeout
+                raise
+            first = False
             if not isinstance(reply, GenerationChunk):
                 raise MalformedMessage(f"unexpected {type(reply).__name__} before the final chunk")
             yield reply
@@ -806,7 +814,7 @@ class Requester:
             raise MalformedMessage("executor stream ended without a final chunk")
         except (RemoteError, RequestTimeout, MalformedMessage, OverlayError) as exc:
             if remote:
-                self._penalise(remote.peer_id, exc)
+                self._penalise(remote.peer_id, exc, remote.missed_deadline)
             if remote and isinstance(exc, RemoteError) and exc.code == "overloaded" and d.commit_refused():
                 # its slots filled while we chose: decide again (its ticket is voided below)
                 self._took(remote.peer_id, 1)
@@ -835,10 +843,11 @@ class Requester:
                     with trio.CancelScope(shield=True):
                         await remote.aclose(abort=not finished)
 
-    def _penalise(self, peer_id: str, exc: BaseException) -> None:
-        """Local reputation: what ``peer_id`` did to one of our attempts."""
+    def _penalise(self, peer_id: str, exc: BaseException, missed_deadline: bool = False) -> None:
+        """Local reputation: what ``peer_id`` did to one of our attempts (``missed_deadline``: a
+        first token later than its advertised speed implies, not a hard timeout)."""
         if isinstance(exc, RequestTimeout):
-            kind = "timeout"
+            kind = "slow" if missed_deadline else "timeout"
         elif isinstance(exc, RemoteError):
             kind = {"overloaded": "declined", "executor_error": "error", "eof": "broken"}.get(exc.code)
         else:
@@ -986,26 +995,39 @@ class Requester:
                 self.slots.freed()
             return None
         attempt = DelegationAttempt(cfg, winner[0], ticket, duel)
-        self._deadline_for(attempt, winner[0].offer, request.model)
+        self._deadline_for(attempt, winner[0].offer, request.model, action.attempt)
         if duel is not None:
             partner_ticket = self.tickets.make(winner[1].peer_id, request, action.attempt)
             if await _send_decision(winner[1], True, partner_ticket, duel):
                 attempt.partner = DelegationAttempt(cfg, winner[1], partner_ticket, duel)
-                self._deadline_for(attempt.partner, winner[1].offer, request.model)
+                self._deadline_for(attempt.partner, winner[1].offer, request.model, action.attempt)
         return attempt
 
 
-    def _deadline_for(self, attempt: DelegationAttempt, offer: Offer, model: str) -> None:
-        """Remember ``offer``'s advertised speed for ``model``; an executor that states none gets
-        the first-token deadline of the slowest speed advertised for the model lately."""
+    def _deadline_for(self, attempt: DelegationAttempt, offer: Offer, model: str, n_attempt: int = 0) -> None:
+        """Set ``attempt``'s first-token deadline from ``offer``'s advertised speed (an executor
+        that states none gets that of the slowest speed advertised for ``model`` lately; with
+        none known, the configured first_token_timeout). It doubles with every earlier attempt
+        of the request (a long prompt is slow everywhere: we must not time out every executor),
+        the last attempt waits the full first_token_timeout, and a voucher on a channel not yet
+        in our replica adds the executor's wait for its OpenChannel block (``CHANNEL_WAIT_S``)."""
         seen = self._ttft_seen.get(model, 0.0)
-        if offer.expected_ttft_s > 0:
+        ttft = offer.expected_ttft_s
+        if ttft > 0:
             if model not in self._ttft_seen and len(self._ttft_seen) >= MAX_TTFT_MODELS:
                 self._ttft_seen.clear()
             # the slowest lately: a higher value at once, a lower one slowly
-            self._ttft_seen[model] = max(offer.expected_ttft_s, 0.9 * seen + 0.1 * offer.expected_ttft_s)
-        elif seen > 0:
-            attempt.first_token_s = first_token_deadline(seen, self.config.first_token_timeout)
+            self._ttft_seen[model] = max(ttft, 0.9 * seen + 0.1 * ttft)
+        else:
+            ttft = seen
+        ceiling = self.config.first_token_timeout
+        deadline = first_token_deadline(ttft, ceiling) * (2 ** min(n_attempt, 16))
+        if n_attempt >= self.limits.max_attempts - 1:
+            deadline = ceiling
+        channel = attempt.ticket.channel
+        if channel and self.ledger.ledger.channel(self.me, channel) is None:
+            deadline += CHANNEL_WAIT_S
+        attempt.first_token_s = min(ceiling, deadline)
 
 
 #: models whose advertised speeds a requester remembers (first-token deadlines)
