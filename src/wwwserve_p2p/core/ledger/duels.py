@@ -178,6 +178,8 @@ def settle_duel(duel: DuelTicket, votes: Iterable[Vote], params: LedgerParams,
     judges ``abstain_penalty_pct`` %; the pool is split equally among the majority judges (the
     remainder to the first by PeerId). Source: DESIGN §6 after the paper's judge incentives.
     Sums to zero.
+
+    :raises ValueError: a verifiable duel without both executors' receipts.
     """
     judges = panel_of(duel, receipts)
     win_side, chosen = tally_duel(duel, votes, judges)
