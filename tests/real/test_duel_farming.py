@@ -21,6 +21,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -74,6 +75,11 @@ def run_attack(workdir: Path, duels: int = DUELS) -> dict:
     try:
         wait_for_mesh(nodes, timeout=90)
         judge = nodes[0]
+        # the honest judge has staked (its stake policy) in every view: what penalties would take
+        deadline = time.monotonic() + 120
+        while not all(v["judge_stake"] > 0 for v in judge_view(nodes, judge.peer_id, [])):
+            assert time.monotonic() < deadline, "the honest judge never staked"
+            time.sleep(0.5)
         before = judge_view(nodes, judge.peer_id, [])
         params = {"genesis": str(path), "judge": {"peer_id": judge.peer_id, "multiaddr": judge.multiaddr},
                   "api_urls": [n.api_url for n in nodes], "duels": duels, "judge_bond": JUDGE_BOND,
