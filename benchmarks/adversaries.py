@@ -429,7 +429,7 @@ def child_main(name: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def run_child(name: str, params: dict[str, Any]) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, __file__, "--child", name, json.dumps(params)], capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"error": f"attacker exited {proc.returncode}", "stderr": proc.stderr[-2000:]}
@@ -570,7 +570,7 @@ def run_ledger_junk_once(variant: str, count: int, args: argparse.Namespace, wor
                   "genesis": str(genesis), "count": count, "rate": max(1.0, count / args.junk_seconds),
                   "duration": args.junk_seconds, "drain": args.settle, "drain_timeout": 60.0}
         load = os.getloadavg()[0]
-        res = run_child("ledger_junk", params)
+        res = run_child("ledger_junk", params, timeout=1800)  # generating 20k junk is slow on a loaded host
         res["loadavg_1m"] = [round(load, 1), round(os.getloadavg()[0], 1)]
         overlay = {n.name: n.status().get("defenses", {}).get("overlay", {}) for n in nodes}
         mon.phase = "after"
