@@ -117,3 +117,14 @@ def test_busy_reports_outside_the_current_probe_are_ignored_and_baselines_ignore
     r, _ = probing(selection="random")
     r.busy(ov(PEERS[3]))
     assert r.choose([ov(PEERS[0])], 0.99) == PEERS[0]
+
+
+def test_reoffers_of_waiting_requests_ignore_busy_peers():
+    d = Dispatch(req(), ME, OffloadPolicy(probe_extra=3), DispatchLimits())
+    a = d.reoffer(view(serves=True), Variates(0.0, 0.0, 0.99, 3))
+    assert isinstance(a, Probe)
+    assert d.busy(ov(PEERS[3])) is False and not d.has_busy()
+    assert d.choose([ov(PEERS[0])], 0.99) == PEERS[0]  # any acceptor
+    d.reoffered(None)
+    first, _ = probing()
+    assert first.busy(ov(PEERS[3])) is True

@@ -47,7 +47,8 @@ it is not treated as unavailable: the requester reports it with :meth:`Dispatch.
 peer every offer is withdrawn and the request decides again after a short wait
 (:meth:`Dispatch.probed` returns ``Wait(busy_wait)``; at most :data:`MAX_BUSY_WAITS` times per
 request, then the acceptors alone are drawn from). Busy peers are never excluded from later
-probes. Without this, concurrent requests of one requester filled the open offers of the
+probes. Re-offers of waiting requests (late binding) take any acceptor: busy peers play no part
+there. Without this, concurrent requests of one requester filled the open offers of the
 high-stake peers (the executor bounds them per requester), whoever was left accepted and won, and
 stakes 1/2/4/8 got 100/37/22/41 of 200 requests sent 8 at a time (echo executors, in-memory
 overlay, ``tests/memory/test_stake_concurrency.py``).
@@ -210,6 +211,7 @@ class Dispatch:
     #: busy refusals of the current probe (peer -> its Offer as seen), see :meth:`busy`
     _busy: dict[str, OfferView] = field(init=False, default_factory=dict)
     _busy_chosen: bool = field(init=False, default=False)
+    _reoffering: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.request = self.original
@@ -266,19 +268,25 @@ class Dispatch:
         order = order_candidates(self.policy.selection, {c.peer_id: c.stake for c in cands},
                                  {c.peer_id: c.load for c in cands}, 1 + self.policy.probe_extra,
                                  u.seed, self.policy.exploration_share)
-        self._start_probe(tuple(order), len(cands))
+        self._start_probe(tuple(order), len(cands), reoffer=True)
         return Probe(self.request, tuple(order), False, self.attempt)
 
-    def _start_probe(self, order: tuple[str, ...], n_cands: int) -> None:
+    def _start_probe(self, order: tuple[str, ...], n_cands: int, reoffer: bool = False) -> None:
         self._probing = (order, n_cands)
         self._busy = {}
         self._busy_chosen = False
+        self._reoffering = reoffer
 
-    def busy(self, offer: OfferView) -> None:
+    def busy(self, offer: OfferView) -> bool:
         """A peer of the current probe refused only because its open offers are full
-        (:func:`is_busy_refusal`); ``offer`` carries its stake and speed as for an acceptor."""
-        if self._probing is not None and offer.peer_id in self._probing[0]:
-            self._busy[offer.peer_id] = offer
+        (:func:`is_busy_refusal`); ``offer`` carries its stake and speed as for an acceptor.
+        Returns whether it was recorded: not for a re-offer (a request waiting in our queue takes
+        any acceptor; waiting for a busy peer there kept requests and offers cycling while the
+        executors idled) nor for a peer outside the current probe."""
+        if self._probing is None or self._reoffering or offer.peer_id not in self._probing[0]:
+            return False
+        self._busy[offer.peer_id] = offer
+        return True
 
     def has_busy(self) -> bool:
         """Whether a peer of the current probe refused as busy (then :meth:`choose` is needed even

@@ -910,12 +910,11 @@ class Requester:
                     accepted = _Probe(peer_id, stream, reader, reply)
                 else:
                     reason = reply.reason if isinstance(reply, Offer) else f"{reply.code}: {reply.message}"
-                    if isinstance(reply, Offer) and is_busy_refusal(reason) and d is not None:
-                        # only its open offers are full (they settle within an offer window): it takes
-                        # part in the stake draw and keeps its announced spare (issue 12)
-                        d.busy(OfferView(peer_id, self.ledger.stake_of(peer_id), reply.expected_ttft_s,
-                                         reply.s_per_token, reply.load))
-                    else:
+                    # only its open offers are full (they settle within an offer window): on a first
+                    # offload it takes part in the stake draw and keeps its announced spare (issue 12)
+                    if not (isinstance(reply, Offer) and is_busy_refusal(reason) and d is not None
+                            and d.busy(OfferView(peer_id, self.ledger.stake_of(peer_id), reply.expected_ttft_s,
+                                                 reply.s_per_token, reply.load))):
                         self._took(peer_id, 1)  # refused: one slot less than its status announced
                     log.debug("%s refused %s: %s", peer_id, request.request_id, reason)
                     await stream.close()
