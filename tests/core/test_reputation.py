@@ -49,6 +49,12 @@ def test_rank_leaves_penalised_peers_out_only_while_another_remains():
     assert rep.rank(["bad"], 1.0) == set()  # a penalised peer is better than none
     assert rep.rank(["bad", "good"], 1.0, exclude=["good"]) == set()  # good already failed this request
     assert rep.rank(["bad", "good"], 1000.0) == set()  # decayed
+    # never herd: at least ``keep`` eligible candidates remain, the worst are left out first
+    rep.record("worse", "timeout", 1.0)
+    rep.record("worse", "timeout", 1.0)
+    assert rep.rank(["bad", "worse", "good", "fine"], 1.0, keep=3) == {"worse"}
+    assert rep.rank(["bad", "worse", "good", "fine"], 1.0, keep=2) == {"worse", "bad"}
+    assert rep.rank(["bad", "worse", "good"], 1.0, keep=3) == set()
 
 
 def test_peers_remembered_are_bounded_and_the_worst_are_kept():

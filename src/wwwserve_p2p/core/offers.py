@@ -55,10 +55,12 @@ class OfferLimits:
     @classmethod
     def for_slots(cls, max_delegated: int, lease_s: float) -> "OfferLimits":
         """The defaults for an executor taking ``max_delegated`` delegated requests at once:
-        twice that many open offers, half of it (at least 1) per funded requester, 1 per
-        unfunded one and half (at least 1) for all unfunded requesters together."""
+        four times that many open offers (an open offer holds no slot, only a place here), half
+        of those per funded requester (a front-door node probes us for many users at once; under
+        load its offers stay open for seconds), 1 per unfunded one and half of ``max_delegated``
+        (at least 1) for all unfunded requesters together."""
         m = max(1, max_delegated)
-        return cls(max_open=2 * m, per_funded=max(1, m // 2), per_unfunded=1, unfunded_total=max(1, m // 2),
+        return cls(max_open=4 * m, per_funded=2 * m, per_unfunded=1, unfunded_total=max(1, m // 2),
                    lease_s=lease_s)
 
 

@@ -31,7 +31,7 @@ PENALTIES: dict[str, float] = {
     "broken": 1.0,          # the stream broke (reset, EOF) or carried garbage mid-answer
     "declined": 0.25,       # accepted, then refused our commit ("overloaded": may be a race, so cheap)
     "error": 0.5,           # an executor error frame
-    "probe_timeout": 0.5,   # a probe that got no answer at all within probe_timeout
+    "probe_timeout": 0.5,   # a probe that got no answer at all (not recorded by the requester: load, not lies)
     "duel_lost": 1.0,       # the judges voted against its answer in a duel
 }
 
@@ -111,15 +111,21 @@ class Reputation:
         if len(self._peers) >= self.config.max_peers:
             del self._peers[min(self._peers, key=lambda p: (self._decayed(self._peers[p], now), p))]
 
-    def rank(self, peers: Iterable[str], now: float, exclude: Iterable[str] = ()) -> set[str]:
-        """The penalised peers among ``peers`` to leave out of a decision at ``now``: all of them
-        while at least one peer not penalised (and not in ``exclude``) remains, else none (a
-        penalised peer is better than no peer)."""
-        ps = [p for p in peers]
+    def rank(self, peers: Iterable[str], now: float, exclude: Iterable[str] = (), keep: int = 1) -> set[str]:
+        """The penalised peers among ``peers`` to leave out of a decision at ``now``, worst score
+        first, while at least ``keep`` eligible peers (not in ``exclude``) remain: a penalised
+        peer is better than no peer, and leaving out too many would herd all the load onto the
+        few that remain (which then time out too)."""
+        ps = list(peers)
         ex = set(exclude)
-        bad = {p for p in ps if self.penalised(p, now)}
-        good = [p for p in ps if p not in bad and p not in ex]
-        return bad if good else set()
+        eligible = [p for p in ps if p not in ex]
+        bad = sorted((p for p in eligible if self.penalised(p, now)), key=lambda p: (-self.score(p, now), p))
+        out: set[str] = set()
+        for p in bad:
+            if len(eligible) - len(out) - 1 < keep:
+                break
+            out.add(p)
+        return out | {p for p in ps if p in ex and self.penalised(p, now)}
 
     def view(self, now: float) -> dict[str, object]:
         """Counters and the penalised peers with their scores (``/status``)."""

@@ -437,6 +437,8 @@ class DelegationAttempt:
         self.first_token_s = first_token_deadline(probe.offer.expected_ttft_s, config.first_token_timeout)
         #: the first token missed ``first_token_s`` (shorter than the configured timeout)
         self.missed_deadline = False
+        #: when the commit was sent (trio clock): the requester's view of this executor's TTFT
+        self.committed_at = trio.current_time()
         self._probe = probe
 
     async def receipt(self, timeout: float) -> Receipt:
@@ -558,6 +560,9 @@ class Requester:
         #: model -> largest time to first token (s) advertised in recent offers: the first-token
         #: deadline of an executor that states no speed (bounded: MAX_TTFT_MODELS models)
         self._ttft_seen: dict[str, float] = {}
+        #: model -> first-token latencies (s, commit to first chunk) we measured on our last
+        #: delegated attempts: a loaded network (slow for everyone) lengthens every deadline
+        self._ttft_observed: dict[str, list[float]] = {}
 
     # ------------------------------------------------------------ membership
     def on_peer_events(self, events: list[PeerEvent], status: PeerStatus | None) -> None:
@@ -700,7 +705,7 @@ class Requester:
         peers = self.membership.candidates(request.model)
         # local reputation: penalised peers are left out while an eligible other remains
         out = self.reputation.rank([c.peer_id for c in peers], self.runtime.clock.monotonic(),
-                                   exclude=(*request.route, self.me))
+                                   exclude=(*request.route, self.me), keep=1 + self.policy.probe_extra)
         cands = tuple(Candidate(c.peer_id, self.ledger.stake_of(c.peer_id), c.load.load, self.ledger.in_debt(c.peer_id),
                                 self._spare(c)) for c in peers if c.peer_id not in out)
         price = self.ledger.ledger.params.price(request.max_tokens)
@@ -785,6 +790,7 @@ class Requester:
             if remote.partner is not None and self.duels is not None:
                 duel_run = self.duels.start(req, remote, remote.partner)
         finished = False
+        first_chunk = True
         meter = _SpeedMeter()
         try:
             source = remote.chunks() if remote else self.executor.generate(req)
@@ -796,6 +802,9 @@ class Requester:
                             meter.report(self.slots, chunk.usage.completion_tokens if chunk.usage else None)
                             if slot is not None:
                                 self._release_local(slot)
+                    if remote and first_chunk:
+                        first_chunk = False
+                        self._observe_ttft(req.model, trio.current_time() - remote.committed_at)
                     chunk = d.chunk(chunk)
                     if d.chunks_delivered == (0 if chunk.is_final else 1) and chunk.text:
                         self.stats.ttfts.append(trio.current_time() - t0)
@@ -920,7 +929,6 @@ class Requester:
                     await stream.close()
             except (WwwServeError, trio.TooSlowError) as exc:
                 log.debug("probe of %s failed: %s", peer_id, exc or "timeout")
-                self.reputation.record(peer_id, "probe_timeout", self.runtime.clock.monotonic())
                 self._took(peer_id, 1 << 20)
                 if isinstance(exc, OverlayError):
                     self.membership.mark_unreachable(peer_id)
@@ -1019,6 +1027,9 @@ class Requester:
             self._ttft_seen[model] = max(ttft, 0.9 * seen + 0.1 * ttft)
         else:
             ttft = seen
+        observed = sorted(self._ttft_observed.get(model, ()))
+        if len(observed) >= 3:  # what our recent attempts took: nobody is held to less
+            ttft = max(ttft, observed[len(observed) // 2])
         ceiling = self.config.first_token_timeout
         deadline = first_token_deadline(ttft, ceiling) * (2 ** min(n_attempt, 16))
         if n_attempt >= self.limits.max_attempts - 1:
@@ -1029,6 +1040,18 @@ class Requester:
         attempt.first_token_s = min(ceiling, deadline)
 
 
+    def _observe_ttft(self, model: str, seconds: float) -> None:
+        obs = self._ttft_observed.get(model)
+        if obs is None:
+            if len(self._ttft_observed) >= MAX_TTFT_MODELS:
+                self._ttft_observed.clear()
+            obs = self._ttft_observed[model] = []
+        obs.append(seconds)
+        del obs[:-TTFT_OBSERVED]
+
+
+#: first-token latencies remembered per model (their median lengthens deadlines on a slow network)
+TTFT_OBSERVED = 16
 #: models whose advertised speeds a requester remembers (first-token deadlines)
 MAX_TTFT_MODELS = 256
 
