@@ -20,6 +20,15 @@ peer table. The attacker is a py-libp2p host in this process that bootstraps fro
   decided (no commit, no withdrawal) until the executor ends it; a refused probe is retried after
   ``--squat-backoff`` s. Reported: probes, offers accepted/held (most held at once), refusal reasons, and the
   legit requests' success and latency (they are all delegated).
+- ``silent_executor`` (issue 15 item 7): 5 nodes, ``a`` (front) and ``b``, ``c``, ``d``, ``s``
+  serving ``m`` (echo, ``--silent-ttft`` s per token, so that is each one's time to first token);
+  ``s`` runs with ``delegation.misbehave = "silent"`` (accepts delegated work, never answers).
+  Each executor first measures its own speed on 2 local requests (what its Offers advertise),
+  then ``a`` gets ``--silent-rate`` legit requests/s for ``--silent-duration`` s (4 tokens, 120 s
+  client timeout). Run twice: ``baseline`` (``s`` honest) and ``attack``. Reported: legit
+  success, p50/p99/max latency of both, the p99 added, ``s``'s advertised TTFT, and from the node
+  logs the commits per executor, the first timeout ``a`` recorded against ``s`` and the share of
+  ``s`` among the commits after it.
 - ``ledger_junk`` (issue 18 §5): ``--junk`` junk ledger blocks over ``--junk-seconds``, each
   from a fresh key (valid, "paid" legacy claims, gap tips, ~200 KB duplicate-entry blocks,
   equivocations, malformed, oversized; see ``ledger_junk.py``), published on the ledger topic
@@ -71,6 +80,7 @@ from wwwserve_p2p.wire import codec
 ATTACKS = ("status_flood", "forged_statuses", "idle_streams", "ledger_junk")
 NETWORK = "wwwserve-adversaries"
 ATTACKS = (*ATTACKS, "slot_squat")  # issue 15 item 4: offers cost something
+ATTACKS = (*ATTACKS, "silent_executor")  # issue 15 item 7: local reputation
 
 
 def spec(name: str, models: list[str]) -> NodeSpec:
@@ -427,7 +437,7 @@ def child_main(name: str, params: dict[str, Any]) -> dict[str, Any]:
     return trio.run(gossip_attack, target, params["network_id"], params["count"], params["rate"], addr_for)
 
 
-def run_child(name: str, params: dict[str, Any]) -> dict[str, Any]:
+def run_child(name: str, params: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, __file__, "--child", name, json.dumps(params)], capture_output=True,
                           text=True, timeout=timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -474,6 +484,142 @@ def run_attack(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
     out["log_errors"] = {k: sum(1 for line in open(p, errors="replace") if "PeerStoreError" in line)
                          for k, p in logs.items()}
     return out
+
+
+# ---------------------------------------------------------------------------- silent executor (issue 15 item 7)
+
+def silent_specs(silent: bool, ttft: float) -> list[NodeSpec]:
+    def one(name: str, models: list[str], misbehave: str = "") -> NodeSpec:
+        cfg: dict[str, Any] = {"node": {"network": NETWORK, "log_level": "INFO"}, "status": {"interval": 1.0},
+                               "executor": {"kind": "echo", "models": models, "capacity": 8,
+                                            "delay_per_token": ttft}}
+        if misbehave:
+            cfg["delegation"] = {"misbehave": misbehave}
+        return NodeSpec(name, cfg)
+
+    return [one("a", ["front"]), one("b", ["m"]), one("c", ["m"]), one("d", ["m"]),
+            one("s", ["m"], "silent" if silent else "")]
+
+
+def _log_time(line: str) -> float | None:
+    import datetime as _dt
+    try:
+        return _dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    except ValueError:
+        return None
+
+
+def run_silent_once(variant: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    nodes = start_network(silent_specs(variant == "attack", args.silent_ttft), workdir / f"silent-{variant}",
+                          ready_timeout=120)
+    reqs: list[dict[str, Any]] = []
+    try:
+        wait_for_mesh(nodes, timeout=60)
+        with httpx.Client(timeout=60) as c:  # each executor measures its own speed (local runs)
+            for n in nodes[1:]:
+                for i in range(2):
+                    c.post(n.api_url + "/v1/chat/completions",
+                           json={"model": "m", "max_tokens": 2, "messages": [{"role": "user", "content": f"warm {i}"}]})
+        time.sleep(args.settle)  # a's payment channels toward the executors get sealed
+        advertised = nodes[4].status().get("defenses", {}).get("offers", {}).get("advertised_ttft_s")
+        a = nodes[0]
+
+        def one(i: int) -> None:
+            t0 = time.monotonic()
+            try:
+                with httpx.Client(timeout=120) as c:
+                    r = c.post(a.api_url + "/v1/chat/completions",
+                               json={"model": "m", "max_tokens": 4,
+                                     "messages": [{"role": "user", "content": f"legit request {i} ok"}]})
+                ok, code = r.status_code == 200, r.status_code
+                rid = r.json().get("id", "") if ok else ""
+            except (httpx.HTTPError, ValueError) as exc:
+                ok, code, rid = False, type(exc).__name__, ""
+            reqs.append({"t": t0, "ok": ok, "code": code, "latency": time.monotonic() - t0, "id": rid})
+
+        n_req = int(args.silent_rate * args.silent_duration)
+        with ThreadPoolExecutor(max_workers=64) as pool:
+            t_start = time.monotonic()
+            for i in range(n_req):
+                pool.submit(one, i)
+                ahead = t_start + (i + 1) / args.silent_rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+        defenses = {n.name: n.status().get("defenses", {}) for n in (nodes[0], nodes[4])}
+    finally:
+        logs = {n.name: n.log_path for n in nodes}
+        ids = {n.name: n.peer_id for n in nodes}
+        stop_network(nodes)
+    lat = [r["latency"] for r in reqs if r["ok"]]
+    out: dict[str, Any] = {"requests": len(reqs), "ok": sum(r["ok"] for r in reqs),
+                           "failures": {str(r["code"]): sum(1 for x in reqs if x["code"] == r["code"])
+                                        for r in reqs if not r["ok"]},
+                           **({f"latency_{k}_s": round(v, 3) for k, v in harness.percentiles(lat).items()}
+                              if lat else {}),
+                           "latency_max_s": round(max(lat), 3) if lat else None,
+                           "s_advertised_ttft_s": advertised,
+                           "reputation_at_a": defenses.get("a", {}).get("reputation"),
+                           "s_silent_held": defenses.get("s", {}).get("silent_held")}
+    commits: list[tuple[float, str]] = []
+    s_rids: set[str] = set()
+    for name in ("b", "c", "d", "s"):
+        for line in open(logs[name], errors="replace"):
+            if " executing " in line and f" for {ids['a']} " in line:
+                t = _log_time(line)
+                if t is not None:
+                    commits.append((t, name))
+                if name == "s":
+                    s_rids.add(line.split(" executing ", 1)[1].split(" ", 1)[0])
+    first_timeout = None
+    for line in open(logs["a"], errors="replace"):
+        if f"reputation of {ids['s']}: slow" in line or f"reputation of {ids['s']}: timeout" in line:
+            first_timeout = _log_time(line)
+            break
+    # same-run view: requests whose first attempt went to s against the others
+    hit = [r["latency"] for r in reqs if r["ok"] and r["id"] in s_rids]
+    clean = sorted(r["latency"] for r in reqs if r["ok"] and r["id"] not in s_rids)
+    if clean:
+        out["requests_hitting_s"] = len(hit)
+        out["hit_latency_max_s"] = round(max(hit), 3) if hit else None
+        out["clean_latency_p50_s"] = round(clean[len(clean) // 2], 3)
+        out["hit_added_max_s"] = round(max(hit) - clean[len(clean) // 2], 3) if hit else None
+    later = [n for t, n in commits if first_timeout is not None and t > first_timeout]
+    out["commits"] = {n: sum(1 for _, m in commits if m == n) for n in ("b", "c", "d", "s")}
+    out["first_timeout_against_s"] = first_timeout is not None
+    out["later_commits"] = len(later)
+    out["later_commits_to_s"] = sum(1 for n in later if n == "s")
+    out["later_share_of_s"] = round(out["later_commits_to_s"] / len(later), 4) if later else None
+    return out
+
+
+def run_silent_executor(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    out = {"baseline": run_silent_once("baseline", args, workdir), "attack": run_silent_once("attack", args, workdir)}
+    b, a = out["baseline"], out["attack"]
+    if "latency_p99_s" in a and "latency_p99_s" in b:
+        out["p99_added_s"] = round(a["latency_p99_s"] - b["latency_p99_s"], 3)
+        ttft = a.get("s_advertised_ttft_s") or args.silent_ttft
+        out["p99_added_over_ttft"] = round(out["p99_added_s"] / ttft, 3) if ttft else None
+    return out
+
+
+def silent_markdown(r: dict[str, Any]) -> list[str]:
+    md = ["| variant | ok | p50 s | p99 s | max s | s advertised TTFT s | commits b/c/d/s | later commits | to s |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for v in ("baseline", "attack"):
+        x = r[v]
+        cm = x["commits"]
+        md.append(f"| {v} | {x['ok']}/{x['requests']} | {x.get('latency_p50_s', '-')} | {x.get('latency_p99_s', '-')} |"
+                  f" {x.get('latency_max_s', '-')} | {x.get('s_advertised_ttft_s')} |"
+                  f" {cm['b']}/{cm['c']}/{cm['d']}/{cm['s']} | {x['later_commits']} | {x['later_commits_to_s']}"
+                  f" ({x['later_share_of_s']}) |")
+    md.append(f"\np99 added by the silent executor: {r.get('p99_added_s')} s"
+              f" = {r.get('p99_added_over_ttft')} x its advertised TTFT")
+    a = r["attack"]
+    md.append(f"\nattack run, same-run view: {a.get('requests_hitting_s')} requests hit s; the worst of them took"
+              f" {a.get('hit_added_max_s')} s more than the median other request ({a.get('clean_latency_p50_s')} s)")
+    return md
 
 
 # ---------------------------------------------------------------------------- ledger junk (issue 18 §5)
@@ -660,6 +806,10 @@ def main() -> None:
     ap.add_argument("--sybils", type=int, default=3, help="slot_squat: free identities")
     ap.add_argument("--squat-streams", type=int, default=8,
                     help="slot_squat: probes each identity keeps open at each executor")
+    ap.add_argument("--silent-ttft", type=float, default=1.0,
+                    help="silent_executor: s per token of the echo executors (= their time to first token)")
+    ap.add_argument("--silent-rate", type=float, default=1.0, help="silent_executor: legit requests per s")
+    ap.add_argument("--silent-duration", type=float, default=60.0, help="silent_executor: s of legit load")
     ap.add_argument("--squat-backoff", type=float, default=0.05, help="slot_squat: s before re-probing after a refusal")
     ap.add_argument("--junk", type=int, default=20000, help="ledger_junk: junk messages (fresh keys)")
     ap.add_argument("--junk-seconds", type=float, default=30.0, help="ledger_junk: s the junk is published over")
@@ -668,6 +818,7 @@ def main() -> None:
     if args.quick:
         args.rate, args.duration, args.forged, args.streams, args.hold, args.settle = 100.0, 5.0, 300, 100, 8.0, 3.0
         args.junk, args.junk_seconds = 2000, 12.0
+        args.silent_duration = 20.0
     attacks = ATTACKS if args.attack == "all" else (args.attack,)
     workdir = Path(tempfile.mkdtemp(prefix="issue-15-adv-" if attacks != ("ledger_junk",) else "issue-18-junk-",
                                     dir="/tmp"))
@@ -677,13 +828,15 @@ def main() -> None:
         print(f"running {name} ...", flush=True)
         if name == "ledger_junk":
             results["attacks"][name] = r = run_ledger_junk(args, workdir)
+        elif name == "silent_executor":
+            results["attacks"][name] = r = run_silent_executor(args, workdir)
         else:
             results["attacks"][name] = r = run_attack(name, args, workdir)
         print(r, flush=True)
     md = ["| attack | phase | requests ok | p50 s | p99 s | max table | newcomers | honest not alive (samples) | max RSS MiB |",
           "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results["attacks"].items():
-        if name == "ledger_junk":
+        if name in ("ledger_junk", "silent_executor"):
             continue
         for ph in ("before", "during", "after"):
             p = r[ph]
@@ -695,12 +848,14 @@ def main() -> None:
         md.append(f"\n{name}: attack {r['attack_result']}")
     if "ledger_junk" in results["attacks"]:
         md += ["", "ledger_junk (issue 18 §5):", ""] + ledger_junk_markdown(results["attacks"]["ledger_junk"])
+    if "silent_executor" in results["attacks"]:
+        md += ["", "silent_executor (issue 15 item 7):", ""] + silent_markdown(results["attacks"]["silent_executor"])
     print("\n".join(md))
 
     def plot(plt: Any) -> Any:
         fig, ax = plt.subplots(figsize=(8, 4))
         for name, r in results["attacks"].items():
-            if name == "ledger_junk":
+            if name in ("ledger_junk", "silent_executor"):
                 continue
             ax.bar([f"{name}\n{ph}" for ph in ("before", "during", "after")],
                    [r[ph].get("latency_p99_s", 0) for ph in ("before", "during", "after")])
