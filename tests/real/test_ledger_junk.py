@@ -53,8 +53,10 @@ def test_junk_from_fresh_keys_leaves_honest_storage_capped_and_requests_served(t
     genesis_path = write_network_genesis(specs, tmp_path, "junk-real", credits=100.0)
     params = {"genesis": str(genesis_path), "count": JUNK, "rate": 1e9, "duration": 0.0, "drain": 3.0}
     # the attacker generates its junk (tens of seconds) while the network starts
-    attacker = subprocess.Popen([sys.executable, str(ADVERSARIES), "--child", "ledger_junk", json.dumps(params)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    errlog = tmp_path / "attacker.log"  # a file, not a pipe: nothing can block the child while we wait
+    with open(errlog, "w") as err_file:
+        attacker = subprocess.Popen([sys.executable, str(ADVERSARIES), "--child", "ledger_junk", json.dumps(params)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file, text=True)
     nodes = []
     try:
         nodes = start_network(specs, tmp_path, ready_timeout=120)
@@ -65,9 +67,9 @@ def test_junk_from_fresh_keys_leaves_honest_storage_capped_and_requests_served(t
         t0 = time.monotonic()
         attacker.stdin.write(json.dumps({"multiaddr": nodes[0].multiaddr, "peer_id": nodes[0].peer_id}) + "\n")
         attacker.stdin.flush()
-        out, err = attacker.communicate(timeout=300)
+        out, _ = attacker.communicate(timeout=300)
         lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-        assert attacker.returncode == 0 and lines, err[-3000:]
+        assert attacker.returncode == 0 and lines, errlog.read_text()[-3000:]
         res = json.loads(lines[-1])
         assert res["sent"] == JUNK
         for i in range(1, 6):  # honest requests still succeed right after the flood
