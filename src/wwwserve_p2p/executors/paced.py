@@ -33,10 +33,14 @@ executor here does).
 ``paced_s`` (wall time requests held a slot), ``compute_s`` (time spent waiting for the inner
 executor's chunks: its compute plus the host's scheduling delays) and ``compute_share`` =
 ``compute_s / paced_s`` (small: the emulated GPU sets the pace; near 1: the host CPU does).
+:meth:`PacedExecutor.aclose` logs them (INFO, :data:`STATS_LOG_PREFIX` + JSON), which is how
+``wwwserve demo`` reads them from its node logs.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -48,6 +52,11 @@ from ..core.types import GenerationChunk, GenerationRequest, LoadSnapshot
 from ..errors import ConfigError, InvalidRequest
 from .base import Executor
 from .echo import SlotGate
+
+log = logging.getLogger(__name__)
+
+#: Prefix of the log line (INFO) with :meth:`PacedExecutor.pacing_stats` as JSON, written on close.
+STATS_LOG_PREFIX = "pacing stats "
 
 
 def _prompt_words(request: GenerationRequest) -> int:
@@ -101,6 +110,7 @@ class PacedExecutor(Executor):
         self.features = inner.features
         if callable(getattr(inner, "score", None)):
             self.score = inner.score  # the likelihood judge of duels uses the real model
+        self._closed = False
         self._tokens = 0
         self._late = 0
         self._paced_s = 0.0
@@ -148,6 +158,9 @@ class PacedExecutor(Executor):
         await self.inner.start()
 
     async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            log.info("%s%s", STATS_LOG_PREFIX, json.dumps(self.pacing_stats(), sort_keys=True))
         await self.inner.aclose()
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationChunk]:
