@@ -129,6 +129,8 @@ class LedgerService:
         self.rejected: dict[str, int] = {}
         self.storage_errors = 0
         self.last_sync_peer = ""
+        #: sync conversations that completed / failed (``GET /ledger``: ``sync``)
+        self.sync_counts = {"ok": 0, "failed": 0}
         #: blocks dated beyond our clock + tolerance, held until due (bounded; see ``_held``)
         self.premature = HeldBlocks()
         #: the storage budget of authors that are not members (see ``_admission``)
@@ -283,7 +285,8 @@ class LedgerService:
         return {**self.ledger.summary(), "me": self.ledger.account(self.me).to_dict(),
                 "queued_entries": self.queued(), "blocks_produced": self.blocks_produced,
                 "rejected": dict(self.rejected), "held_premature": len(self.premature),
-                "held_premature_bytes": self.premature.bytes, "non_members": self.non_members.stats()}
+                "held_premature_bytes": self.premature.bytes, "non_members": self.non_members.stats(),
+                "sync": dict(self.sync_counts)}
 
     def accounts_view(self) -> dict[str, Any]:
         """``GET /ledger/accounts``: every account in our view (micro-credits); ``debt`` is how far
@@ -769,7 +772,9 @@ class LedgerService:
             try:
                 with trio.fail_after(60):
                     await self.sync_with(peer_id)
+                self.sync_counts["ok"] += 1
             except (OverlayError, MalformedMessage, RequestTimeout, trio.TooSlowError) as exc:
+                self.sync_counts["failed"] += 1
                 log.debug("ledger sync with %s failed: %s", peer_id, exc)
                 if self._recently_joined(peer_id) and self._nursery is not None:
                     self._nursery.start_soon(self._retry_pull, peer_id)
