@@ -18,8 +18,8 @@ def book(**kw) -> OfferBook:
 
 def test_defaults_follow_max_delegated():
     lim = OfferLimits.for_slots(4, 5.0)
-    assert (lim.max_open, lim.per_funded, lim.per_unfunded, lim.unfunded_total) == (16, 8, 1, 2)
-    assert OfferLimits.for_slots(0, 5.0).max_open == 4
+    assert (lim.max_open, lim.per_funded, lim.per_unfunded, lim.unfunded_total) == (8, 2, 1, 2)
+    assert OfferLimits.for_slots(0, 5.0).max_open == 2
     with pytest.raises(ConfigError):
         OfferLimits(max_open=0)
 

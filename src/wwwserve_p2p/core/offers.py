@@ -55,12 +55,14 @@ class OfferLimits:
     @classmethod
     def for_slots(cls, max_delegated: int, lease_s: float) -> "OfferLimits":
         """The defaults for an executor taking ``max_delegated`` delegated requests at once:
-        four times that many open offers (an open offer holds no slot, only a place here), half
-        of those per funded requester (a front-door node probes us for many users at once; under
-        load its offers stay open for seconds), 1 per unfunded one and half of ``max_delegated``
-        (at least 1) for all unfunded requesters together."""
+        twice that many open offers, half of ``max_delegated`` (at least 1) per funded requester,
+        1 per unfunded one and half (at least 1) for all unfunded requesters together. (A
+        front-door node probing us for many users at once meets the per-requester bound: its
+        requester treats "too many open offers" as *busy*, see
+        :func:`~wwwserve_p2p.core.dispatch.is_busy_refusal`; 4 x / 2 x ``max_delegated`` were
+        tried and undid the stake steering that relies on it.)"""
         m = max(1, max_delegated)
-        return cls(max_open=4 * m, per_funded=2 * m, per_unfunded=1, unfunded_total=max(1, m // 2),
+        return cls(max_open=2 * m, per_funded=max(1, m // 2), per_unfunded=1, unfunded_total=max(1, m // 2),
                    lease_s=lease_s)
 
 
