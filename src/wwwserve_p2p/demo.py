@@ -109,6 +109,9 @@ def node_specs(opts: DemoOptions, model_paths: dict[str, Path]) -> list[NodeSpec
             # the default 2 s: peers turn suspect after 3 silent intervals, and on a loaded host
             # a node's event loop can lag a few seconds
             "status": {"interval": 2.0},
+            # a loaded host's event loops lag seconds: a probe's offer or a commit that comes after the
+            # default 2 s / 5 s was withdrawn and the request queued at node 0 while the executors idled
+            "delegation": {"probe_timeout": 10.0, "commit_timeout": 15.0},
             "executor": ex}, description=desc))
     return specs
 

@@ -128,3 +128,11 @@ def test_reoffers_of_waiting_requests_ignore_busy_peers():
     d.reoffered(None)
     first, _ = probing()
     assert first.busy(ov(PEERS[3])) is True
+
+
+def test_a_model_we_serve_takes_any_acceptor_on_its_first_offload_too():
+    d = Dispatch(req(), ME, OffloadPolicy(probe_extra=3), DispatchLimits())
+    a = d.next(view(serves=True), Variates(0.0, 0.0, 0.99, 3))  # loaded (1.5): offload
+    assert isinstance(a, Probe)
+    assert d.busy(ov(PEERS[3])) is False
+    assert d.choose([ov(PEERS[0])], 0.99) == PEERS[0]

@@ -47,8 +47,13 @@ it is not treated as unavailable: the requester reports it with :meth:`Dispatch.
 peer every offer is withdrawn and the request decides again after a short wait
 (:meth:`Dispatch.probed` returns ``Wait(busy_wait)``; at most :data:`MAX_BUSY_WAITS` times per
 request, then the acceptors alone are drawn from). Busy peers are never excluded from later
-probes. Re-offers of waiting requests (late binding) take any acceptor: busy peers play no part
-there. Without this, concurrent requests of one requester filled the open offers of the
+probes. Only for requests we cannot queue ourselves (a model we do not serve, or an attempt after
+a failure, for a model we do not serve): a request for a model we serve takes any acceptor, on its
+first offload and on re-offers from our queue (late binding) alike. Measured in
+``benchmarks/slo_attainment.py --sweep --virtual`` (the source serves the model, 2.5x its capacity):
+with busy waits there too, stakes 1/2/4/8 got 66/78/120/86, 43/93/77/134, 62/85/70/135 (3 repeats)
+instead of 39/73/98/143, 41/66/105/143, 30/81/104/134 without: waiting for a busy peer competed with
+the local queue and the late re-offers. Without this, concurrent requests of one requester filled the open offers of the
 high-stake peers (the executor bounds them per requester), whoever was left accepted and won, and
 stakes 1/2/4/8 got 100/37/22/41 of 200 requests sent 8 at a time (echo executors, in-memory
 overlay, ``tests/memory/test_stake_concurrency.py``).
@@ -211,7 +216,7 @@ class Dispatch:
     #: busy refusals of the current probe (peer -> its Offer as seen), see :meth:`busy`
     _busy: dict[str, OfferView] = field(init=False, default_factory=dict)
     _busy_chosen: bool = field(init=False, default=False)
-    _reoffering: bool = field(init=False, default=False)
+    _take_any: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.request = self.original
@@ -249,7 +254,8 @@ class Dispatch:
                                      {c.peer_id: c.load for c in cands}, 1 + self.policy.probe_extra,
                                      u.seed, self.policy.exploration_share)
             duel = self.attempt == 0 and len(order) >= 2 and u.duel < self.limits.duel_rate
-            self._start_probe(tuple(order), len(cands))
+            # busy peers count only when we cannot queue the request ourselves (see the module docstring)
+            self._start_probe(tuple(order), len(cands), take_any=view.serves)
             return Probe(req, tuple(order), duel, self.attempt)
         self._decisions += 1
         return Wait(self.limits.retry_delay)
@@ -268,22 +274,23 @@ class Dispatch:
         order = order_candidates(self.policy.selection, {c.peer_id: c.stake for c in cands},
                                  {c.peer_id: c.load for c in cands}, 1 + self.policy.probe_extra,
                                  u.seed, self.policy.exploration_share)
-        self._start_probe(tuple(order), len(cands), reoffer=True)
+        self._start_probe(tuple(order), len(cands), take_any=True)
         return Probe(self.request, tuple(order), False, self.attempt)
 
-    def _start_probe(self, order: tuple[str, ...], n_cands: int, reoffer: bool = False) -> None:
+    def _start_probe(self, order: tuple[str, ...], n_cands: int, take_any: bool = False) -> None:
         self._probing = (order, n_cands)
         self._busy = {}
         self._busy_chosen = False
-        self._reoffering = reoffer
+        self._take_any = take_any
 
     def busy(self, offer: OfferView) -> bool:
         """A peer of the current probe refused only because its open offers are full
         (:func:`is_busy_refusal`); ``offer`` carries its stake and speed as for an acceptor.
-        Returns whether it was recorded: not for a re-offer (a request waiting in our queue takes
-        any acceptor; waiting for a busy peer there kept requests and offers cycling while the
-        executors idled) nor for a peer outside the current probe."""
-        if self._probing is None or self._reoffering or offer.peer_id not in self._probing[0]:
+        Returns whether it was recorded: not when the probe is for a model we serve (first offload
+        or re-offer from our queue: it takes any acceptor; waiting for a busy peer there competed
+        with our queue, and on re-offers kept requests and offers cycling while the executors
+        idled) nor for a peer outside the current probe."""
+        if self._probing is None or self._take_any or offer.peer_id not in self._probing[0]:
             return False
         self._busy[offer.peer_id] = offer
         return True
