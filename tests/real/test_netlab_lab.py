@@ -43,10 +43,19 @@ def test_everything_is_removed_on_exit_and_on_sigint(tmp_path: Path) -> None:
               "with netlab.open_lab(2, nated=['adm'], prefix='wlt13b') as lab:\n"
               "    print('up', flush=True); time.sleep(120)\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
-    assert len(_namespaces("wlt13b")) == 5
-    proc.send_signal(signal.SIGINT)
-    proc.wait(30)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+        assert len(_namespaces("wlt13b")) == 5
+        proc.send_signal(signal.SIGINT)
+        proc.wait(90)  # generous: the child tears down 5 namespaces and the emulator
+    finally:
+        if proc.poll() is None:  # never leave a lab behind for the tests after this one
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     deadline = time.monotonic() + 10
     while _namespaces("wlt13b") and time.monotonic() < deadline:
         time.sleep(0.1)
