@@ -39,7 +39,7 @@ to the source (chunks of the held-out text scored by both). Outputs go to
     python benchmarks/quality_incentives.py            # ~5-8 min on 2 cores (models cached)
     python benchmarks/quality_incentives.py --quick    # ~2 min, run by tests/test_quality_incentives.py
     python benchmarks/quality_incentives.py --quantization --requests 400   # Fig. 9
-    python benchmarks/quality_incentives.py --quantization --quick          # run by tests/test_quality_quant.py
+    python benchmarks/quality_incentives.py --quantization --quick          # run by tests/test_quality_incentives.py
 """
 
 from __future__ import annotations
