@@ -44,6 +44,16 @@ async def publish(ov, g: Genesis, item) -> None:
     await ov.publish(ledger_topic(g.network_id), ledger_codec.encode_gossip(item))
 
 
+async def publish_empty_chain(ov, g: Genesis, swarm, key: Identity, heights: range, prev: str) -> None:
+    """Publish empty blocks of ``key`` at ``heights`` on top of ``prev``, 0.1 s apart, then wait 1 s."""
+    for h in heights:
+        blk = build_block(g.network_id, key.peer_id, h, prev, swarm.clock.wall_ms(), (), key.sign)
+        prev = blk.hash
+        await publish(ov, g, blk)
+        await trio.sleep(0.1)
+    await trio.sleep(1)
+
+
 async def test_a_legacy_claim_between_fresh_keys_makes_no_member(autojump_clock):
     async with open_swarm([EchoExecutor(models=("echo",)), EchoExecutor(models=("echo",))], config=config(),
                           genesis=genesis()) as swarm:
@@ -55,13 +65,7 @@ async def test_a_legacy_claim_between_fresh_keys_makes_no_member(autojump_clock)
         async with swarm.network.open_overlay(junk) as ov:
             await publish(ov, g, first)
             await swarm.wait_until(lambda: all(n.ledger.height(junk.peer_id) == 1 for n in swarm.nodes), timeout=10)
-            prev = first.hash
-            for h in range(2, 21):
-                blk = build_block(g.network_id, junk.peer_id, h, prev, swarm.clock.wall_ms(), (), junk.sign)
-                prev = blk.hash
-                await publish(ov, g, blk)
-                await trio.sleep(0.1)
-            await trio.sleep(1)
+            await publish_empty_chain(ov, g, swarm, junk, range(2, 21), first.hash)
         for n in swarm.nodes:
             svc = n.ledger_service
             acc = n.ledger.account(junk.peer_id)
@@ -90,13 +94,7 @@ async def test_blocks_over_budget_are_dropped_before_their_signatures_are_checke
         assert heavy.canonical_size() > NonMemberBudget().per_author[1]
         async with swarm.network.open_overlay(junk) as ov:
             await publish(ov, g, heavy)
-            prev = g.hash
-            for h in range(1, 31):
-                blk = build_block(g.network_id, junk.peer_id, h, prev, swarm.clock.wall_ms(), (), junk.sign)
-                prev = blk.hash
-                await publish(ov, g, blk)
-                await trio.sleep(0.1)
-            await trio.sleep(1)
+            await publish_empty_chain(ov, g, swarm, junk, range(1, 31), g.hash)
         for n in swarm.nodes:
             assert n.ledger.height(junk.peer_id) == 4
             assert n.ledger_service.rejected["non_member_rate"] >= 27
