@@ -82,15 +82,17 @@ class NodeProcess:
 
 
 def write_network_genesis(specs: list[NodeSpec], workdir: Path, network: str, credits: float = 100.0,
-                          params: dict[str, int] | None = None) -> Path:
+                          params: dict[str, int] | None = None, unfunded: tuple[str, ...] = ()) -> Path:
     """Create each spec's identity now, write ``workdir/genesis.json`` allocating ``credits``
-    to every node, and point every spec's ``ledger.genesis`` at it. Returns the file's path."""
+    to every node except those named in ``unfunded`` (no genesis allocation), and point every
+    spec's ``ledger.genesis`` at it. Returns the file's path."""
     from .config import write_genesis
     from .core.ledger import Genesis, LedgerParams
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    allocs = tuple((Identity.load_or_create(workdir / s.name).peer_id, int(credits * 1_000_000)) for s in specs)
+    allocs = tuple((Identity.load_or_create(workdir / s.name).peer_id, int(credits * 1_000_000))
+                   for s in specs if s.name not in unfunded)
     genesis = Genesis(network, LedgerParams(**(params or {})), allocs)
     path = workdir / "genesis.json"
     write_genesis(genesis, path)

@@ -27,10 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from wwwserve_p2p.config import write_genesis
-from wwwserve_p2p.core.ledger import Genesis, LedgerParams
-from wwwserve_p2p.identity import Identity
-from wwwserve_p2p.localnet import NodeSpec, start_network, stop_network, wait_for_mesh
+from wwwserve_p2p.localnet import NodeSpec, start_network, stop_network, wait_for_mesh, write_network_genesis
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
@@ -66,11 +63,7 @@ def judge_view(nodes, judge: str, fakes: list[str]) -> list[dict]:
 def run_attack(workdir: Path, duels: int = DUELS) -> dict:
     """Start the honest network, run the farmer, return what every replica shows."""
     specs = [spec("judge", "llm"), spec("peer", "none")]
-    allocs = tuple((Identity.load_or_create(workdir / s.name).peer_id, 100 * CREDIT) for s in specs)
-    path = workdir / "genesis.json"
-    write_genesis(Genesis(NETWORK, LedgerParams(overdraft=0), allocs), path)
-    for s in specs:
-        s.config["ledger"]["genesis"] = str(path)
+    path = write_network_genesis(specs, workdir, NETWORK, credits=100)
     nodes = start_network(specs, workdir, ready_timeout=120)
     try:
         wait_for_mesh(nodes, timeout=90)

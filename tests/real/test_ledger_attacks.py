@@ -8,10 +8,7 @@ import httpx
 import openai
 import pytest
 
-from wwwserve_p2p.config import write_genesis
-from wwwserve_p2p.core.ledger import Genesis, LedgerParams
-from wwwserve_p2p.identity import Identity
-from wwwserve_p2p.localnet import NodeSpec, start_network, stop_network, wait_for_mesh
+from wwwserve_p2p.localnet import NodeSpec, start_network, stop_network, wait_for_mesh, write_network_genesis
 
 pytestmark = pytest.mark.real
 
@@ -28,11 +25,7 @@ def spec(name: str, model: str) -> NodeSpec:
 def test_a_fresh_identity_with_no_credit_is_never_served(tmp_path):
     specs = [spec("freerider", "front"), spec("exec1", "m"), spec("exec2", "m")]
     # genesis: credit for the two executors only, no overdraft
-    allocs = tuple((Identity.load_or_create(tmp_path / s.name).peer_id, 100_000_000) for s in specs[1:])
-    path = tmp_path / "genesis.json"
-    write_genesis(Genesis("attack-real", LedgerParams(overdraft=0), allocs), path)
-    for s in specs:
-        s.config["ledger"]["genesis"] = str(path)
+    write_network_genesis(specs, tmp_path, "attack-real", credits=100, unfunded=("freerider",))
     nodes = start_network(specs, tmp_path, ready_timeout=120)
     try:
         wait_for_mesh(nodes, timeout=90)

@@ -13,10 +13,7 @@ import httpx
 import openai
 import pytest
 
-from wwwserve_p2p.config import write_genesis
-from wwwserve_p2p.core.ledger import Genesis, LedgerParams
-from wwwserve_p2p.identity import Identity
-from wwwserve_p2p.localnet import NodeSpec, start_network, stop_network, wait_for_mesh
+from wwwserve_p2p.localnet import NodeSpec, start_network, stop_network, wait_for_mesh, write_network_genesis
 
 pytestmark = pytest.mark.real
 
@@ -46,11 +43,7 @@ def _accounts(node) -> dict:
 
 def test_delegated_requests_are_paid_through_channels_with_few_entries(tmp_path):
     specs = [spec("front", "front"), spec("exec1", "m"), spec("exec2", "m")]
-    allocs = tuple((Identity.load_or_create(tmp_path / s.name).peer_id, 100_000_000) for s in specs)
-    path = tmp_path / "genesis.json"
-    write_genesis(Genesis("channels-real", LedgerParams(overdraft=0), allocs), path)
-    for s in specs:
-        s.config["ledger"]["genesis"] = str(path)
+    write_network_genesis(specs, tmp_path, "channels-real", credits=100)
     nodes = start_network(specs, tmp_path, ready_timeout=120)
     try:
         wait_for_mesh(nodes, timeout=90)
