@@ -222,6 +222,9 @@ def train_model(corpus: Path, out_dir: Path, size: str, steps: int | None = None
         attn_pdrop=0.0, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.eos_token_id)
     model = GPT2LMHeadModel(config)
+    # transformers derives the loss from the class name, which for GPT2LMHeadModel matches no
+    # known loss and logs "loss_type=None ... unrecognized" on the first step; name it instead
+    model.loss_type = "ForCausalLM"
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.98), weight_decay=0.05)
     warmup = max(1, steps // 20)
