@@ -83,6 +83,12 @@ class Reason(StrEnum):
     CHANNEL_CLAIM = "channel_claim_invalid"
     #: a CloseChannel before the executor's chain passed the channel's expiry, or closed twice
     CHANNEL_CLOSE = "channel_close_invalid"
+    #: the block references (or is) settled history below a snapshot's cut that the snapshot
+    #: did not keep (see :mod:`.snapshot`)
+    PRUNED = "pruned_history"
+    #: a valid block with a Withdraw of unbonding whose Unstake this replica first saw less than
+    #: ``unbonding_ms - tolerance`` ago by its own clock: held (status pending), not refused
+    UNBONDING_HOLD = "unbonding_hold"
 
 
 class MissingDependency(InvalidBlock):

@@ -407,9 +407,13 @@ class ChainScratch:
         self.funds -= amount
 
     def accepted_block(self, author: str, height: int) -> "Block | None":
-        """``author``'s accepted block at ``height`` (None if this replica has not accepted it)."""
+        """``author``'s accepted block at ``height`` (None if this replica has not accepted it).
+        Below a snapshot's base (settled, pruned history) only the headers the snapshot kept
+        answer (:meth:`Chain.at`).
+
+        :raises InvalidBlock: (PRUNED) ``height`` is settled history the snapshot did not keep."""
         ch = self.chains.get(author)
-        return ch.blocks[height - 1] if ch is not None and 1 <= height <= ch.height else None
+        return ch.at(height) if ch is not None and 1 <= height <= ch.height else None
 
     def channel(self, requester: str, cid: str) -> "ChannelInfo | None":
         """The channel ``cid`` as opened in ``requester``'s accepted chain (or this block)."""
@@ -427,6 +431,23 @@ class ChainScratch:
         t = self.time_ms
         return (sum(a for m, a in self.chain.unbonds if m <= t) + sum(a for m, a in self.unbonds if m <= t)
                 - self.withdrawn)
+
+
+class _Ref:
+    """A kept header standing in for a pruned block (``hash``, ``time_ms``, ``header``)."""
+
+    __slots__ = ("header",)
+
+    def __init__(self, header: Any):
+        self.header = header
+
+    @property
+    def hash(self) -> str:
+        return self.header.hash
+
+    @property
+    def time_ms(self) -> int:
+        return self.header.time_ms
 
 
 @dataclass
@@ -460,16 +481,37 @@ class Chain:
     undo: list[tuple[int, int, int, tuple[str, ...], tuple[str, ...], tuple[str, ...], int,
                      tuple[tuple[str, int, int], ...]]] = field(default_factory=list)
 
+    #: snapshot base (see :mod:`.snapshot`): heights ``1..base`` are settled history not held
+    #: as blocks; ``base_hash`` / ``base_time``: hash and time of the block at ``base``;
+    #: ``refs``: the headers at or below ``base`` the snapshot kept because later entries may
+    #: reference them (a Receive of a transfer not yet received, a close witness)
+    base: int = 0
+    base_hash: str = ""
+    base_time: int = 0
+    refs: dict[int, Any] = field(default_factory=dict)
+
     @property
     def height(self) -> int:
-        return len(self.blocks)
+        return self.base + len(self.blocks)
 
     def tip_hash(self, genesis_hash: str) -> str:
-        return self.blocks[-1].hash if self.blocks else genesis_hash
+        return self.blocks[-1].hash if self.blocks else (self.base_hash if self.base else genesis_hash)
 
     @property
     def last_time(self) -> int:
-        return self.blocks[-1].time_ms if self.blocks else 0
+        return self.blocks[-1].time_ms if self.blocks else self.base_time
+
+    def at(self, height: int) -> Any:
+        """The accepted block at ``height`` (``1 <= height <= self.height``); at or below the
+        base, a kept header (it has ``hash``, ``time_ms`` and ``header`` like a block).
+
+        :raises InvalidBlock: (PRUNED) a settled height whose header the snapshot did not keep."""
+        if height > self.base:
+            return self.blocks[height - self.base - 1]
+        ref = self.refs.get(height)
+        if ref is None:
+            raise InvalidBlock(Reason.PRUNED, f"height {height} is settled history below the snapshot")
+        return _Ref(ref)
 
     def matured(self, time_ms: int) -> int:
         return sum(a for m, a in self.unbonds if m <= time_ms) - self.withdrawn
