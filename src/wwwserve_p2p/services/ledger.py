@@ -552,6 +552,17 @@ class LedgerService:
                 continue
             await self.release_due()
 
+    async def _unbonding_hold_loop(self) -> None:
+        """Offer again, every HOLD_RECHECK_S, the blocks the ledger holds until a Withdraw's
+        unbonding has passed since we first saw its Unstake (issue 18: a back-dated Unstake;
+        :meth:`Ledger.release_unbonding_holds`)."""
+        while True:
+            await trio.sleep(HOLD_RECHECK_S)
+            due = self.ledger.release_unbonding_holds(self.runtime.clock.wall_ms(), self.premature.tolerance_ms)
+            if due:
+                log.info("%d blocks held for unbonding are due now", len(due))
+                await self.accept_blocks(due, verified=True)
+
     def _held(self, b: Block) -> bool:
         have = self.ledger.blocks(b.author, b.height, b.height)
         return bool(have) and have[0].hash == b.hash
@@ -738,6 +749,7 @@ class LedgerService:
             nursery.start_soon(self._stake_loop)
             nursery.start_soon(self._tick_loop)
             nursery.start_soon(self._premature_loop)
+            nursery.start_soon(self._unbonding_hold_loop)
             task_status.started()
 
     async def _receive_loop(self, rx) -> None:
