@@ -86,6 +86,9 @@ class Reason(StrEnum):
     #: the block references (or is) settled history below a snapshot's cut that the snapshot
     #: did not keep (see :mod:`.snapshot`)
     PRUNED = "pruned_history"
+    #: a valid block with a Withdraw of unbonding whose Unstake this replica first saw less than
+    #: ``unbonding_ms - tolerance`` ago by its own clock: held (status pending), not refused
+    UNBONDING_HOLD = "unbonding_hold"
 
 
 class MissingDependency(InvalidBlock):

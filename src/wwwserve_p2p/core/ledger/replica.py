@@ -9,7 +9,7 @@ from typing import Any
 from ...errors import InvalidBlock
 from .blocks import MAX_CLOCK_SKEW_MS, Block, build_block, is_premature
 from .codes import AddStatus, ForkSeen, MissingDependency, Reason, Signer, canonical, check_hex, check_peer, sha256_hex
-from .entries import ENTRY_TYPES, Entry
+from .entries import ENTRY_TYPES, Entry, Unstake, Withdraw
 from .fold import Account, Chain, ChainScratch, Fold
 from .genesis import Genesis
 from .pending import MAX_PENDING_BYTES, MAX_PENDING_BYTES_PER_AUTHOR, MAX_PENDING_BLOCKS, PendingBuffer
@@ -46,6 +46,25 @@ class Ledger:
     :class:`~.pending.PendingBuffer` capped at ``max_pending`` blocks, ``max_pending_bytes_per_author``
     and ``max_pending_bytes`` (canonical sizes); beyond the caps the highest blocks are dropped
     (must be re-pulled). Equivocation proofs: one per author (the lowest height).
+
+    **Unbonding measured by our own clock** (issue 18, back-dated Unstake). A chain's time is
+    whatever its author writes, bounded below only by its own previous block: an author silent
+    since ``T`` could date an Unstake ``T`` and withdraw at ``T + unbonding_ms``, i.e. at once.
+    So when :meth:`add_block` is given ``now_ms`` (the node's clock), the replica records when
+    it *first accepted* each Unstake (``seen``) and **holds** a block whose Withdraws need
+    unbonding that is not matured by ``max(unstake time, seen) + unbonding_ms <= now_ms +
+    tolerance_ms`` (status ``pending``, reason ``unbonding_hold``; nothing refused, the block
+    stays valid). :meth:`release_unbonding_holds` hands back the blocks that are due, to be
+    offered again. Bound: on a replica with an honest clock, a Withdraw takes effect no earlier
+    than ``unbonding_ms - tolerance_ms`` after that replica first saw the Unstake, and nobody
+    sees an Unstake before its author publishes it, so back-dating gains at most the
+    tolerance (as a future date does, :func:`~.blocks.is_premature`). The fold stays a pure
+    function of the accepted block set; only *when* a block enters the set depends on the
+    clock. Costs: a node that first sees an old Unstake (catching up, or restarting: first
+    sight is not persisted, so blocks read from the store count at their own dates) holds the
+    Withdraw after it (and that author's later blocks) for up to ``unbonding_ms``; without
+    ``now_ms`` (tests, own blocks, restore) nothing is held. Held: one block per author (its
+    next), at most ``max_pending`` authors.
     """
 
     def __init__(self, genesis: Genesis, *, max_pending: int = MAX_PENDING_BLOCKS,
@@ -75,6 +94,13 @@ class Ledger:
         #: the :class:`~.snapshot.Snapshot` this replica was loaded from (None: from genesis);
         #: its heights are settled: never cut, their blocks not held (:mod:`.snapshot`)
         self.base_snapshot: Any = None
+        # unbonding by our clock (class docstring): author -> [(height, maturity by first
+        # sight, amount)] of its accepted Unstakes; the author's next block held for them; the
+        # clock of the add_block call in progress (None: no clock, nothing held)
+        self._unstakes: dict[str, list[tuple[int, int, int]]] = {}
+        self._unbonding_held: dict[str, Block] = {}
+        self._now: int | None = None
+        self._tolerance = MAX_CLOCK_SKEW_MS
 
     # ------------------------------------------------------------ fold
     @property
@@ -188,6 +214,13 @@ class Ledger:
         :meth:`is_premature` is neither stored nor applied (status ``premature``); duplicates,
         equivocations and the proofs it carries still count. Never raises for bad input: see
         :class:`AddResult`."""
+        self._now, self._tolerance = now_ms, tolerance_ms
+        try:
+            return self._add_block(block, verified, now_ms, tolerance_ms)
+        finally:
+            self._now = None
+
+    def _add_block(self, block: Block, verified: bool, now_ms: int | None, tolerance_ms: int) -> AddResult:
         author = block.author
         try:
             if not verified:
@@ -217,6 +250,9 @@ class Ledger:
                 return AddResult(AddStatus.DUPLICATE, have=ch.height)
             return self._equivocation(have.header, block.header)
         other = self._pending.get(author, block.height) or self._waiting.get(author, block.height)
+        held = self._unbonding_held.get(author)
+        if other is None and held is not None and held.height == block.height:
+            other = held
         if other is not None:
             if other.hash == block.hash:
                 return AddResult(AddStatus.DUPLICATE, have=ch.height)
@@ -242,6 +278,8 @@ class Ledger:
         except InvalidBlock as exc:
             self._refuse(block)
             return AddResult(AddStatus.REJECTED, exc.reason, have=ch.height)
+        if self._hold_unbonding(block, ch):
+            return AddResult(AddStatus.PENDING, Reason.UNBONDING_HOLD, have=ch.height)
         applied = [block]
         self._accept(ch, s, block)
         self._unlock(author, ch, applied)
@@ -267,6 +305,8 @@ class Ledger:
                 except InvalidBlock:
                     self._refuse(blk)
                     continue
+                if self._hold_unbonding(blk, wch):
+                    continue
                 self._accept(wch, s, blk)
                 applied.append(blk)
                 self._unlock(blk.author, wch, applied)
@@ -286,6 +326,8 @@ class Ledger:
                 break
             except InvalidBlock:
                 self._refuse(blk)
+                break
+            if self._hold_unbonding(blk, ch):
                 break
             self._accept(ch, s, blk)
             applied.append(blk)
@@ -314,6 +356,51 @@ class Ledger:
         self._version += 1
         ch.commit(s, block)
         self._fold.apply_block(block, self.params)
+        unstaked = [e.amount for e in block.entries if type(e) is Unstake]
+        if unstaked:   # maturity by first sight: our clock if we have one, else its own date
+            seen = block.time_ms if self._now is None else max(block.time_ms, self._now)
+            self._unstakes.setdefault(block.author, []).extend(
+                (block.height, seen + self.params.unbonding_ms, a) for a in unstaked)
+
+    def matured_by_sight(self, author: str, now_ms: int, tolerance_ms: int = MAX_CLOCK_SKEW_MS) -> int:
+        """Unbonding of ``author``'s accepted chain that this replica lets a Withdraw take at
+        ``now_ms`` (its clock): Unstakes with ``max(time, first seen) + unbonding_ms <= now_ms +
+        tolerance_ms``, minus what the chain withdrew (class docstring). Never above the chain's
+        own :meth:`matured_unbonding` rule, which every Withdraw must also pass."""
+        ch = self._chains.get(author)
+        if ch is None:
+            return 0
+        lim = now_ms + tolerance_ms
+        return sum(a for _, m, a in self._unstakes.get(author, ()) if m <= lim) - ch.withdrawn
+
+    def _hold_unbonding(self, block: Block, ch: Chain) -> bool:
+        """Whether ``block`` (valid on ``ch``) must wait for unbonding by our clock; if so it is
+        kept (bounded; a dropped one is pulled again) for :meth:`release_unbonding_holds`."""
+        if self._now is None:
+            return False
+        need = sum(e.amount for e in block.entries if type(e) is Withdraw)
+        if not need or need <= self.matured_by_sight(block.author, self._now, self._tolerance):
+            return False
+        if block.author in self._unbonding_held or len(self._unbonding_held) < self.max_pending:
+            self._unbonding_held[block.author] = block
+        return True
+
+    def release_unbonding_holds(self, now_ms: int, tolerance_ms: int = MAX_CLOCK_SKEW_MS) -> list[Block]:
+        """Remove and return the held blocks (see the class docstring) that are due at ``now_ms``;
+        offer them again with :meth:`add_block` (``verified=True``, the same ``now_ms``)."""
+        due = []
+        for author, blk in list(self._unbonding_held.items()):
+            need = sum(e.amount for e in blk.entries if type(e) is Withdraw)
+            ch = self._chains.get(author)
+            if ch is None or blk.height != ch.height + 1 or need <= self.matured_by_sight(author, now_ms, tolerance_ms):
+                del self._unbonding_held[author]
+                if ch is not None and blk.height == ch.height + 1:
+                    due.append(blk)
+        return sorted(due, key=lambda b: (b.author, b.height))
+
+    def unbonding_held(self) -> int:
+        """Blocks held until their Withdraw's unbonding has passed by our clock."""
+        return len(self._unbonding_held)
 
     def _refuse(self, block: Block) -> None:
         if len(self._refused) < self.max_pending:
@@ -347,6 +434,11 @@ class Ledger:
         self._version += 1
         self._pending.drop_from(author, h)
         self._waiting.drop_from(author, h)
+        held = self._unbonding_held.get(author)
+        if held is not None and held.height >= h:
+            del self._unbonding_held[author]
+        if author in self._unstakes:
+            self._unstakes[author] = [u for u in self._unstakes[author] if u[0] < h]
         ch = self._chains.get(author)
         if ch is not None:
             while ch.height >= h and ch.blocks:   # settled history (a snapshot's base) stays
@@ -568,6 +660,7 @@ class Ledger:
                                                                "hash": self.base_snapshot.hash},
             "pending": self._pending.count, "pending_bytes": self._pending.bytes,
             "waiting": self._waiting.count, "channels": len(self._fold.channels),
+            "unbonding_held": len(self._unbonding_held),
             "equivocators": sorted(self._proofs), "genesis_supply": self.genesis.supply,
             "duels_settled": self.duels_settled}
         if accounts:
