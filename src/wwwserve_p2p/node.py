@@ -112,6 +112,7 @@ class Node:
                                             cfg.delegation.retry_delay, cfg.duel.duel_rate),
             cfg.delegation, cfg.duel.probe_grace, self.metrics, self.stats, self.duels,
             slots=self.delegation.slots)
+        self.duels.on_lost.append(self.requester.duel_lost)  # a lost duel feeds local reputation
         local = LocalState(
             models=executor.models, load=executor.load, accepting=self.delegation.accepting,
             stake=lambda: self.ledger_service.stake_of(me), delegated_running=lambda: self.delegation.running,

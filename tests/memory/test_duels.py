@@ -142,6 +142,11 @@ async def test_random_responder_loses_duels_and_credit(autojump_clock):
         g, b = led.account(good.peer_id), led.account(bad.peer_id)
         assert (g.duels_won, g.duels_lost) == (8, 0) and (b.duels_won, b.duels_lost) == (0, 8)
         assert b.win_rate == 0.0 and g.win_rate == 1.0
+        # a lost duel feeds the requester's local reputation (issue 15): the loser is penalised
+        # for a decaying period, the winner is not charged for it
+        rep, now = origin.requester.reputation, trio.current_time()
+        assert rep.counts["duel_lost"] == 8 and rep.penalised(bad.peer_id, now), rep.view(now)
+        assert rep.score(bad.peer_id, now) > rep.score(good.peer_id, now) + 1, rep.view(now)
         # both were paid for serving, but the random responder forfeited its bond 8 times
         assert b.earned > 0 and g.earned == b.earned
         assert total(led, bad.peer_id) < 100 * CREDIT < total(led, good.peer_id)

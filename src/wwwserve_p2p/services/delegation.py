@@ -29,6 +29,7 @@ performs the actions of the pure :class:`~wwwserve_p2p.core.dispatch.Dispatch` m
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
@@ -120,7 +121,16 @@ class SlotBook:
     peers' accepted offers and their runs, ``users_waiting()`` = our users' requests waiting for
     a slot. Also the executor's speed as its Offers state it: exponential moving averages of the
     time to first token (``ttft_s``) and per output token (``s_per_token``), seconds.
-    ``on_free`` callbacks run (synchronously, must not block) whenever a slot is released."""
+    ``on_free`` callbacks run (synchronously, must not block) whenever a slot is released.
+
+    What an Offer states as its time to first token is :meth:`expected_ttft` for that request:
+    everything ahead of its first token, not only the model's speed (issue 15). Under acceptance
+    by capacity an executor never accepts with work queued ahead (a slot is free, nothing waits),
+    so what is ahead after the commit is measured instead: ``lead_s``, the moving average of
+    commit-read-to-first-chunk-written of our delegated runs (ticket checks, the wait for a
+    first voucher's OpenChannel block, the executor's own queue, which a shared upstream or
+    scoring can fill, and the prefill), and ``per_size_s``, the same per unit of prompt size
+    (:func:`prompt_size`), since prefill grows with the prompt."""
 
     def __init__(self, executor: Executor, delegated: Callable[[], int] = lambda: 0):
         self.executor = executor
@@ -129,6 +139,10 @@ class SlotBook:
         self.users_waiting: Callable[[], int] = lambda: 0
         self.ttft_s = 0.0
         self.s_per_token = 0.0
+        #: s from reading a commit to writing the first chunk (delegated runs; moving average)
+        self.lead_s = 0.0
+        #: s of time to first token per unit of prompt size (moving average over all runs)
+        self.per_size_s = 0.0
         self.on_free: list[Callable[[], None]] = []
 
     def used(self) -> int:
@@ -148,23 +162,54 @@ class SlotBook:
             return 0
         return max(0, ld.capacity - self.used())
 
-    def observe(self, ttft_s: float | None, s_per_token: float | None) -> None:
-        """One run's measured time to first token and per output token (None: not measured)."""
+    def observe(self, ttft_s: float | None, s_per_token: float | None, size: int = 0) -> None:
+        """One run's measured time to first token and per output token (None: not measured);
+        ``size``: its :func:`prompt_size` (0: unknown)."""
         if ttft_s is not None and ttft_s >= 0:
-            self.ttft_s = ttft_s if self.ttft_s == 0 else (1 - SPEED_EWMA) * self.ttft_s + SPEED_EWMA * ttft_s
+            self.ttft_s = _ewma(self.ttft_s, ttft_s)
+            if size > 0:
+                self.per_size_s = _ewma(self.per_size_s, ttft_s / size)
         if s_per_token is not None and s_per_token >= 0:
-            self.s_per_token = s_per_token if self.s_per_token == 0 else \
-                (1 - SPEED_EWMA) * self.s_per_token + SPEED_EWMA * s_per_token
+            self.s_per_token = _ewma(self.s_per_token, s_per_token)
+
+    def observe_lead(self, lead_s: float, size: int = 0) -> None:
+        """One delegated run's time from reading the commit to writing its first chunk (s)."""
+        if lead_s >= 0 and math.isfinite(lead_s):
+            self.lead_s = _ewma(self.lead_s, lead_s)
+            if size > 0:
+                self.per_size_s = _ewma(self.per_size_s, lead_s / size)
+
+    def expected_ttft(self, size: int = 0) -> float:
+        """What our Offer for a request of prompt size ``size`` states as its time to first
+        token (s; 0 = unknown): the larger of our measured time to first token and commit lead
+        (moving averages), and at least ``per_size_s x size`` (a prompt longer than usual
+        takes longer to prefill; a shorter one is not promised less than the average)."""
+        base = max(self.ttft_s, self.lead_s)
+        if base <= 0:
+            return 0.0
+        return min(1e5, max(base, self.per_size_s * max(0, size)))
 
     def freed(self) -> None:
         for fn in list(self.on_free):
             fn()
 
 
-class _SpeedMeter:
-    """Measures one run: call :meth:`chunk` per chunk, then :meth:`report`."""
+def _ewma(old: float, sample: float) -> float:
+    return sample if old == 0 else (1 - SPEED_EWMA) * old + SPEED_EWMA * sample
 
-    def __init__(self) -> None:
+
+def prompt_size(request: GenerationRequest) -> int:
+    """A request's prompt size for speed estimates: characters of its prompt text plus 4 per
+    prompt token id (only ratios between requests matter; >= 1)."""
+    return max(1, len(request.prompt_text()) + 4 * len(request.prompt_ids))
+
+
+class _SpeedMeter:
+    """Measures one run: call :meth:`chunk` per chunk, then :meth:`report` (``size``: the
+    request's :func:`prompt_size`)."""
+
+    def __init__(self, size: int = 0) -> None:
+        self.size = size
         self.t0 = trio.current_time()
         self.first: float | None = None
         self.n = 0
@@ -180,7 +225,7 @@ class _SpeedMeter:
             return
         n = tokens if tokens else self.n
         per = (trio.current_time() - self.first) / (n - 1) if n > 1 else None
-        book.observe(self.first - self.t0, per)
+        book.observe(self.first - self.t0, per, self.size)
 
 
 # ------------------------------------------------------------------ executor side
@@ -300,7 +345,9 @@ class DelegationServer:
                 lease = got
         held = ["pending" if accepted else ""]  # -> "running" on commit, "" when withdrawn
         try:
-            offer = Offer(accepted, reason, self.executor.load().load, self.slots.ttft_s, self.slots.s_per_token)
+            # the time to first token we state is what is ahead of this request's first token
+            offer = Offer(accepted, reason, self.executor.load().load,
+                          self.slots.expected_ttft(prompt_size(request)), self.slots.s_per_token)
             if not await _try_write(stream, offer):
                 return
             if not accepted:
@@ -330,6 +377,7 @@ class DelegationServer:
             commit, outcome = False, "expired"
         except OverlayError:
             commit = False
+        committed_at = trio.current_time()  # what is ahead of the first token starts here
         if lease is not None:
             self.offers.end(lease, outcome, self.runtime.clock.monotonic())
         held[0] = ""
@@ -363,7 +411,7 @@ class DelegationServer:
             except OverlayError:
                 pass
             return
-        served = await self._execute(stream, request)
+        served = await self._execute(stream, request, committed_at)
         if served is not None:
             text, tokens = served
             self.tickets.claim(ticket, min(ticket.price, self.ledger.ledger.params.price(tokens)), answer_digest(text))
@@ -371,9 +419,11 @@ class DelegationServer:
                 receipt = Receipt(self.me, duel.hash, answer_digest(text)).signed(self._sign)
                 await _try_write(stream, receipt)
 
-    async def _execute(self, stream: Stream, request: GenerationRequest) -> tuple[str, int] | None:
+    async def _execute(self, stream: Stream, request: GenerationRequest,
+                       committed_at: float | None = None) -> tuple[str, int] | None:
         """Run ``request`` and stream it back. Returns (full text, completion tokens) when the final
-        frame was written, None otherwise."""
+        frame was written, None otherwise. ``committed_at`` (trio clock): when we read the commit;
+        the lead to our first chunk is measured from it (:meth:`SlotBook.observe_lead`)."""
         start = trio.current_time()
         served: tuple[str, int] | None = None
         async with trio.open_nursery() as nursery:
@@ -390,12 +440,14 @@ class DelegationServer:
             nursery.start_soon(watch_requester)
             try:
                 parts: list[str] = []
-                meter = _SpeedMeter()
+                meter = _SpeedMeter(prompt_size(request))
                 async with aclosing(self.executor.generate(request)) as gen:
                     async for chunk in gen:
                         # tokens are counted by the node's MeteredExecutor (origin=peer)
                         meter.chunk(chunk.text)
                         await stream.write(frame(codec.encode_reply(chunk)))
+                        if not parts and committed_at is not None:
+                            self.slots.observe_lead(trio.current_time() - committed_at, meter.size)
                         parts.append(chunk.text)
                         if chunk.is_final:
                             served = ("".join(parts), chunk.usage.completion_tokens if chunk.usage else len(parts))
@@ -791,7 +843,7 @@ class Requester:
                 duel_run = self.duels.start(req, remote, remote.partner)
         finished = False
         first_chunk = True
-        meter = _SpeedMeter()
+        meter = _SpeedMeter(prompt_size(req))
         try:
             source = remote.chunks() if remote else self.executor.generate(req)
             async with aclosing(source) as chunks:
@@ -864,6 +916,13 @@ class Requester:
         if kind is not None:
             score = self.reputation.record(peer_id, kind, self.runtime.clock.monotonic())
             log.info("reputation of %s: %s (score %.2f)", peer_id, kind, score)
+
+    def duel_lost(self, peer_id: str) -> None:
+        """Local reputation: ``peer_id`` lost a duel we settled (its answer was judged worse):
+        a ``duel_lost`` penalty, so it is left out of our candidates for a decaying period
+        (:class:`~wwwserve_p2p.core.reputation.Reputation`; wired to DuelService.on_lost)."""
+        score = self.reputation.record(peer_id, "duel_lost", self.runtime.clock.monotonic())
+        log.info("reputation of %s: duel_lost (score %.2f)", peer_id, score)
 
     def _record_success(self, route: str, t0: float) -> None:
         dt = trio.current_time() - t0
@@ -1006,14 +1065,20 @@ class Requester:
         if duel is not None:
             partner_ticket = self.tickets.make(winner[1].peer_id, request, action.attempt)
             if await _send_decision(winner[1], True, partner_ticket, duel):
+                # the duel partner's answer reaches no user (A streams): nobody waits on its first
+                # token, so it gets the full first_token_timeout (a derived deadline abandoned duels
+                # of busy honest executors; the duel's answer_timeout still bounds it)
                 attempt.partner = DelegationAttempt(cfg, winner[1], partner_ticket, duel)
-                self._deadline_for(attempt.partner, winner[1].offer, request.model, action.attempt)
+                attempt.partner.first_token_s = cfg.first_token_timeout
         return attempt
 
 
     def _deadline_for(self, attempt: DelegationAttempt, offer: Offer, model: str, n_attempt: int = 0) -> None:
-        """Set ``attempt``'s first-token deadline from ``offer``'s advertised speed (an executor
-        that states none gets that of the slowest speed advertised for ``model`` lately; with
+        """Set ``attempt``'s first-token deadline from ``offer``'s expected time to first token,
+        which counts what is ahead of this request's first token at the executor (its commit
+        lead and this prompt's size, :meth:`SlotBook.expected_ttft`), through
+        :func:`~wwwserve_p2p.core.reputation.first_token_deadline` (x 1.5 + 0.25 s, floor 0.5 s;
+        an executor that states none gets the slowest figure offered for ``model`` lately; with
         none known, the configured first_token_timeout). It doubles with every earlier attempt
         of the request (a long prompt is slow everywhere: we must not time out every executor),
         the last attempt waits the full first_token_timeout, and a voucher on a channel not yet

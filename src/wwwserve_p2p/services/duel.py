@@ -120,6 +120,10 @@ class DuelService:
         self.slots = trio.Semaphore(config.max_judging)
         #: duels we ran as requester: started, settled, abandoned
         self.stats: Counter[str] = Counter()
+        #: called with the PeerId of the executor that lost a duel we settled (the majority of
+        #: the drawn panel voted for the other answer; nothing on a tie): local reputation
+        #: (issue 15 item 7) deprioritises it for a decaying period (the node wires the Requester)
+        self.on_lost: list[Callable[[str], None]] = []
 
     # ------------------------------------------------------------ as requester
     def judge_stakes(self) -> dict[str, int]:
@@ -230,6 +234,11 @@ class DuelService:
         self.stats["settled"] += 1
         counts = {c: sum(1 for v in votes if v.choice == c) for c in ("A", "B", "abstain")}
         log.info("duel %s between %s (A) and %s (B): votes %s", duel.duel_id, a_exec, b_exec, counts)
+        side = verdict.tally()[0]
+        if side in ("A", "B"):
+            loser = b_exec if side == "A" else a_exec
+            for fn in list(self.on_lost):
+                fn(loser)
 
     async def ask_judges(self, duel: DuelTicket, prompt: str, answers: dict[str, tuple[str, Receipt]],
                          judges: tuple[str, ...] | None = None) -> list[Vote]:
