@@ -95,9 +95,10 @@ class Ledger:
         #: its heights are settled: never cut, their blocks not held (:mod:`.snapshot`)
         self.base_snapshot: Any = None
         # unbonding by our clock (class docstring): author -> [(height, maturity by first
-        # sight, amount)] of its accepted Unstakes; the author's next block held for them; the
-        # clock of the add_block call in progress (None: no clock, nothing held)
-        self._unstakes: dict[str, list[tuple[int, int, int]]] = {}
+        # sight, maturity by its own date, amount)] of its accepted Unstakes we saw after their
+        # date; the author's next block held for them; the clock of the add_block call in
+        # progress (None: no clock, nothing held)
+        self._unstakes: dict[str, list[tuple[int, int, int, int]]] = {}
         self._unbonding_held: dict[str, Block] = {}
         self._now: int | None = None
         self._tolerance = MAX_CLOCK_SKEW_MS
@@ -357,21 +358,27 @@ class Ledger:
         ch.commit(s, block)
         self._fold.apply_block(block, self.params)
         unstaked = [e.amount for e in block.entries if type(e) is Unstake]
-        if unstaked:   # maturity by first sight: our clock if we have one, else its own date
-            seen = block.time_ms if self._now is None else max(block.time_ms, self._now)
-            self._unstakes.setdefault(block.author, []).extend(
-                (block.height, seen + self.params.unbonding_ms, a) for a in unstaked)
+        if unstaked and self._now is not None and self._now > block.time_ms:
+            # seen after its date: it matures by first sight (our clock), later than by its date
+            u, now = self.params.unbonding_ms, self._now
+            recs = [r for r in self._unstakes.get(block.author, ()) if r[1] > now]   # matured by sight: drop
+            recs.extend((block.height, now + u, block.time_ms + u, a) for a in unstaked)
+            self._unstakes[block.author] = recs
 
-    def matured_by_sight(self, author: str, now_ms: int, tolerance_ms: int = MAX_CLOCK_SKEW_MS) -> int:
-        """Unbonding of ``author``'s accepted chain that this replica lets a Withdraw take at
-        ``now_ms`` (its clock): Unstakes with ``max(time, first seen) + unbonding_ms <= now_ms +
-        tolerance_ms``, minus what the chain withdrew (class docstring). Never above the chain's
-        own :meth:`matured_unbonding` rule, which every Withdraw must also pass."""
+    def matured_by_sight(self, author: str, now_ms: int, tolerance_ms: int = MAX_CLOCK_SKEW_MS,
+                         time_ms: int | None = None) -> int:
+        """Unbonding of ``author``'s accepted chain that this replica lets a Withdraw dated
+        ``time_ms`` (default ``now_ms``) take when its clock reads ``now_ms``: the chain's own
+        :meth:`matured_unbonding` at ``time_ms`` less the Unstakes matured by their date but not
+        by ``first sight + unbonding_ms <= now_ms + tolerance_ms`` (class docstring). Unstakes
+        accepted without a clock, or below a snapshot's base, count by their date."""
         ch = self._chains.get(author)
         if ch is None:
             return 0
+        t = now_ms if time_ms is None else time_ms
         lim = now_ms + tolerance_ms
-        return sum(a for _, m, a in self._unstakes.get(author, ()) if m <= lim) - ch.withdrawn
+        early = sum(a for _, seen_m, own_m, a in self._unstakes.get(author, ()) if own_m <= t and seen_m > lim)
+        return max(0, ch.matured(t) - early)
 
     def _hold_unbonding(self, block: Block, ch: Chain) -> bool:
         """Whether ``block`` (valid on ``ch``) must wait for unbonding by our clock; if so it is
@@ -379,7 +386,7 @@ class Ledger:
         if self._now is None:
             return False
         need = sum(e.amount for e in block.entries if type(e) is Withdraw)
-        if not need or need <= self.matured_by_sight(block.author, self._now, self._tolerance):
+        if not need or need <= self.matured_by_sight(block.author, self._now, self._tolerance, block.time_ms):
             return False
         if block.author in self._unbonding_held or len(self._unbonding_held) < self.max_pending:
             self._unbonding_held[block.author] = block
@@ -392,7 +399,8 @@ class Ledger:
         for author, blk in list(self._unbonding_held.items()):
             need = sum(e.amount for e in blk.entries if type(e) is Withdraw)
             ch = self._chains.get(author)
-            if ch is None or blk.height != ch.height + 1 or need <= self.matured_by_sight(author, now_ms, tolerance_ms):
+            if (ch is None or blk.height != ch.height + 1
+                    or need <= self.matured_by_sight(author, now_ms, tolerance_ms, blk.time_ms)):
                 del self._unbonding_held[author]
                 if ch is not None and blk.height == ch.height + 1:
                     due.append(blk)
