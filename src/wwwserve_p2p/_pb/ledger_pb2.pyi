@@ -260,9 +260,13 @@ class SyncRequest(_message.Message):
         KIND_UNSPECIFIED: _ClassVar[SyncRequest.Kind]
         HEADS: _ClassVar[SyncRequest.Kind]
         RANGE: _ClassVar[SyncRequest.Kind]
+        SNAPSHOT: _ClassVar[SyncRequest.Kind]
+        CHECKPOINT: _ClassVar[SyncRequest.Kind]
     KIND_UNSPECIFIED: SyncRequest.Kind
     HEADS: SyncRequest.Kind
     RANGE: SyncRequest.Kind
+    SNAPSHOT: SyncRequest.Kind
+    CHECKPOINT: SyncRequest.Kind
     NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
@@ -290,17 +294,43 @@ class Head(_message.Message):
     def __init__(self, author: _Optional[str] = ..., height: _Optional[int] = ..., tip_hash: _Optional[str] = ...) -> None: ...
 
 class SyncResponse(_message.Message):
-    __slots__ = ("heads", "proofs", "blocks", "done", "error", "next_after")
+    __slots__ = ("heads", "proofs", "blocks", "done", "error", "next_after", "snapshot_page", "snapshot_pages", "snapshot_hash", "snapshot_time_ms", "checkpoints")
     HEADS_FIELD_NUMBER: _ClassVar[int]
     PROOFS_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     NEXT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_PAGE_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_PAGES_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
     heads: _containers.RepeatedCompositeFieldContainer[Head]
     proofs: _containers.RepeatedCompositeFieldContainer[EquivocationProof]
     blocks: _containers.RepeatedCompositeFieldContainer[Block]
     done: bool
     error: str
     next_after: str
-    def __init__(self, heads: _Optional[_Iterable[_Union[Head, _Mapping]]] = ..., proofs: _Optional[_Iterable[_Union[EquivocationProof, _Mapping]]] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., done: bool = ..., error: _Optional[str] = ..., next_after: _Optional[str] = ...) -> None: ...
+    snapshot_page: bytes
+    snapshot_pages: int
+    snapshot_hash: str
+    snapshot_time_ms: int
+    checkpoints: _containers.RepeatedCompositeFieldContainer[Checkpoint]
+    def __init__(self, heads: _Optional[_Iterable[_Union[Head, _Mapping]]] = ..., proofs: _Optional[_Iterable[_Union[EquivocationProof, _Mapping]]] = ..., blocks: _Optional[_Iterable[_Union[Block, _Mapping]]] = ..., done: bool = ..., error: _Optional[str] = ..., next_after: _Optional[str] = ..., snapshot_page: _Optional[bytes] = ..., snapshot_pages: _Optional[int] = ..., snapshot_hash: _Optional[str] = ..., snapshot_time_ms: _Optional[int] = ..., checkpoints: _Optional[_Iterable[_Union[Checkpoint, _Mapping]]] = ...) -> None: ...
+
+class Checkpoint(_message.Message):
+    __slots__ = ("network", "time_ms", "snapshot_hash", "heads_digest", "signer", "signature")
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    HEADS_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    network: str
+    time_ms: int
+    snapshot_hash: str
+    heads_digest: str
+    signer: str
+    signature: bytes
+    def __init__(self, network: _Optional[str] = ..., time_ms: _Optional[int] = ..., snapshot_hash: _Optional[str] = ..., heads_digest: _Optional[str] = ..., signer: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...

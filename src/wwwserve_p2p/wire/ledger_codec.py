@@ -69,9 +69,12 @@ MAX_SYNC_HEADS = 100_000
 MAX_SYNC_PROOFS = 10_000
 MAX_SYNC_BLOCKS = 10_000
 #: The values of :attr:`SyncRequest.kind`.
-SYNC_KINDS = ("heads", "range")
+SYNC_KINDS = ("heads", "range", "snapshot", "checkpoint")
+#: most checkpoints in one sync answer
+MAX_SYNC_CHECKPOINTS = 1024
 
-_KIND_TO_PB = {"heads": pb.SyncRequest.HEADS, "range": pb.SyncRequest.RANGE}
+_KIND_TO_PB = {"heads": pb.SyncRequest.HEADS, "range": pb.SyncRequest.RANGE,
+               "snapshot": pb.SyncRequest.SNAPSHOT, "checkpoint": pb.SyncRequest.CHECKPOINT}
 _PB_TO_KIND = {v: k for k, v in _KIND_TO_PB.items()}
 
 
@@ -119,6 +122,14 @@ class SyncResponse:
     done: bool = False
     error: str = ""
     next_after: str = ""
+    #: ``snapshot`` answers: one page of the snapshot's bytes, the page count, its hash and time
+    snapshot_page: bytes = b""
+    snapshot_pages: int = 0
+    snapshot_hash: str = ""
+    snapshot_time_ms: int = 0
+    #: ``snapshot`` (first page) and ``checkpoint`` answers: attestations
+    #: (:class:`~wwwserve_p2p.core.ledger.snapshot.Checkpoint`)
+    checkpoints: tuple = ()
 
 
 # ---------------------------------------------------------------- helpers
@@ -542,7 +553,9 @@ def decode_sync_request(data: bytes) -> SyncRequest:
     m = _parse(pb.SyncRequest, data, "SyncRequest")
     kind = _PB_TO_KIND.get(m.kind)
     if kind is None:
-        raise MalformedMessage(f"SyncRequest kind {m.kind} is not heads or range")
+        raise MalformedMessage(f"SyncRequest kind {m.kind} is not heads, range, snapshot or checkpoint")
+    if kind in ("snapshot", "checkpoint") and m.lo < 0:
+        raise MalformedMessage(f"a {kind} SyncRequest needs lo >= 0")
     if kind == "range":
         if not m.author:
             raise MalformedMessage("a range SyncRequest needs an author")
@@ -561,7 +574,14 @@ def encode_sync_response(resp: SyncResponse) -> bytes:
         if (len(resp.heads) > MAX_SYNC_HEADS or len(resp.proofs) > MAX_SYNC_PROOFS
                 or len(resp.blocks) > MAX_SYNC_BLOCKS):
             raise MalformedMessage("SyncResponse has too many heads, proofs or blocks for one frame")
-        m = pb.SyncResponse(done=resp.done, error=resp.error, next_after=resp.next_after)
+        if len(resp.checkpoints) > MAX_SYNC_CHECKPOINTS:
+            raise MalformedMessage("SyncResponse has too many checkpoints")
+        m = pb.SyncResponse(done=resp.done, error=resp.error, next_after=resp.next_after,
+                            snapshot_page=bytes(resp.snapshot_page), snapshot_pages=resp.snapshot_pages,
+                            snapshot_hash=resp.snapshot_hash, snapshot_time_ms=resp.snapshot_time_ms)
+        for c in resp.checkpoints:
+            m.checkpoints.add(network=c.network, time_ms=c.time_ms, snapshot_hash=c.snapshot_hash,
+                              heads_digest=c.heads_digest, signer=c.signer, signature=c.signature)
         for author, height, tip in resp.heads:
             h = m.heads.add()
             h.author, h.height, h.tip_hash = author, height, tip
@@ -586,7 +606,14 @@ def decode_sync_response(data: bytes) -> SyncResponse:
         raise MalformedMessage(f"SyncResponse has more than {MAX_SYNC_PROOFS} proofs")
     if len(m.blocks) > MAX_SYNC_BLOCKS:
         raise MalformedMessage(f"SyncResponse has more than {MAX_SYNC_BLOCKS} blocks")
+    if len(m.checkpoints) > MAX_SYNC_CHECKPOINTS:
+        raise MalformedMessage(f"SyncResponse has more than {MAX_SYNC_CHECKPOINTS} checkpoints")
+    from ..core.ledger.snapshot import Checkpoint
+    cps = tuple(Checkpoint(_s(c.network, "checkpoint network"), c.time_ms, _s(c.snapshot_hash, "snapshot_hash"),
+                           _s(c.heads_digest, "heads_digest"), _s(c.signer, "checkpoint signer"), bytes(c.signature))
+                for c in m.checkpoints)
     heads = tuple((_s(h.author, "head author"), h.height, _s(h.tip_hash, "head tip_hash")) for h in m.heads)
     return SyncResponse(heads, tuple(_proof(p) for p in m.proofs), tuple(_block(b) for b in m.blocks),
-                        m.done, _s(m.error, "error"), _s(m.next_after, "next_after"))
+                        m.done, _s(m.error, "error"), _s(m.next_after, "next_after"), bytes(m.snapshot_page),
+                        m.snapshot_pages, _s(m.snapshot_hash, "snapshot_hash"), m.snapshot_time_ms, cps)
 
