@@ -271,3 +271,28 @@ def test_snapshot_parsing_refuses_junk():
     assert settled_time(10_000_000, 600_000, 600_000) == 9_000_000
     assert settled_time(10, 600_000, 600_000) == 0
     assert b"".join(snap.pages(100)) == snap.raw and all(len(p) <= 100 for p in snap.pages(100))
+
+
+def test_rebase_in_place_keeps_references_and_pending_blocks():
+    from wwwserve_p2p.core.ledger.snapshot import load_into, rebase
+    blocks = history(3, 120)
+    full = replica(blocks, 0)
+    want = observable(full)
+    same = full                                   # what the services hold
+    t = times(blocks)[len(blocks) // 2]
+    snap = take_snapshot(full, t)
+    # a gap block waiting in the pending buffer survives the re-base
+    a = IDS[4]
+    h = full.height(P[4])
+    gap = build_block(NID, P[4], h + 2, "00" * 32, 10**9, [Stake(1)], a.sign)
+    assert full.add_block(gap, verified=True).status == "pending"
+    rebase(full, snap)
+    assert same is full and full.base_snapshot is snap and observable(full) == want
+    assert full.pending_count() == 1
+    fresh = Ledger(G)
+    load_into(fresh, snap)
+    with pytest.raises(LedgerError):
+        load_into(fresh, snap)
+    for b in blocks:
+        fresh.add_block(b, verified=True)
+    assert observable(fresh) == want

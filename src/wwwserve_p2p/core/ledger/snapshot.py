@@ -424,6 +424,11 @@ def load_snapshot(genesis: "Genesis", snap: Snapshot, **ledger_kwargs: Any) -> "
         led._chains[a] = _chain(c, head, d["refs"].get(a, {}))
     for a, p in d["proofs"].items():
         led._proofs[a] = _proof(p)
+    unstakes = getattr(led, "_unstakes", None)
+    if unstakes is not None:   # unbonding by first sight (replica docstring): settled ones by their dates
+        for a, ch in led._chains.items():
+            if ch.unbonds:
+                unstakes[a] = [(ch.base, m, amt) for m, amt in ch.unbonds]
     led.base_snapshot = snap
     led._version += 1
     return led
@@ -538,4 +543,33 @@ def prune(ledger: "Ledger", snap: Snapshot) -> "Ledger":
         lo = heads.get(author, (0, ""))[0] + 1
         for b in ledger.blocks(author, lo):
             new.add_block(b, verified=True)
+    old_unstakes = getattr(ledger, "_unstakes", None)
+    if old_unstakes is not None:   # keep when we first saw the Unstakes above the cut
+        for a, us in old_unstakes.items():
+            base = new.base_height(a)
+            new._unstakes[a] = [u for u in new._unstakes.get(a, []) if u[0] <= base] + [u for u in us if u[0] > base]
+        new._unbonding_held = dict(getattr(ledger, "_unbonding_held", {}))
     return new
+
+
+def rebase(ledger: "Ledger", snap: Snapshot) -> None:
+    """Prune ``ledger`` **in place** (:func:`prune`): objects holding a reference to it (the
+    services) see the re-based replica. Pending and waiting blocks are offered again."""
+    pending = [b for buf in (ledger._pending, ledger._waiting) for by in buf._by_author.values()
+               for b, _size in by.values()]
+    new = prune(ledger, snap)
+    ledger.__dict__.clear()
+    ledger.__dict__.update(new.__dict__)
+    for b in pending:
+        ledger.add_block(b, verified=True)
+
+
+def load_into(ledger: "Ledger", snap: Snapshot) -> None:
+    """Replace an **empty** replica's state by ``snap`` in place (a fresh node catching up).
+
+    :raises LedgerError: ``ledger`` already holds blocks, or ``snap`` is of another network."""
+    if ledger.heads() or ledger.base_snapshot is not None:
+        raise LedgerError("load a snapshot only into an empty replica (prune/rebase a used one)")
+    new = load_snapshot(ledger.genesis, snap, max_pending=ledger.max_pending)
+    ledger.__dict__.clear()
+    ledger.__dict__.update(new.__dict__)
