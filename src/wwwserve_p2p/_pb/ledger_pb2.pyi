@@ -201,8 +201,20 @@ class CloseChannel(_message.Message):
     witness_hash: str
     def __init__(self, channel: _Optional[str] = ..., witness_height: _Optional[int] = ..., witness_hash: _Optional[str] = ...) -> None: ...
 
+class DuelBond(_message.Message):
+    __slots__ = ("duel",)
+    DUEL_FIELD_NUMBER: _ClassVar[int]
+    duel: DuelTicket
+    def __init__(self, duel: _Optional[_Union[DuelTicket, _Mapping]] = ...) -> None: ...
+
+class DuelRelease(_message.Message):
+    __slots__ = ("duel",)
+    DUEL_FIELD_NUMBER: _ClassVar[int]
+    duel: DuelTicket
+    def __init__(self, duel: _Optional[_Union[DuelTicket, _Mapping]] = ...) -> None: ...
+
 class Entry(_message.Message):
-    __slots__ = ("stake", "unstake", "withdraw", "transfer", "claim", "void", "verdict", "equivocation", "receive", "open_channel", "close_channel")
+    __slots__ = ("stake", "unstake", "withdraw", "transfer", "claim", "void", "verdict", "equivocation", "receive", "open_channel", "close_channel", "duel_bond", "duel_release")
     STAKE_FIELD_NUMBER: _ClassVar[int]
     UNSTAKE_FIELD_NUMBER: _ClassVar[int]
     WITHDRAW_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +226,8 @@ class Entry(_message.Message):
     RECEIVE_FIELD_NUMBER: _ClassVar[int]
     OPEN_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     CLOSE_CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    DUEL_BOND_FIELD_NUMBER: _ClassVar[int]
+    DUEL_RELEASE_FIELD_NUMBER: _ClassVar[int]
     stake: Stake
     unstake: Unstake
     withdraw: Withdraw
@@ -225,7 +239,9 @@ class Entry(_message.Message):
     receive: Receive
     open_channel: OpenChannel
     close_channel: CloseChannel
-    def __init__(self, stake: _Optional[_Union[Stake, _Mapping]] = ..., unstake: _Optional[_Union[Unstake, _Mapping]] = ..., withdraw: _Optional[_Union[Withdraw, _Mapping]] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., claim: _Optional[_Union[Claim, _Mapping]] = ..., void: _Optional[_Union[Void, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ..., equivocation: _Optional[_Union[EquivocationProof, _Mapping]] = ..., receive: _Optional[_Union[Receive, _Mapping]] = ..., open_channel: _Optional[_Union[OpenChannel, _Mapping]] = ..., close_channel: _Optional[_Union[CloseChannel, _Mapping]] = ...) -> None: ...
+    duel_bond: DuelBond
+    duel_release: DuelRelease
+    def __init__(self, stake: _Optional[_Union[Stake, _Mapping]] = ..., unstake: _Optional[_Union[Unstake, _Mapping]] = ..., withdraw: _Optional[_Union[Withdraw, _Mapping]] = ..., transfer: _Optional[_Union[Transfer, _Mapping]] = ..., claim: _Optional[_Union[Claim, _Mapping]] = ..., void: _Optional[_Union[Void, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ..., equivocation: _Optional[_Union[EquivocationProof, _Mapping]] = ..., receive: _Optional[_Union[Receive, _Mapping]] = ..., open_channel: _Optional[_Union[OpenChannel, _Mapping]] = ..., close_channel: _Optional[_Union[CloseChannel, _Mapping]] = ..., duel_bond: _Optional[_Union[DuelBond, _Mapping]] = ..., duel_release: _Optional[_Union[DuelRelease, _Mapping]] = ...) -> None: ...
 
 class Block(_message.Message):
     __slots__ = ("network", "author", "height", "prev_hash", "time_ms", "entries", "signature")
