@@ -8,7 +8,11 @@ DESIGN §4 "Persistence": restart resumes with nothing lost. The store keeps
 - equivocation proofs;
 - the *pending* entries queued for the node's own next block (claims, voids, ...), so a crash
   between earning a credit and writing the block loses nothing;
-- a ``meta`` table with the genesis hash: a store never mixes two networks.
+- a ``meta`` table with the genesis hash: a store never mixes two networks;
+- snapshots of settled history and the checkpoints (attestations) collected for them
+  (:mod:`~wwwserve_p2p.core.ledger.snapshot`): once one is *adopted*, the blocks at or below
+  its cut are deleted (:meth:`LedgerStore.adopt_snapshot`) and :meth:`LedgerStore.load_into`
+  starts from it. SQLite reuses the freed pages, so the file stops growing with history.
 
 Every write is one transaction, durable when the call returns (WAL + ``synchronous=FULL``
 fsyncs the log on commit); a crash at any moment leaves the state of the last acknowledged
@@ -22,6 +26,7 @@ Thread-safe (one connection, one lock), so trio code calls it through
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -54,6 +59,18 @@ CREATE TABLE IF NOT EXISTS proofs (
     height INTEGER NOT NULL,
     data BLOB NOT NULL,
     PRIMARY KEY (a_hash, b_hash)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    hash TEXT PRIMARY KEY,
+    time_ms INTEGER NOT NULL,
+    adopted INTEGER NOT NULL DEFAULT 0,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    snapshot_hash TEXT NOT NULL,
+    signer TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (snapshot_hash, signer)
 );
 CREATE TABLE IF NOT EXISTS pending (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -297,6 +314,10 @@ class LedgerStore:
         if ledger.network_id != self._network_id:
             raise LedgerError(f"ledger of network {ledger.network_id} cannot load store {self._path} "
                               f"of network {self._network_id}")
+        snap = self.adopted_snapshot()
+        if snap is not None and ledger.base_snapshot is None and not ledger.heads():
+            from .core.ledger.snapshot import load_into
+            load_into(ledger, snap)
         for p in self.iter_proofs():
             try:
                 ledger.add_proof(p)
@@ -307,6 +328,99 @@ class LedgerStore:
             ledger.add_block(blk, verified=True)
             n += 1
         return n
+
+    # ------------------------------------------------------------ snapshots
+
+    def save_snapshot(self, snap: Any, checkpoints: Iterable[Any] = ()) -> None:
+        """Store ``snap`` (a :class:`~wwwserve_p2p.core.ledger.snapshot.Snapshot`, not adopted)
+        and ``checkpoints`` of it (idempotent, durable on return). Keeps at most the 4 newest
+        snapshots that are not adopted.
+
+        :raises StorageError: the write failed."""
+        cps = [(c.snapshot_hash, c.signer, _cp_json(c)) for c in checkpoints]
+
+        def put(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR IGNORE INTO snapshots (hash, time_ms, adopted, data) VALUES (?, ?, 0, ?)",
+                         (snap.hash, snap.time_ms, snap.raw))
+            conn.executemany("INSERT OR IGNORE INTO checkpoints (snapshot_hash, signer, data) VALUES (?, ?, ?)", cps)
+            old = [r[0] for r in conn.execute(
+                "SELECT hash FROM snapshots WHERE adopted = 0 ORDER BY time_ms DESC LIMIT -1 OFFSET 4")]
+            for h in old:
+                conn.execute("DELETE FROM snapshots WHERE hash = ?", (h,))
+                conn.execute("DELETE FROM checkpoints WHERE snapshot_hash = ?", (h,))
+        self._write("save_snapshot", put)
+
+    def add_checkpoints(self, checkpoints: Iterable[Any]) -> int:
+        """Store checkpoints (idempotent); returns how many were new.
+
+        :raises StorageError: the write failed."""
+        cps = [(c.snapshot_hash, c.signer, _cp_json(c)) for c in checkpoints]
+        if not cps:
+            return 0
+        return self._write("add_checkpoints", lambda conn: sum(conn.execute(
+            "INSERT OR IGNORE INTO checkpoints (snapshot_hash, signer, data) VALUES (?, ?, ?)", r).rowcount
+            for r in cps))
+
+    def checkpoints(self, snapshot_hash: str) -> list[Any]:
+        """The stored checkpoints of ``snapshot_hash``.
+
+        :raises StorageError: a read failed or a row does not decode."""
+        rows = self._read("checkpoints", "SELECT data FROM checkpoints WHERE snapshot_hash = ? ORDER BY signer",
+                          (snapshot_hash,))
+        return [_cp_from_json(r[0], self) for r in rows]
+
+    def snapshot(self, snapshot_hash: str) -> Any:
+        """The stored snapshot ``snapshot_hash`` (None: not stored).
+
+        :raises StorageError: a read failed or the row does not parse."""
+        rows = self._read("snapshot", "SELECT data FROM snapshots WHERE hash = ?", (snapshot_hash,))
+        return self._parse_snapshot(rows[0][0]) if rows else None
+
+    def adopted_snapshot(self) -> Any:
+        """The adopted snapshot the replica starts from (None: from genesis).
+
+        :raises StorageError: a read failed or the row does not parse."""
+        rows = self._read("adopted_snapshot",
+                          "SELECT data FROM snapshots WHERE adopted = 1 ORDER BY time_ms DESC LIMIT 1")
+        return self._parse_snapshot(rows[0][0]) if rows else None
+
+    def _parse_snapshot(self, raw: bytes) -> Any:
+        from .core.ledger.snapshot import Snapshot
+        try:
+            return Snapshot.from_bytes(bytes(raw), network=self._network_id)
+        except LedgerError as exc:
+            raise self._corrupt("snapshot", exc) from None
+
+    def adopt_snapshot(self, snap: Any, checkpoints: Iterable[Any] = ()) -> int:
+        """Make ``snap`` the store's base, in one transaction: store it (and ``checkpoints``),
+        mark it adopted (older adopted ones and their checkpoints are deleted, the one before
+        kept for peers still fetching it), and delete every block at or below its cut
+        (``height <= cut`` per author) and the proofs it already carries.
+
+        :returns: the number of blocks deleted.
+        :raises StorageError: the write failed (nothing changed)."""
+        heads = [(a, h) for a, (h, _t) in snap.heads().items()]
+        cps = [(c.snapshot_hash, c.signer, _cp_json(c)) for c in checkpoints]
+
+        def put(conn: sqlite3.Connection) -> int:
+            conn.execute("INSERT OR IGNORE INTO snapshots (hash, time_ms, adopted, data) VALUES (?, ?, 0, ?)",
+                         (snap.hash, snap.time_ms, snap.raw))
+            conn.executemany("INSERT OR IGNORE INTO checkpoints (snapshot_hash, signer, data) VALUES (?, ?, ?)", cps)
+            old = [r[0] for r in conn.execute(
+                "SELECT hash FROM snapshots WHERE adopted IN (1, 2) AND hash != ? ORDER BY time_ms DESC", (snap.hash,))]
+            for h in old[1:] + [r[0] for r in conn.execute(
+                    "SELECT hash FROM snapshots WHERE adopted = 0 AND time_ms <= ? AND hash != ?",
+                    (snap.time_ms, snap.hash))]:
+                conn.execute("DELETE FROM snapshots WHERE hash = ?", (h,))
+                conn.execute("DELETE FROM checkpoints WHERE snapshot_hash = ?", (h,))
+            if old:
+                conn.execute("UPDATE snapshots SET adopted = 2 WHERE hash = ?", (old[0],))   # kept, not the base
+            conn.execute("UPDATE snapshots SET adopted = 1 WHERE hash = ?", (snap.hash,))
+            n = 0
+            for a, h in heads:
+                n += conn.execute("DELETE FROM blocks WHERE author = ? AND height <= ?", (a, h)).rowcount
+            return n
+        return self._write("adopt_snapshot", put)
 
     def count_blocks(self) -> int:
         """Number of stored blocks (equivocating pairs count twice).
@@ -381,6 +495,20 @@ class LedgerStore:
 
     def __repr__(self) -> str:
         return f"<LedgerStore {self._path} network={self._network_id}{' closed' if self._conn is None else ''}>"
+
+
+def _cp_json(c: Any) -> str:
+    return json.dumps({**c.body(), "sig": c.signature.hex()}, sort_keys=True)
+
+
+def _cp_from_json(text: str, store: "LedgerStore") -> Any:
+    from .core.ledger.snapshot import Checkpoint
+    try:
+        d = json.loads(text)
+        return Checkpoint(d["network"], d["time_ms"], d["snapshot_hash"], d["heads_digest"], d["signer"],
+                          bytes.fromhex(d["sig"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise store._corrupt("checkpoint", exc) from None
 
 
 def _describe(exc: sqlite3.Error) -> str:
