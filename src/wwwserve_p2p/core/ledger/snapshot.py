@@ -565,11 +565,21 @@ def rebase(ledger: "Ledger", snap: Snapshot) -> None:
 
 
 def load_into(ledger: "Ledger", snap: Snapshot) -> None:
-    """Replace an **empty** replica's state by ``snap`` in place (a fresh node catching up).
+    """Replace the state of a replica that has no snapshot yet by ``snap`` in place (a fresh
+    node catching up), then offer it again every block it held (its own chain, say), its
+    proofs and its pending blocks: those above the cut apply, those below are settled.
 
-    :raises LedgerError: ``ledger`` already holds blocks, or ``snap`` is of another network."""
-    if ledger.heads() or ledger.base_snapshot is not None:
-        raise LedgerError("load a snapshot only into an empty replica (prune/rebase a used one)")
+    :raises LedgerError: ``ledger`` already has a snapshot (use :func:`rebase`), or ``snap`` is
+        of another network."""
+    if ledger.base_snapshot is not None:
+        raise LedgerError("this replica already has a snapshot: rebase it instead")
+    held = [b for a in sorted(ledger.heads()) for b in ledger.blocks(a)]
+    held += [b for buf in (ledger._pending, ledger._waiting) for by in buf._by_author.values() for b, _ in by.values()]
+    proofs = ledger.proofs()
     new = load_snapshot(ledger.genesis, snap, max_pending=ledger.max_pending)
     ledger.__dict__.clear()
     ledger.__dict__.update(new.__dict__)
+    for p in sorted(proofs, key=lambda p: p.author):
+        ledger.add_proof(p, checked=True)
+    for b in held:
+        ledger.add_block(b, verified=True)
