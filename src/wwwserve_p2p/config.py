@@ -168,6 +168,14 @@ class LedgerSection:
     db: str = ""
     claim_every: int = 64
     claim_interval: float = 10.0
+    #: snapshots of settled history (issue 18; core/ledger/snapshot.py): every
+    #: ``checkpoint_interval`` s (0 = never) the node snapshots its replica at the cut
+    #: ``checkpoint_settle`` s back, signs a checkpoint, and once members with > 2/3 of the stake
+    #: attested the same hash prunes the blocks below the cut; ``snapshot_sync``: a node that
+    #: just joined catches up from a peer's attested snapshot instead of every block
+    checkpoint_interval: float = 600.0
+    checkpoint_settle: float = 900.0
+    snapshot_sync: bool = True
 
     def __post_init__(self) -> None:
         for name in ("block_interval", "sync_interval", "ticket_ttl", "stake_interval", "claim_interval"):
@@ -175,6 +183,8 @@ class LedgerSection:
                 raise ConfigError(f"ledger.{name} must be > 0")
         if not isinstance(self.claim_every, int) or self.claim_every < 1:
             raise ConfigError("ledger.claim_every must be an integer >= 1")
+        if self.checkpoint_interval < 0 or self.checkpoint_settle < 0:
+            raise ConfigError("ledger.checkpoint_interval and checkpoint_settle must be >= 0")
 
 
 JUDGE_METHODS = ("auto", "likelihood", "llm", "none")

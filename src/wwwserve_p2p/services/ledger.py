@@ -42,6 +42,7 @@ from ..wire import ledger_codec as lc
 from ..wire.framing import FrameReader, frame
 from ._admission import NonMemberBudget
 from ._held import HeldBlocks
+from ._snapshots import SnapshotKeeper
 from ._validated import Validated
 from .receiving import all_blocks, receives_for
 from .runtime import Runtime
@@ -147,6 +148,8 @@ class LedgerService:
         #: channel opens and closes)
         self.tick_hooks: list[Callable[[], None]] = []
         self._tick_now = trio.Event()
+        #: checkpoints, pruning and snapshot catch-up (issue 18; see ``_snapshots``)
+        self.snapshots = SnapshotKeeper(self)
 
     # ------------------------------------------------------------ our own entries
     def submit(self, key: str, entry: Entry) -> None:
@@ -286,7 +289,7 @@ class LedgerService:
                 "queued_entries": self.queued(), "blocks_produced": self.blocks_produced,
                 "rejected": dict(self.rejected), "held_premature": len(self.premature),
                 "held_premature_bytes": self.premature.bytes, "non_members": self.non_members.stats(),
-                "sync": dict(self.sync_counts)}
+                "sync": dict(self.sync_counts), "snapshots": self.snapshots.stats()}
 
     def accounts_view(self) -> dict[str, Any]:
         """``GET /ledger/accounts``: every account in our view (micro-credits); ``debt`` is how far
@@ -601,6 +604,7 @@ class LedgerService:
         """
         applied = 0
         after = ""
+        await self.snapshots.maybe_catch_up(peer_id)   # a fresh node: the attested snapshot first
         while True:  # one page of heads at a time (see the proto: an old server sends one page)
             pages = await self._call(peer_id, lc.SyncRequest(self.ledger.network_id, "heads", after=after,
                                                              limit=HEADS_PAGE))
@@ -681,6 +685,9 @@ class LedgerService:
         if req.kind == "heads":
             await stream.write(frame(lc.encode_sync_response(self.heads_page(req.after, req.limit))))
             return
+        if req.kind in ("snapshot", "checkpoint"):
+            await self.snapshots.serve(stream, req)
+            return
         hi = min(req.hi, req.lo + SYNC_MAX_BLOCKS - 1)
         blocks = self.ledger.blocks(req.author, req.lo, hi)
         budget = self.max_frame // 2
@@ -749,6 +756,7 @@ class LedgerService:
             nursery.start_soon(self._stake_loop)
             nursery.start_soon(self._tick_loop)
             nursery.start_soon(self._premature_loop)
+            nursery.start_soon(self.snapshots.run)
             nursery.start_soon(self._unbonding_hold_loop)
             task_status.started()
 
@@ -850,6 +858,7 @@ class LedgerService:
         """Load persisted blocks, proofs and queued entries (blocking; call before :meth:`run`).
         Recounts the bytes non-members hold in the store (their lifetime cap, see ``_admission``)."""
         n = self.store.load_into(self.ledger)
+        self.snapshots.restored()
         self.non_members.stored = self.non_member_bytes()
         for key, entry in self.store.pending():
             self._queue[key] = entry
