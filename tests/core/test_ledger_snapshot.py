@@ -179,6 +179,8 @@ def test_loaded_from_a_snapshot_plus_blocks_above_equals_folding_everything(seed
     pruned = prune(full, snap)
     assert observable(pruned) == observable(full)
     assert take_snapshot(pruned, t2).raw == s_full.raw
+    twice = prune(pruned, s_full)                     # a second cut on a pruned replica
+    assert observable(twice) == observable(full)
     # what is held: only blocks above the cut
     for a, (h, _tip) in snap.heads().items():
         assert all(b.height > h for b in pruned.blocks(a))

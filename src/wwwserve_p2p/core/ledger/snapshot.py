@@ -529,6 +529,10 @@ def prune(ledger: "Ledger", snap: Snapshot) -> "Ledger":
         ch = ledger._chains.get(a)
         if ch is None or ch.height < h:
             raise LedgerError(f"snapshot head {a[:16]}@{h} beyond this replica")
+        if h == ch.base:
+            if ch.base_hash != tip:
+                raise LedgerError(f"snapshot head {a[:16]}@{h} is not our block")
+            continue
         try:
             have = ch.at(h)
         except InvalidBlock:
