@@ -77,7 +77,7 @@ class DemoOptions:
 ROLES = [("entry", "RTX3090", 1, 1.0, "1 slot on purpose (queue-bound alone)"),
          ("4090", "RTX4090", 4, 1.0, "4 slots"),
          ("3090", "RTX3090", 4, 1.0, "4 slots"),
-         ("slow", "RTX3090", 2, 2.0, "2 slots, half speed (deliberately slow)")]
+         ("slow", "RTX3090", 2, 2.0, "2 slots, half speed on purpose")]
 
 
 def node_specs(opts: DemoOptions, model_paths: dict[str, Path]) -> list[NodeSpec]:
@@ -420,7 +420,7 @@ def _report(con: Console, nodes: list[NodeProcess], statuses: dict, records, opt
                   "after the emulated GPU's deadline (the host CPU, not the emulated GPU, set their pace)")
     hashes = {row["ledger_state"] for row in per_node.values()}
     con.print(f"    ledger: {'every node holds the same state ' + next(iter(hashes))[:16] if len(hashes) == 1 else 'nodes disagree: ' + ', '.join(h[:12] for h in hashes)}"
-              "; credits in credits (1 = 1,000,000 micro-credits); each served request earns its executor "
+              "; the credit columns are in credits (1 = 1,000,000 micro-credits); each served request earns its executor "
               "price_base + price_per_token x tokens")
     con.print(f"    {summary['ok']}/{summary['requests']} answered, {summary['errors']} errors; latency p50 "
               f"{summary['latency_p50_s']:.2f}s p95 {summary['latency_p95_s']:.2f}s; TTFT p50 "
