@@ -21,6 +21,14 @@
    restarted process' start until every peer holds its newest block (the one with that stake),
    and report p50/p99 over the kills. Target: <= 5 s.
 
+5. **sync from a snapshot** (``snapshot``, two in-process nodes as in 2): a history of
+   ``--sync-entries`` delegated requests paid over payment channels (8 requesters, one
+   executor, a Claim per 64 requests); a fresh node syncs it (a) block by block and (b) from
+   the attested snapshot of a cut at 90 % of it plus the blocks above (A adopted it: its store
+   pruned the blocks below; the checkpoints are signed by every genesis member). Time until the
+   fresh node's state hash and heads equal A's, and the SQLite bytes of both stores. Not in
+   ``--quick`` (name it in ``--parts``).
+
 0. **entries per delegated request** (``channels``, this process): the same ``--channel-requests``
    delegated requests paid with one Claim per request (the tickets of the session start) and
    with payment channels (real ticket desks: OpenChannel, cumulative vouchers, a Claim per
@@ -28,7 +36,7 @@
    decode + verify + apply time of a fresh replica, per 1,000 requests, and the ratios.
    Target: >= 20x fewer entries.
 
-``--parts`` picks measurements (default all: ``channels,apply,sync,heal,restart``).
+``--parts`` picks measurements (default all: ``channels,apply,sync,snapshot,heal,restart``).
 
 Writes ``ledger_throughput.json``, ``.md`` (table) and ``.png`` to ``--out``.
 
@@ -57,7 +65,8 @@ from rich.table import Table
 from wwwserve_p2p.cli import setup_logging
 from wwwserve_p2p.config import ApiSection, LedgerSection, NetSection, NodeConfig, NodeSection, StatusSection
 from wwwserve_p2p.core.crypto import verify
-from wwwserve_p2p.core.ledger import Claim, Genesis, Ledger, Stake, Ticket, build_block
+from wwwserve_p2p.core.ledger import Claim, Genesis, Ledger, OpenChannel, Stake, Ticket, build_block, channel_id
+from wwwserve_p2p.core.ledger.snapshot import attestation, take_snapshot
 from wwwserve_p2p.executors.echo import EchoExecutor
 from wwwserve_p2p.identity import Identity
 from wwwserve_p2p.ledger_store import LedgerStore
@@ -91,6 +100,42 @@ def claim_blocks(genesis: Genesis, executor: Identity, requesters: list[Identity
         out.append(ledger_codec.encode_block(blk))
         if progress:
             progress.update(task, advance=len(entries))
+    return out
+
+
+def channel_blocks(genesis: Genesis, executor: Identity, requesters: list[Identity], n_requests: int,
+                   per_block: int = 1000, claim_every: int = 64) -> list[bytes]:
+    """A history of ``n_requests`` delegated requests paid over one channel per requester: the
+    requesters' OpenChannel blocks, then one executor block per ``per_block`` requests holding a
+    Claim of each requester's running total every ``claim_every`` of its requests (wire bytes)."""
+    led = Ledger(genesis)
+    out = []
+    price, t = 1800, 1_000
+    chans = {}
+    for r in requesters:
+        blk = led.next_block(r.peer_id, t, [OpenChannel(executor.peer_id, 10**11, 2**40, 1)], r.sign)
+        assert led.add_block(blk, verified=True).status == "applied"
+        out.append(ledger_codec.encode_block(blk))
+        chans[r.peer_id] = [channel_id(genesis.network_id, r.peer_id, 1), 0, 0, 0]
+    served = 0
+    while served < n_requests:
+        t += 1_000
+        n = min(per_block, n_requests - served)
+        entries = []
+        for k, r in enumerate(requesters):
+            c = chans[r.peer_id]   # cid, seq, requests served, requests claimed
+            c[2] += n // len(requesters) + (1 if k < n % len(requesters) else 0)
+            while c[2] - c[3] >= claim_every:
+                c[3] += claim_every
+                c[1] += 1
+                total = c[3] * price
+                v = Ticket(genesis.network_id, f"v-{k}-{c[1]}", r.peer_id, executor.peer_id, price, 2**40,
+                           issued_ms=t, channel=c[0], seq=c[1], total=total).signed(r.sign)
+                entries.append(Claim(v, hashlib.sha256(v.hash.encode()).hexdigest(), total))
+        served += n
+        blk = led.next_block(executor.peer_id, t, entries or [Stake(1)], executor.sign)
+        assert led.add_block(blk, verified=True).status == "applied", blk.height
+        out.append(ledger_codec.encode_block(blk))
     return out
 
 
@@ -249,8 +294,65 @@ def node_config(data_dir: Path, i: int) -> NodeConfig:
     return NodeConfig(node=NodeSection(data_dir=str(data_dir), network="ledger-bench", seed=i, log_level="WARNING"),
                       net=NetSection(listen=("/ip4/127.0.0.1/tcp/0",)), status=StatusSection(interval=1.0),
                       api=ApiSection(enabled=False),
-                      ledger=LedgerSection(sync_interval=3600.0, stake_interval=3600.0),
+                      ledger=LedgerSection(sync_interval=3600.0, stake_interval=3600.0, checkpoint_interval=0.0),
                       executor={"kind": "echo", "models": ["m"]})
+
+
+def db_bytes(d: Path) -> int:
+    """Bytes of a node's SQLite ledger files (database + WAL + shared memory)."""
+    return sum(f.stat().st_size for f in d.glob("ledger.sqlite*"))
+
+
+def db_live_bytes(path: Path) -> int:
+    """Bytes of the SQLite pages in use (file pages minus free pages; freed pages are reused)."""
+    import sqlite3
+    with sqlite3.connect(str(path)) as c:
+        n, free, size = (c.execute(f"PRAGMA {k}").fetchone()[0] for k in ("page_count", "freelist_count", "page_size"))
+    return (n - free) * size
+
+
+async def bench_snapshot_sync(wire: list[bytes], genesis: Genesis, a: Identity, b: Identity, tmp: Path,
+                              signers: list[Identity] | None, cut_frac: float = 0.9) -> dict:
+    """Like :func:`bench_sync` for a multi-author history, block by block (``signers`` None)
+    or from a snapshot: A's store adopts the snapshot of the cut at ``cut_frac`` of the history,
+    attested by ``signers``; B (fresh) loads it from A and pulls the blocks above. Time from B's
+    dial until B's heads and state hash equal A's; SQLite bytes of A (before/after the adoption)
+    and of B."""
+    (tmp / "a").mkdir()
+    blocks = [ledger_codec.decode_block(x) for x in wire]
+    out: dict = {"requests_blocks": len(blocks), "snapshot": signers is not None}
+    with LedgerStore.open(tmp / "a" / "ledger.sqlite", genesis) as store:
+        store.add_blocks(blocks)
+    out["a_bytes_full"] = db_bytes(tmp / "a")
+    out["a_live_bytes_full"] = db_live_bytes(tmp / "a" / "ledger.sqlite")
+    if signers is not None:
+        led = Ledger(genesis)
+        for blk in blocks:
+            led.add_block(blk, verified=True)
+        times = sorted(blk.time_ms for blk in blocks)
+        snap = take_snapshot(led, times[int(len(times) * cut_frac)])
+        with LedgerStore.open(tmp / "a" / "ledger.sqlite", genesis) as store:
+            out["pruned_blocks"] = store.adopt_snapshot(snap, [attestation(snap, s.peer_id, s.sign) for s in signers])
+            out["a_blocks_after"] = store.count_blocks()
+        out["snapshot_bytes"] = len(snap.raw)
+        out["a_bytes_after"] = db_bytes(tmp / "a")
+        out["a_live_bytes_after"] = db_live_bytes(tmp / "a" / "ledger.sqlite")
+    async with open_node(node_config(tmp / "a", 0), EchoExecutor(models=["m"]), identity=a, genesis=genesis) as na:
+        async with open_node(node_config(tmp / "b", 1), EchoExecutor(models=["m"]), identity=b,
+                             genesis=genesis) as nb:
+            t0 = time.perf_counter()
+            await nb.overlay.connect(na.overlay.addrs()[0])
+            with trio.fail_after(600):
+                while not (all(nb.ledger.height(x) >= h for x, (h, _t) in na.ledger.heads().items())
+                           and nb.ledger.state_hash() == na.ledger.state_hash()):
+                    await trio.sleep(0.01)
+            out["seconds"] = time.perf_counter() - t0
+            out["loaded_snapshot"] = nb.ledger_service.snapshots.counts["loaded"]
+            out["b_blocks_held"] = nb.ledger.summary(accounts=False)["blocks_held"]
+            out["blocks"] = nb.ledger.summary(accounts=False)["blocks"]
+    out["b_bytes"] = db_bytes(tmp / "b")
+    out["b_live_bytes"] = db_live_bytes(tmp / "b" / "ledger.sqlite")
+    return out
 
 
 async def bench_sync(wire: list[bytes], genesis: Genesis, a: Identity, b: Identity, tmp: Path) -> dict:
@@ -463,6 +565,15 @@ def report(res: dict, out: Path) -> None:
         rows.append((f"sync {s['sync_entries']:,} entries over /wwwserve/ledger-sync/1", f"{s['sync_s']:.2f} s "
                      f"({s['sync_eps']:,.0f} entries/s)", "-", f"local decode+check+apply {s['local_apply_s']:.2f} s; "
                                                                f"restore from SQLite {s['restore_s']:.2f} s"))
+    if "chan_sync_snapshot_s" in s:
+        rows.append((f"fresh node syncs {s['snapshot_requests']:,} channel-paid requests "
+                     f"({s['chan_blocks']:.0f} blocks)",
+                     f"from snapshot {s['chan_sync_snapshot_s']:.2f} s, store {s['chan_b_bytes_snapshot'] / 1024:.0f} KiB "
+                     f"({s['chan_b_blocks_held']:.0f} blocks held)", "-",
+                     f"block by block {s['chan_sync_full_s']:.2f} s, store {s['chan_b_bytes_full'] / 1024:.0f} KiB; "
+                     f"snapshot {s['chan_snapshot_bytes'] / 1024:.1f} KiB; serving node's store "
+                     f"{s['chan_a_live_bytes_full'] / 1024:.0f} -> {s['chan_a_live_bytes_after'] / 1024:.0f} KiB live "
+                     f"after adopting it"))
     if "restart_p50_s" in s:
         rows.append((f"catch-up after SIGKILL + restart, {s['restart_nodes']} processes, {s['restart_kills']} kills",
                      f"p50 {s['restart_p50_s']:.2f} s, p99 {s['restart_p99_s']:.2f} s", "<= 5 s",
@@ -537,7 +648,8 @@ def main(argv=None) -> int:
     p.add_argument("--restart", type=int, default=20, help="seeded SIGKILL + restart cycles (default %(default)s; 0 skips)")
     p.add_argument("--restart-nodes", type=int, default=4, help="processes for the restart measurement (default %(default)s)")
     p.add_argument("--seed", type=int, default=18, help="seed of the kills (default %(default)s)")
-    p.add_argument("--parts", default="channels,apply,sync,heal,restart", help="measurements to run (default %(default)s)")
+    p.add_argument("--parts", default="channels,apply,sync,snapshot,heal,restart",
+                   help="measurements to run (default %(default)s; --quick leaves out snapshot unless named)")
     p.add_argument("--channel-requests", type=int, default=4000,
                    help="delegated requests for the channels part (default %(default)s)")
     p.add_argument("--quick", action="store_true",
@@ -552,8 +664,11 @@ def main(argv=None) -> int:
     if args.nodes and (args.nodes < 4 or args.nodes % 2):
         p.error("--nodes must be 0 or an even number >= 4")
     parts = set(args.parts.split(","))
-    if not parts <= {"channels", "apply", "sync", "heal", "restart"} or args.restart_nodes < 2:
-        p.error("--parts is a comma list of channels, apply, sync, heal, restart; --restart-nodes must be >= 2")
+    if args.quick and args.parts == p.get_default("parts"):
+        parts.discard("snapshot")
+    if not parts <= {"channels", "apply", "sync", "snapshot", "heal", "restart"} or args.restart_nodes < 2:
+        p.error("--parts is a comma list of channels, apply, sync, snapshot, heal, restart; "
+                "--restart-nodes must be >= 2")
     if "heal" not in parts:
         args.nodes = 0
     if "restart" not in parts:
@@ -563,6 +678,7 @@ def main(argv=None) -> int:
     res: dict = {"options": vars(args), "host_cores": os.cpu_count()}
     checked, fold, ed, syncs, local, heal, restarts = [], [], [], [], [], [], []
     channels = []
+    snapsyncs: list[dict] = []
     with harness.progress_bar(con) as progress:
         if "channels" in parts:
             task = progress.add_task("entries per delegated request", total=args.repeats)
@@ -592,6 +708,15 @@ def main(argv=None) -> int:
                     led.add_block(ledger_codec.decode_block(data))
                 local.append(time.perf_counter() - t0)
                 progress.update(task, advance=1)
+        if "snapshot" in parts:
+            task = progress.add_task("sync from a snapshot", total=args.repeats)
+            cwire = channel_blocks(genesis, executor, requesters, args.sync_entries)
+            for r in range(args.repeats):
+                for signers in (None, [executor, *requesters]):
+                    with tempfile.TemporaryDirectory() as tmp:
+                        snapsyncs.append(trio.run(bench_snapshot_sync, cwire, genesis, executor,
+                                                  ident(f"fresh-s{r}"), Path(tmp), signers))
+                progress.update(task, advance=1)
         if args.nodes:
             with running_network(heal_specs(args.nodes), "ledger-heal", progress) as (nodes, _):
                 task = progress.add_task("partition, trade, heal", total=args.repeats)
@@ -618,6 +743,18 @@ def main(argv=None) -> int:
         res["summary"].update(sync_entries=syncs[0]["entries"], **harness.medians({
             "sync_s": [x["seconds"] for x in syncs], "sync_eps": [x["entries_per_s"] for x in syncs],
             "local_apply_s": local, "restore_s": [x["restore_s"] for x in syncs]}))
+    if snapsyncs:
+        res["snapshot_sync"] = snapsyncs
+        full = [x for x in snapsyncs if not x["snapshot"]]
+        snap = [x for x in snapsyncs if x["snapshot"]]
+        res["summary"].update(snapshot_requests=args.sync_entries, **harness.medians({
+            "chan_sync_full_s": [x["seconds"] for x in full], "chan_sync_snapshot_s": [x["seconds"] for x in snap],
+            "chan_b_bytes_full": [x["b_live_bytes"] for x in full],
+            "chan_b_bytes_snapshot": [x["b_live_bytes"] for x in snap],
+            "chan_a_live_bytes_full": [x["a_live_bytes_full"] for x in snap],
+            "chan_a_live_bytes_after": [x["a_live_bytes_after"] for x in snap],
+            "chan_snapshot_bytes": [x["snapshot_bytes"] for x in snap],
+            "chan_blocks": [x["blocks"] for x in snap], "chan_b_blocks_held": [x["b_blocks_held"] for x in snap]}))
     res["heal_rounds"] = heal
     if heal:
         res["summary"].update(nodes=args.nodes, heal_s=harness.median([h["converged_s"] for h in heal]),
