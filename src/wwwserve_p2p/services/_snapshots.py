@@ -68,7 +68,7 @@ class SnapshotKeeper:
         self._tries = 0
         # our own randomness (jitter, peer order): the service's rng drives selection, untouched
         self.rng = random.Random(zlib.crc32(service.me.encode()))
-        self.counts = {"taken": 0, "adopted": 0, "loaded": 0, "served_pages": 0, "refused": 0,
+        self.counts = {"taken": 0, "adoptions": 0, "loaded": 0, "served_pages": 0, "refused": 0,
                        "pruned_blocks": 0}
 
     # ------------------------------------------------------------ views
@@ -149,7 +149,7 @@ class SnapshotKeeper:
         rebase(led, snap)   # raises LedgerError (nothing changed) if it is not our history
         n = await self.s._blocking(self.s.store.adopt_snapshot, snap, list(self.cps.values()))
         self.adopted = snap
-        self.counts["adopted"] += 1
+        self.counts["adoptions"] += 1
         self.counts["pruned_blocks"] += n
         log.info("adopted snapshot %s at T=%d attested by %d members: %d stored blocks pruned, %d held",
                  snap.hash[:16], snap.time_ms, len(self.cps), n, led.summary(accounts=False)["blocks_held"])
