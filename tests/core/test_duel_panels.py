@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wwwserve_p2p.core.ledger import (
+    DuelBond,
     DuelTicket,
     Genesis,
     Ledger,
@@ -144,7 +145,14 @@ def test_a_verifiable_duel_ticket_is_well_formed_and_round_trips():
 
 
 def _ledger_with(entries):
+    """A replica where both executors locked their bond for every verdict's duel (a verdict
+    counts only then: issue 18) and the requester's block of ``entries``."""
     led = Ledger(G)
+    duels = {e.duel.hash: e.duel for e in entries if isinstance(e, Verdict)}
+    for x in (EA, EB):
+        if duels:
+            bonds = tuple(DuelBond(d) for d in duels.values())
+            assert led.add_block(build_block(NID, P[x], 1, G.hash, 500, bonds, IDS[x].sign)).status == "applied"
     block = build_block(NID, P[REQ], 1, G.hash, 1_000, entries, IDS[REQ].sign)
     return led, led.add_block(block)
 

@@ -16,6 +16,8 @@ import pytest
 from wwwserve_p2p.core.ledger import (
     Block,
     Claim,
+    DuelBond,
+    DuelRelease,
     DuelTicket,
     EquivocationProof,
     Genesis,
@@ -467,21 +469,77 @@ def test_settle_duel_ignores_invalid_votes():
 
 
 def test_verdict_applies_settlement():
+    """Issue 18: a verdict counts once both executors locked their bond (DuelBond, from their
+    provable credit); the winner takes both bonds back with a DuelRelease (provable, spendable),
+    the loser cannot release, and its bond is gone from what it can stake, transfer or withdraw."""
     led = Ledger(G)
+    ws = {i: Writer(i) for i in (1, 2)}
     for i in (1, 2):
-        led.add_block(Writer(i).block([Stake(5_000)]))
+        led.add_block(ws[i].block([Stake(5_000)]))
     d = duel(jbond=1_000)
     votes = (vote(d, 3, "B"), vote(d, 4, "B"), vote(d, 5, "A"))
     w0 = Writer(0)
+    assert led.add_block(ws[1].block([DuelBond(d)])).status == "applied"
+    # one bond only: the verdict is accepted but counts nothing yet
     assert led.add_block(w0.block([Verdict(d, receipts(d), votes)])).status == "applied"
+    assert led.account(P[5]).stake == 0 and led.account(P[2]).duels_won == 0 and conserved(led)
+    assert led.add_block(ws[2].block([DuelBond(d)])).status == "applied"
     expect = settle_duel(d, votes, PARAMS, receipts(d))
     assert expect[P[2]] == (1_000, 0) and expect[P[1]] == (0, -1_000)
-    assert (led.account(P[1]).balance, led.account(P[1]).stake) == (ALLOC - 5_000, 4_000)
-    assert (led.account(P[2]).balance, led.account(P[2]).stake) == (ALLOC - 5_000 + 1_000, 5_000)
+    # both bonds locked: the verdict counts; the bonds stay locked until the winner releases
+    assert (led.account(P[1]).balance, led.account(P[1]).stake) == (ALLOC - 5_000 - 1_000, 5_000)
+    assert (led.account(P[2]).balance, led.account(P[2]).stake) == (ALLOC - 5_000 - 1_000, 5_000)
     assert led.account(P[5]).stake == -200 and led.account(P[3]).balance == ALLOC + 100
-    assert led.account(P[0]).balance == ALLOC and conserved(led)
+    assert led.account(P[2]).duels_won == 1 and led.account(P[1]).duels_lost == 1
+    assert led.account(P[0]).balance == ALLOC and conserved(led) and led.locked() == 2_000
+    assert led.provable(P[1]) == led.provable(P[2]) == ALLOC - 6_000
+    assert_rejected(led, ws[1].peek([DuelRelease(d)]), Reason.DUEL_RELEASE)            # the loser
+    assert_rejected(led, ws[1].peek([DuelBond(d)]), Reason.DUEL_BOND)                  # bonded twice
+    assert_rejected(led, Writer(3).peek([DuelBond(d)]), Reason.DUEL_BOND)              # not an executor
+    assert led.add_block(ws[2].block([DuelRelease(d)])).status == "applied"
+    assert (led.account(P[2]).balance, led.provable(P[2])) == (ALLOC - 5_000 + 1_000, ALLOC - 5_000 + 1_000)
+    assert led.spendable(P[2]) == ALLOC - 4_000 and led.locked() == 0 and conserved(led)
+    assert_rejected(led, ws[2].peek([DuelRelease(d)]), Reason.DUEL_RELEASE)            # released twice
+    # the loser cannot get its bond out by unstaking and withdrawing everything it can
+    assert led.add_block(ws[1].block([Unstake(5_000)])).status == "applied"
+    w = ws[1].block([Withdraw(5_000)], time_ms=ws[1].time + PARAMS.unbonding_ms)
+    assert led.add_block(w).status == "applied"
+    assert_rejected(led, ws[1].peek([Transfer(P[0], ALLOC - 1_000 + 1)]), Reason.INSUFFICIENT_FUNDS)
+    assert led.add_block(ws[1].block([Transfer(P[0], ALLOC - 1_000)])).status == "applied"
+    assert led.provable(P[1]) == 0 and led.account(P[1]).balance == 0 and conserved(led)
     assert_rejected(led, w0.peek([Verdict(d, receipts(d), votes)]), Reason.DUEL_SETTLED)
     assert_rejected(Ledger(G), Writer(0).peek([Verdict(d, receipts(d), votes)] * 2), Reason.DUEL_SETTLED)
+
+
+def test_an_unsettled_or_tied_duel_returns_each_bond_once_final():
+    """No verdict by the duel's expiry (or a tie): each executor takes its own bond back, but only
+    once the requester's chain (and the other executor's, unless it bonded) is past the expiry;
+    before that the release waits (a verdict or a bond may still come)."""
+    d = DuelTicket(NID, "d-tie", P[0], (P[1], P[2]), (), 1_000, 1_000, 100,
+                   pool=tuple(sorted((P[j], 1_000) for j in (3, 4, 5))), judges_k=3).signed(IDS[0].sign)
+    led = Ledger(G)
+    w1, w0, w2 = Writer(1), Writer(0), Writer(2)
+    assert led.add_block(w1.block([DuelBond(d)], 50)).status == "applied"
+    early = w1.block([DuelRelease(d)], 60)
+    assert led.add_block(early).status == "pending"                       # waits for the requester
+    assert led.add_block(w0.block([Stake(1)], 101)).status == "applied"   # requester past expiry
+    assert led.height(P[1]) == 1                                          # now waits for the other executor
+    assert led.add_block(w2.block([Stake(1)], 101)).status == "applied"   # never bonded, past expiry
+    assert led.height(P[1]) == 2 and led.provable(P[1]) == ALLOC and led.locked() == 0 and conserved(led)
+    # a tie: both bonded, the panel split
+    d2 = DuelTicket(NID, "d-tie2", P[0], (P[1], P[2]), (), 1_000, 1_000, 10**9,
+                    pool=tuple(sorted((P[j], 1_000) for j in (3, 4))), judges_k=2).signed(IDS[0].sign)
+    led = Ledger(G)
+    w1, w0, w2 = Writer(1), Writer(0), Writer(2)
+    for w, x in ((w1, 1), (w2, 2)):
+        assert led.add_block(w.block([DuelBond(d2)], 10)).status == "applied"
+    tie = Verdict(d2, receipts(d2), (vote(d2, 3, "A"), vote(d2, 4, "B")))
+    assert led.add_block(w0.block([tie], 20)).status == "applied"
+    assert led.account(P[1]).duels_tied == 1 and led.locked() == 2_000
+    assert led.add_block(w1.block([DuelRelease(d2)], 30)).status == "pending"   # a tie is final only after expiry
+    assert led.add_block(w0.block([Stake(1)], 10**9 + 1)).status == "applied"
+    assert led.provable(P[1]) == ALLOC and led.account(P[1]).balance == ALLOC
+    assert led.locked() == 1_000 and conserved(led)
 
 
 def test_verdict_rejections():
@@ -653,12 +711,19 @@ def test_debt_below_overdraft():
     assert not led.account(P[1]).in_debt and led.account(P[1]).selectable_stake == 800
 
 
+def bonded(led: Ledger, *duels: DuelTicket, exes=(1, 2)) -> None:
+    """Both executors of ``duels`` lock their bonds (height 1 of each: a verdict counts only then)."""
+    for e in exes:
+        assert led.add_block(Writer(e).block([DuelBond(d) for d in duels], 5)).status == "applied"
+
+
 def test_negative_stake_is_not_selectable():
     led = Ledger(G)
     d = duel()
-    led.add_block(Writer(0).block([Verdict(d, receipts(d), (vote(d, 3, "A"),))]))
-    a = led.account(P[2])  # lost its bond without stake
-    assert a.stake == -1_000 and a.selectable_stake == 0 and not a.in_debt
+    bonded(led, d)
+    led.add_block(Writer(0).block([Verdict(d, receipts(d), (vote(d, 3, "A"), vote(d, 4, "A"), vote(d, 5, "B")))]))
+    a = led.account(P[5])  # a minority judge's penalty without stake
+    assert a.stake == -200 and a.selectable_stake == 0 and not a.in_debt
 
 
 # ---------------------------------------------------------------------------- building our own blocks
@@ -800,37 +865,43 @@ def test_refused_pending_block_then_rival():
 
 
 def test_equivocation_does_not_forgive_negative_stake():
-    """Regression: an executor that lost a bond without stake (stake -500) and then equivocated
-    used to have its -500 'burned', i.e. its debt forgiven and 500 credits minted."""
+    """Regression: a key that lost a penalty without stake (a minority judge: stake -200) and then
+    equivocated used to have its -200 'burned', i.e. its debt forgiven and credit minted."""
     d = duel(bond=500)
-    v = blk(0, 1, G.hash, 10, [Verdict(d, receipts(d), (vote(d, 3, "A"),))])
-    e1 = blk(2, 1, G.hash, 10, [Transfer(P[5], 1)])
-    e1b = blk(2, 1, G.hash, 10, [Transfer(P[5], 2)])
+    v = blk(0, 1, G.hash, 10, [Verdict(d, receipts(d), (vote(d, 3, "A"), vote(d, 4, "A"), vote(d, 5, "B")))])
+    e1 = blk(5, 1, G.hash, 10, [Transfer(P[6], 1)])
+    e1b = blk(5, 1, G.hash, 10, [Transfer(P[6], 2)])
     led = Ledger(G)
+    bonded(led, d)
     for b in (v, e1, e1b):
         led.add_block(b)
-    a = led.account(P[2])
-    assert a.equivocated and (a.stake, a.unbonding, a.burned, a.selectable_stake) == (-500, 0, ALLOC, 0)
-    assert led.burned() == ALLOC and led.total_supply() == G.supply - ALLOC
+    a = led.account(P[5])
+    assert a.equivocated and (a.stake, a.unbonding, a.burned, a.selectable_stake) == (-200, 0, ALLOC, 0)
+    assert led.burned() == ALLOC and conserved(led)
 
 
 def test_equivocator_with_stake_and_lost_bond_burns_only_what_it_holds():
+    """The loser P[2] bonded 500 at height 1 and staked at height 2; its fork at height 1 cuts
+    its bond, so the verdict no longer counts (nothing of its chain does); a fork at height 3
+    keeps the bond (locked, lost: it is not P[2]'s any more) and burns what it holds."""
     d = duel(bond=500)
-    s = blk(2, 1, G.hash, 10, [Stake(2_000), Unstake(300)])
+    b1 = blk(2, 1, G.hash, 5, [DuelBond(d)])
+    s = blk(2, 2, b1.hash, 10, [Stake(2_000), Unstake(300)])
+    a1 = blk(1, 1, G.hash, 5, [DuelBond(d)])
     v = blk(0, 1, G.hash, 10, [Verdict(d, receipts(d), (vote(d, 3, "A"),))])
     fork = blk(2, 1, G.hash, 10, [Stake(1)])
     led = Ledger(G)
-    for b in (s, v, fork):
+    for b in (a1, b1, s, v, fork):
         led.add_block(b)
-    # the fork is at height 1: nothing of P[2]'s chain counts, so its stake is just -500
     a = led.account(P[2])
-    assert (a.balance, a.stake, a.unbonding, a.burned) == (0, -500, 0, ALLOC)
+    assert (a.balance, a.stake, a.unbonding, a.burned, a.duels_lost) == (0, 0, 0, ALLOC, 0)
+    assert led.account(P[1]).duels_won == 0 and conserved(led)
     led2 = Ledger(G)
-    for b in (s, v, blk(2, 2, s.hash, 20, [Stake(1)]), blk(2, 2, s.hash, 20, [Stake(2)])):
+    for b in (a1, b1, s, v, blk(2, 3, s.hash, 20, [Stake(1)]), blk(2, 3, s.hash, 20, [Stake(2)])):
         led2.add_block(b)
-    a = led2.account(P[2])    # stake 1700 - 500 = 1200 burned, unbonding 300 burned
-    assert (a.balance, a.stake, a.unbonding, a.burned) == (0, 0, 0, ALLOC - 2_000 + 1_500)
-    assert led2.total_supply() == G.supply - (ALLOC - 2_000 + 1_500) and conserved(led2)
+    a = led2.account(P[2])    # balance ALLOC - 500 - 2000, stake 1700, unbonding 300 burned
+    assert (a.balance, a.stake, a.unbonding, a.burned, a.duels_lost) == (0, 0, 0, ALLOC - 500, 1)
+    assert led2.locked() == 1_000 and conserved(led2)
 
 
 def test_proof_carried_by_a_later_cut_block_counts_on_every_replica():
@@ -892,6 +963,7 @@ def test_duel_outcomes_and_win_rates_in_accounts():
     # two settled duels between P[1] (A) and P[2] (B): one won by A, one tie
     d1, d2 = duel(did="w1"), duel(did="w2")
     ledger = Ledger(G)
+    bonded(ledger, d1, d2)
     blk_ = Writer(0).block([Verdict(d1, receipts(d1), (vote(d1, 3, "A"), vote(d1, 4, "A"), vote(d1, 5, "B"))),
                             Verdict(d2, receipts(d2), (vote(d2, 3, "A"), vote(d2, 4, "B"), vote(d2, 5, "abstain")))])
     assert ledger.add_block(blk_).status == "applied"

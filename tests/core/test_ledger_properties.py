@@ -293,6 +293,7 @@ class World:
         voided = {e.ticket.hash for _, e, _ in entries if isinstance(e, Void)}
         # a counted transfer reaches its recipient iff a counted Receive names it (block hash, index)
         received = {(e.block.hash, e.index) for _, e, _ in entries if isinstance(e, Receive)}
+        bonds = {(author, e.duel.hash) for author, e, _ in entries if type(e).__name__ == "DuelBond"}
         self.in_flight = 0
         for author, e, at in entries:
             if isinstance(e, Stake):
@@ -313,7 +314,9 @@ class World:
             elif isinstance(e, Claim) and e.ticket.hash not in voided:
                 bal[e.ticket.requester] -= e.amount
                 bal[author] += e.amount
-            elif isinstance(e, Verdict):
+            elif isinstance(e, Verdict) and all((x, e.duel.hash) in bonds for x in e.duel.executors):
+                # issue 18: a verdict counts only once both executors' DuelBonds are counted
+                # (this world writes none: its verdicts are inert; test_ledger_solvency bonds)
                 for peer, (db, ds) in settle_duel(e.duel, e.votes, PARAMS).items():
                     bal[peer] += db
                     stake[peer] += ds

@@ -28,6 +28,8 @@ from ..core.ledger import (
     BlockHeader,
     Claim,
     CloseChannel,
+    DuelBond,
+    DuelRelease,
     DuelTicket,
     Entry,
     EquivocationProof,
@@ -275,6 +277,10 @@ def _put_entry(m, e: Entry) -> None:
         c.channel = e.channel
         c.witness_height = e.witness_height
         c.witness_hash = e.witness_hash
+    elif t is DuelBond:
+        _put_duel(m.duel_bond.duel, e.duel)
+    elif t is DuelRelease:
+        _put_duel(m.duel_release.duel, e.duel)
     elif t is Receive:
         if not isinstance(e.block, Block):
             raise MalformedMessage("a Receive carries a Block")
@@ -290,7 +296,8 @@ def _put_entry(m, e: Entry) -> None:
 
 _ONEOF_NAME = {Stake: "stake", Unstake: "unstake", Withdraw: "withdraw", Transfer: "transfer",
                Claim: "claim", Void: "void", Verdict: "verdict", EquivocationProof: "equivocation",
-               Receive: "receive", OpenChannel: "open_channel", CloseChannel: "close_channel"}
+               Receive: "receive", OpenChannel: "open_channel", CloseChannel: "close_channel",
+               DuelBond: "duel_bond", DuelRelease: "duel_release"}
 
 
 def _put_block(m, b: Block) -> None:
@@ -387,6 +394,12 @@ def _void(v) -> Void:
     return Void(_ticket(v.ticket, "void ticket"))
 
 
+def _duel_of(m, what: str) -> DuelTicket:
+    if not m.HasField("duel"):
+        raise MalformedMessage(f"{what} without duel ticket")
+    return _duel(m.duel)
+
+
 def _receive(r) -> Receive:
     if not r.HasField("block"):
         raise MalformedMessage("receive without the sender's block")
@@ -407,6 +420,8 @@ _DECODE_ENTRY = {
     "verdict": lambda m: _verdict(m.verdict),
     "equivocation": lambda m: _proof(m.equivocation),
     "receive": lambda m: _receive(m.receive),
+    "duel_bond": lambda m: DuelBond(_duel_of(m.duel_bond, "duel bond")),
+    "duel_release": lambda m: DuelRelease(_duel_of(m.duel_release, "duel release")),
 }
 
 

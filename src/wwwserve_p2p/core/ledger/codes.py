@@ -89,6 +89,10 @@ class Reason(StrEnum):
     #: a valid block with a Withdraw of unbonding whose Unstake this replica first saw less than
     #: ``unbonding_ms - tolerance`` ago by its own clock: held (status pending), not refused
     UNBONDING_HOLD = "unbonding_hold"
+    #: a DuelBond by a key that is not one of the duel's executors, or bonded twice
+    DUEL_BOND = "duel_bond_invalid"
+    #: a DuelRelease without this chain's bond, released twice, or by the duel's loser
+    DUEL_RELEASE = "duel_release_invalid"
 
 
 class MissingDependency(InvalidBlock):

@@ -187,8 +187,10 @@ def settle_duel(duel: DuelTicket, votes: Iterable[Vote], params: LedgerParams,
 
 
 def settle_tally(duel: DuelTicket, win_side: str, chosen: dict[str, str],
-                 params: LedgerParams) -> dict[str, tuple[int, int]]:
-    """:func:`settle_duel` from an already computed :func:`tally_duel` (``win_side``, ``chosen``)."""
+                 params: LedgerParams, *, executors: bool = True) -> dict[str, tuple[int, int]]:
+    """:func:`settle_duel` from an already computed :func:`tally_duel` (``win_side``, ``chosen``).
+    ``executors=False``: the judges' part only (the fold moves the executors' bond through their
+    locked :class:`~.entries.DuelBond` s instead, see :class:`~.fold.Fold`)."""
     if win_side == "tie":
         return {}
     winner, loser = duel.executors if win_side == "A" else duel.executors[::-1]
@@ -199,8 +201,9 @@ def settle_tally(duel: DuelTicket, win_side: str, chosen: dict[str, str],
         cur[0] += dbal
         cur[1] += dstake
 
-    add(loser, 0, -duel.executor_bond)
-    add(winner, duel.executor_bond, 0)
+    if executors:
+        add(loser, 0, -duel.executor_bond)
+        add(winner, duel.executor_bond, 0)
     majority = sorted(j for j, c in chosen.items() if c == win_side)
     pool = 0
     # judge penalties only where the panel was drawn verifiably (module docstring)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from ...errors import InvalidBlock
 from .codes import ForkSeen, MissingDependency, Reason, canonical, check_amount, check_hex, check_peer, check_time, sha256_hex
-from .duels import panel_of, settle_tally, tally_duel
+from .duels import panel_of, tally_duel
 from .proofs import EquivocationProof
 from .rules import EntryRules
 from .signed import DuelTicket, Receipt, Ticket, Vote
@@ -300,16 +300,128 @@ class Verdict(EntryRules):
         if h in s.chain.settled or h in s.settled:
             raise InvalidBlock(Reason.DUEL_SETTLED, f"duel {self.duel.duel_id} already settled")
         s.settled.add(h)
+        s.verdicts[h] = self.tally()[0]
 
     def apply(self, author: str, fold: "Fold", params: "LedgerParams", sign: int) -> None:
+        # counts (stats, judge penalties, the bonds' winner) only once both executors' DuelBonds
+        # are counted too: resolved in the fold from the set of bonds, verdicts and releases
         side, chosen = self.tally()
-        for peer, (dbal, dstake) in settle_tally(self.duel, side, chosen, params).items():
-            if dbal:
-                fold.add(fold.balance, peer, sign * dbal)
-            if dstake:
-                fold.add(fold.stake, peer, sign * dstake)
-            fold.mention(peer, sign)
-        fold.count_duel(self.duel, side, chosen, sign)
+        fold.duel_verdict(self.duel, side, chosen, params, sign)
+        fold.mention(author, sign)
+
+
+def _check_duelist(e: "DuelBond | DuelRelease", block: "Block", network_id: str, what: str) -> None:
+    d = e.duel
+    if type(d) is not DuelTicket:
+        raise InvalidBlock(Reason.MALFORMED, f"a {what} carries a duel ticket")
+    d.check(network_id)
+    if block.author not in d.executors:
+        raise InvalidBlock(Reason.DUEL_BOND, f"{what}: {str(block.author)[:16]} is not an executor of duel {d.duel_id}")
+    _check_window(block, e, f"duel {d.duel_id}")
+
+
+@dataclass(frozen=True)
+class DuelBond(EntryRules):
+    """An executor of ``duel`` (the author) locks ``duel.executor_bond`` of its provable credit
+    for the duel (issue 18: the duel's stakes are real). Authored when it answers (its receipt
+    is its consent); dated in ``[duel.issued_ms, duel.expires_ms]``; once per duel per chain.
+    Solvency-checked like a Transfer: a key with nothing cannot bond, so its duels never count.
+
+    The duel's :class:`Verdict` counts (win statistics, judge penalties, who gets the bonds)
+    only while **both** executors' bonds are counted; the bond is credit the author no longer
+    holds, so a loser cannot unstake, withdraw or transfer it away; the winner takes both bonds
+    back with a :class:`DuelRelease`."""
+
+    duel: DuelTicket
+
+    def to_canonical(self) -> dict[str, Any]:
+        return {"t": "duel_bond", "duel": self.duel.to_canonical()}
+
+    def time_window(self) -> tuple[int, int | None]:
+        return self.duel.issued_ms, self.duel.expires_ms
+
+    def check_static(self, block: "Block", network_id: str) -> None:
+        _check_duelist(self, block, network_id, "duel bond")
+
+    def check_chain(self, s: "ChainScratch") -> None:
+        h = self.duel.hash
+        if h in s.chain.bonded or h in s.bonded:
+            raise InvalidBlock(Reason.DUEL_BOND, f"duel {self.duel.duel_id} already bonded")
+        s.spend(self.duel.executor_bond, "duel bond")
+        s.bonded.add(h)
+
+    def apply(self, author: str, fold: "Fold", params: "LedgerParams", sign: int) -> None:
+        fold.duel_bond(self.duel, author, params, sign)
+
+
+def duel_payout(s: "ChainScratch", duel: DuelTicket) -> int:
+    """What a :class:`DuelRelease` of ``duel`` by ``s.author`` makes provable now (chain check).
+
+    - The requester's accepted chain holds a decisive verdict and both executors' chains hold
+      their bond: the winner gets ``2 * executor_bond``; the loser cannot release (refused).
+    - Otherwise the outcome must be final first: the requester's chain and the other
+      executor's (unless it bonded) have a block dated after ``duel.expires_ms`` (verdicts and
+      bonds are dated by the expiry and chain times never go backwards, so nothing can change
+      it later; the block waits for them otherwise). Then the author gets its own bond back.
+
+    :raises MissingDependency: the outcome is not final in this replica yet.
+    :raises InvalidBlock: (DUEL_RELEASE) the author lost the duel.
+    """
+    h = duel.hash
+    a, b = duel.executors
+    other = b if s.author == a else a
+    req, oth = s.chains.get(duel.requester), s.chains.get(other)
+    other_bonded = oth is not None and h in oth.bonded
+
+    def decisive() -> str:
+        side = req.verdicts.get(h, "tie") if req is not None else "tie"
+        return side if side != "tie" and other_bonded else ""
+
+    side = decisive()
+    if not side:
+        if req is None or req.last_time <= duel.expires_ms:
+            raise MissingDependency(duel.requester, 0, f"duel {duel.duel_id}: the requester's chain is not past its expiry")
+        if not other_bonded and (oth is None or oth.last_time <= duel.expires_ms):
+            raise MissingDependency(other, 0, f"duel {duel.duel_id}: the other executor's chain is not past its expiry")
+        side = decisive()
+    if not side:
+        return duel.executor_bond
+    if (a if side == "A" else b) != s.author:
+        raise InvalidBlock(Reason.DUEL_RELEASE, f"duel {duel.duel_id} was lost: its bond is forfeit")
+    return 2 * duel.executor_bond
+
+
+@dataclass(frozen=True)
+class DuelRelease(EntryRules):
+    """An executor of ``duel`` (the author) takes back its share of the duel's bonds
+    (:func:`duel_payout`: both bonds if it won, its own on a tie or an unsettled duel, nothing
+    if it lost: refused). Needs this chain's own :class:`DuelBond`; once per duel per chain.
+    The payout becomes provable credit of the author's chain. Fold: paid from the duel's
+    locked bonds as the set of bonds and verdicts decides (:class:`~.fold.Fold`), so at most
+    the two bonds are ever paid out."""
+
+    duel: DuelTicket
+
+    def to_canonical(self) -> dict[str, Any]:
+        return {"t": "duel_release", "duel": self.duel.to_canonical()}
+
+    def time_window(self) -> tuple[int, int | None]:
+        return self.duel.issued_ms, None
+
+    def check_static(self, block: "Block", network_id: str) -> None:
+        _check_duelist(self, block, network_id, "duel release")
+
+    def check_chain(self, s: "ChainScratch") -> None:
+        h = self.duel.hash
+        if h not in s.chain.bonded and h not in s.bonded:
+            raise InvalidBlock(Reason.DUEL_RELEASE, f"duel {self.duel.duel_id}: no bond of ours to release")
+        if h in s.chain.released or h in s.released:
+            raise InvalidBlock(Reason.DUEL_RELEASE, f"duel {self.duel.duel_id} already released")
+        s.funds += duel_payout(s, self.duel)
+        s.released.add(h)
+
+    def apply(self, author: str, fold: "Fold", params: "LedgerParams", sign: int) -> None:
+        fold.duel_release(self.duel, author, params, sign)
 
 
 @dataclass(frozen=True)
@@ -487,11 +599,11 @@ class CloseChannel(EntryRules):
 
 
 Entry = Union[Stake, Unstake, Withdraw, Transfer, Claim, Void, Verdict, Receive, OpenChannel, CloseChannel,
-              EquivocationProof]
+              EquivocationProof, DuelBond, DuelRelease]
 
 #: Every known entry type (the registry the replica dispatches through).
 ENTRY_TYPES: tuple[type, ...] = (Stake, Unstake, Withdraw, Transfer, Claim, Void, Verdict, Receive,
-                                 OpenChannel, CloseChannel, EquivocationProof)
+                                 OpenChannel, CloseChannel, EquivocationProof, DuelBond, DuelRelease)
 
 
 def entries_hash(entries: Iterable[Entry]) -> str:

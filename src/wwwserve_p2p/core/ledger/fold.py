@@ -113,6 +113,48 @@ class _Channel:
         return max(0, min(amount, self.info.deposit))
 
 
+class _DuelLock:
+    """The fold's view of one duel's bonds (issue 18): the duel ticket, how many counted
+    :class:`~.entries.DuelBond` s / :class:`~.entries.DuelRelease` s each executor has, the
+    counted verdicts ``(side, chosen votes) -> count`` and ``contrib``, what it adds now.
+
+    Resolved from these sets only (order-independent): a verdict *counts* once both executors'
+    bonds are counted; then the winner's release pays it both bonds and the loser's pays
+    nothing; otherwise (tie, no verdict, a bond missing) a release pays its author's own bond.
+    Each counted bond debits its executor; ``locked`` = bonds counted - releases paid (>= 0)."""
+
+    __slots__ = ("duel", "bonds", "releases", "verdicts", "contrib")
+
+    def __init__(self) -> None:
+        self.duel: "DuelTicket | None" = None
+        self.bonds: dict[str, int] = {}
+        self.releases: dict[str, int] = {}
+        self.verdicts: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        #: (balance deltas, stake deltas, locked per executor, the verdict counted or None)
+        self.contrib: tuple[dict[str, int], dict[str, int], dict[str, int], "tuple[str, dict[str, str]] | None"] = \
+            ({}, {}, {}, None)
+
+    def outcome(self) -> "tuple[str, dict[str, str]] | None":
+        """The verdict that counts ``(side, chosen)`` (both bonds counted), or None. With forked
+        verdicts present at once (an equivocating requester) the least key counts."""
+        d = self.duel
+        if d is None or not self.verdicts or not all(self.bonds.get(e, 0) > 0 for e in d.executors):
+            return None
+        side, chosen = min(self.verdicts)
+        return side, dict(chosen)
+
+    def payout(self, executor: str) -> int:
+        """What a release by ``executor`` is paid now (see the class docstring)."""
+        d = self.duel
+        if d is None or self.bonds.get(executor, 0) <= 0:
+            return 0
+        out = self.outcome()
+        if out is not None and out[0] != "tie":
+            winner = d.executors[0] if out[0] == "A" else d.executors[1]
+            return 2 * d.executor_bond if executor == winner else 0
+        return d.executor_bond
+
+
 class Fold:
     """The state folded from a set of accepted blocks (plus genesis allocations), before burns.
 
@@ -135,7 +177,8 @@ class Fold:
 
     __slots__ = ("allocations", "balance", "stake", "unbonding", "claims", "voids", "earned", "spent",
                  "duel_stats", "mentions", "duels_settled", "entries_applied", "sent", "received",
-                 "in_flight", "at", "channels", "locked", "network", "voucher_claims", "voucher_voids")
+                 "in_flight", "at", "channels", "locked", "network", "voucher_claims", "voucher_voids",
+                 "duel_locks", "duel_locked")
 
     def __init__(self, allocations: tuple[tuple[str, int], ...], network: str = ""):
         self.allocations = allocations
@@ -163,6 +206,10 @@ class Fold:
         #: voucher hash -> counted claims / voids of it (for is_claimed / is_voided)
         self.voucher_claims: dict[str, int] = {}
         self.voucher_voids: dict[str, int] = {}
+        #: duel bonds by duel hash (:class:`_DuelLock`); ``duel_locked``: PeerId -> its bonds
+        #: counted and not yet paid out (their sum is part of ``locked``)
+        self.duel_locks: dict[str, _DuelLock] = {}
+        self.duel_locked: dict[str, int] = {}
 
     @staticmethod
     def add(d: dict[str, int], peer: str, delta: int) -> None:
@@ -298,6 +345,94 @@ class Fold:
         self._rebalance(cid, c)
         self.mention(requester, sign)
 
+    # ------------------------------------------------------------ duel bonds
+    def _duel(self, duel: "DuelTicket") -> _DuelLock:
+        d = self.duel_locks.get(duel.hash)
+        if d is None:
+            d = self.duel_locks[duel.hash] = _DuelLock()
+            d.duel = duel
+        return d
+
+    def _duel_rebalance(self, duel: "DuelTicket", d: _DuelLock, params: "LedgerParams") -> None:
+        """Replace the duel's old contribution (balances, stakes, locked, counted verdict) by
+        its current one (:class:`_DuelLock`)."""
+        from .duels import settle_tally
+        add = self.add
+        bal, stk, lk, counted = d.contrib
+        for p, v in bal.items():
+            add(self.balance, p, -v)
+        for p, v in stk.items():
+            add(self.stake, p, -v)
+        for p, v in lk.items():
+            add(self.duel_locked, p, -v)
+            self.locked -= v
+        if counted is not None:
+            self.count_duel(duel, counted[0], counted[1], -1)
+        bal, stk, lk = {}, {}, {}
+        bond = duel.executor_bond
+        for e in duel.executors:
+            if d.bonds.get(e, 0) > 0:
+                bal[e] = bal.get(e, 0) - bond
+                lk[e] = lk.get(e, 0) + bond
+        for e in duel.executors:
+            if d.releases.get(e, 0) > 0:
+                pay = d.payout(e)
+                bal[e] = bal.get(e, 0) + pay
+                # the payout comes out of our own bond first, then (the winner) the loser's
+                for src in sorted(duel.executors, key=lambda x: x != e):
+                    take = min(pay, lk.get(src, 0))
+                    lk[src] = lk.get(src, 0) - take
+                    pay -= take
+        counted = d.outcome()
+        if counted is not None:
+            # judge penalties and shares (verifiable duels), stats; executors' bonds move above
+            for p, (dbal, dstake) in settle_tally(duel, counted[0], counted[1], params, executors=False).items():
+                if dbal:
+                    bal[p] = bal.get(p, 0) + dbal
+                if dstake:
+                    stk[p] = stk.get(p, 0) + dstake
+            self.count_duel(duel, counted[0], counted[1], 1)
+        bal = {p: v for p, v in bal.items() if v}
+        stk = {p: v for p, v in stk.items() if v}
+        lk = {p: v for p, v in lk.items() if v}
+        for p, v in bal.items():
+            add(self.balance, p, v)
+        for p, v in stk.items():
+            add(self.stake, p, v)
+        for p, v in lk.items():
+            add(self.duel_locked, p, v)
+            self.locked += v
+        d.contrib = (bal, stk, lk, counted)
+        for p in [p for p in duel.executors if not self.duel_locked.get(p, 1)]:
+            del self.duel_locked[p]
+        if not (d.bonds or d.releases or d.verdicts):
+            del self.duel_locks[duel.hash]
+
+    def duel_bond(self, duel: "DuelTicket", executor: str, params: "LedgerParams", sign: int) -> None:
+        d = self._duel(duel)
+        self._count(d.bonds, executor, sign)
+        self._duel_rebalance(duel, d, params)
+        self.mention(executor, sign)
+
+    def duel_release(self, duel: "DuelTicket", executor: str, params: "LedgerParams", sign: int) -> None:
+        d = self._duel(duel)
+        self._count(d.releases, executor, sign)
+        self._duel_rebalance(duel, d, params)
+        self.mention(executor, sign)
+
+    def duel_verdict(self, duel: "DuelTicket", side: str, chosen: dict[str, str], params: "LedgerParams",
+                     sign: int) -> None:
+        d = self._duel(duel)
+        key = (side, tuple(sorted(chosen.items())))
+        n = d.verdicts.get(key, 0) + sign
+        if n:
+            d.verdicts[key] = n
+        else:
+            del d.verdicts[key]
+        self._duel_rebalance(duel, d, params)
+        for p in {*duel.executors, *chosen}:
+            self.mention(p, sign)
+
     def void(self, h: str, author: str, sign: int) -> None:
         """Add or remove the void of ticket ``h``; a present claim is unpaid / paid again."""
         if sign > 0:
@@ -353,7 +488,9 @@ class Fold:
                 "duel_stats": {k: v for k, v in self.duel_stats.items() if any(v)},
                 "duels_settled": self.duels_settled, "entries_applied": self.entries_applied,
                 "sent": dict(self.sent), "received": dict(self.received), "in_flight": self.in_flight,
-                "locked": self.locked,
+                "locked": self.locked, "duel_locked": {k: v for k, v in self.duel_locked.items() if v},
+                "duel_locks": {k: (dict(d.bonds), dict(d.releases), dict(d.verdicts), d.contrib[:3])
+                               for k, d in self.duel_locks.items()},
                 "channels": {k: (c.opens, dict(c.claims), {h: tuple(v) for h, v in c.voids.items()}, c.closes,
                                  c.contrib) for k, c in self.channels.items()}}
 
@@ -368,7 +505,7 @@ class ChainScratch:
 
     __slots__ = ("chain", "time_ms", "unbonding_ms", "own_stake", "withdrawn", "unbonds", "claimed",
                  "voided", "settled", "funds", "floor", "received", "network", "author", "chains",
-                 "opened", "closed", "chan_claims", "fork_ok")
+                 "opened", "closed", "chan_claims", "fork_ok", "bonded", "released", "verdicts")
 
     def __init__(self, chain: "Chain", time_ms: int, unbonding_ms: int, floor: int = 0, *,
                  network: str = "", author: str = "", chains: "dict[str, Chain] | None" = None,
@@ -395,6 +532,11 @@ class ChainScratch:
         self.claimed: set[str] = set()
         self.voided: set[str] = set()
         self.settled: set[str] = set()
+        #: duel bonds (issue 18) this block locks / releases (duel hashes), verdicts it settles
+        #: (duel hash -> winning side "A", "B" or "tie")
+        self.bonded: set[str] = set()
+        self.released: set[str] = set()
+        self.verdicts: dict[str, str] = {}
 
     def spend(self, amount: int, what: str) -> None:
         """Debit ``amount`` from the provable credit (Stake, Transfer).
@@ -473,6 +615,12 @@ class Chain:
     opened: dict[str, "ChannelInfo"] = field(default_factory=dict)
     closed: set[str] = field(default_factory=set)
     chan_claims: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: duels this chain bonded / released as an executor, verdicts it settled as requester
+    #: (duel hash -> side); per block: (bonded, released, verdict hashes) for :meth:`pop`
+    bonded: set[str] = field(default_factory=set)
+    released: set[str] = field(default_factory=set)
+    verdicts: dict[str, str] = field(default_factory=dict)
+    duel_undo: list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
     #: per block: (channels opened, channels closed, previous chan_claims of the cids it claimed)
     chan_undo: list[tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, tuple[int, int] | None], ...]]] = \
         field(default_factory=list)
@@ -534,6 +682,10 @@ class Chain:
         self.opened.update(s.opened)
         self.closed.update(s.closed)
         self.chan_claims.update(s.chan_claims)
+        self.duel_undo.append((tuple(s.bonded), tuple(s.released), tuple(s.verdicts)))
+        self.bonded.update(s.bonded)
+        self.released.update(s.released)
+        self.verdicts.update(s.verdicts)
         self.blocks.append(block)
 
     def pop(self) -> "Block":
@@ -548,6 +700,11 @@ class Chain:
         self.claimed.difference_update(claimed)
         self.voided.difference_update(voided)
         self.settled.difference_update(settled)
+        bonded, released, verdicts = self.duel_undo.pop()
+        self.bonded.difference_update(bonded)
+        self.released.difference_update(released)
+        for h in verdicts:
+            del self.verdicts[h]
         opened, closed, prev = self.chan_undo.pop()
         for c in opened:
             del self.opened[c]
