@@ -38,6 +38,20 @@ peer table. The attacker is a py-libp2p host in this process that bootstraps fro
   CPU share (of one core) from 10 s after the first junk to the end, disk growth of the
   ledger store, blocks/authors stored from non-members, and legit request success.
 
+- ``gossip_junk``: ``--gossip-junk`` junk messages at ``--rate``/s on our status and ledger
+  topics into ``a`` (random bytes, 300 KiB messages, wrong pubsub signatures, statuses whose
+  author is an honest peer, statuses of another network; ``adversary_kinds.py``).
+- ``equivocation``: a ledger member (100 credits in the genesis) stakes 50, then publishes a
+  block of an honest peer's chain signed with its own key, a block with a wrong previous hash
+  and two different blocks at height 2. Reported besides the phases: per honest node whether it
+  lists the attacker as an equivocator, the attacker's stake, and whether all state hashes agree.
+- ``lying_executor``: the ``silent_executor`` layout with ``s`` on ``delegation.misbehave =
+  "decline"`` (its status always announces spare slots, it accepts every probe and refuses every
+  commit as "overloaded"); baseline and attack runs, same report.
+- ``connection_flood``: ``--flood-tcp`` raw TCP connections to ``a``'s libp2p port that never
+  handshake plus ``--flood-hosts`` full libp2p connections from fresh identities, held
+  ``--hold`` s.
+
 During each attack (and ``--settle`` s before and after) this script sends one legitimate
 request to ``a`` every 0.25 s through the OpenAI API (``m``, 4 tokens, 10 s timeout) and polls
 every honest node's ``/status`` every 0.5 s. Reported per phase (before, during, after): legit
@@ -81,6 +95,8 @@ ATTACKS = ("status_flood", "forged_statuses", "idle_streams", "ledger_junk")
 NETWORK = "wwwserve-adversaries"
 ATTACKS = (*ATTACKS, "slot_squat")  # issue 15 item 4: offers cost something
 ATTACKS = (*ATTACKS, "silent_executor")  # issue 15 item 7: local reputation
+# issue 15 item 9, the rest of the suite (attackers in adversary_kinds.py)
+ATTACKS = (*ATTACKS, "gossip_junk", "equivocation", "lying_executor", "connection_flood")
 
 
 def spec(name: str, models: list[str]) -> NodeSpec:
@@ -205,7 +221,9 @@ class Monitor:
                     self.samples.append({"phase": self.phase, "t": t0, "node": n.name, "table": len(peers),
                                          "newcomers": sum(1 for p in peers if p.get("newcomer")),
                                          "honest_not_alive": len(not_alive) + missing,
-                                         "rss_mib": harness.proc_rss_mib(n.proc.pid)})
+                                         "rss_mib": harness.proc_rss_mib(n.proc.pid),
+                                         "cpu_s": harness.proc_cpu_seconds(n.proc.pid), "fds": _fds(n.proc.pid),
+                                         "connected": st.get("defenses", {}).get("overlay", {}).get("connected_peers")})
                 self._stop.wait(max(0.0, 0.5 - (time.monotonic() - t0)))
 
     def summary(self) -> dict[str, Any]:
@@ -229,9 +247,30 @@ class Monitor:
                 "samples": len(samples),
                 "status_errors": sum(1 for s in self.samples if s["phase"] == phase and s.get("error")),
                 "max_rss_mib": round(max((s["rss_mib"] for s in samples), default=0.0), 1),
+                "max_fds": max((s.get("fds") or 0 for s in samples), default=0),
+                "max_connected": max((s.get("connected") or 0 for s in samples), default=0),
+                "max_cpu_share": _cpu_share(samples),
             }
         out["defenses_at_end"] = self.defenses
         return out
+
+
+def _fds(pid: int) -> int | None:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def _cpu_share(samples: list[dict[str, Any]]) -> float | None:
+    """Largest CPU share (of one core) of one honest node over a phase's samples."""
+    best = None
+    for node in {s["node"] for s in samples}:
+        rows = [s for s in samples if s["node"] == node and s.get("cpu_s") == s.get("cpu_s")]
+        if len(rows) >= 2 and rows[-1]["t"] > rows[0]["t"]:
+            share = (rows[-1]["cpu_s"] - rows[0]["cpu_s"]) / (rows[-1]["t"] - rows[0]["t"])
+            best = share if best is None else max(best, share)
+    return None if best is None else round(best, 3)
 
 
 # ---------------------------------------------------------------------------- attacker
@@ -423,6 +462,9 @@ def child_main(name: str, params: dict[str, Any]) -> dict[str, Any]:
         return trio.run(ledger_junk.ledger_junk_attack, _Target(params["target"]) if "target" in params else None,
                         params)
     target = _Target(params["target"])
+    if name in ("gossip_junk", "equivocation", "connection_flood"):
+        import adversary_kinds
+        return trio.run(getattr(adversary_kinds, f"{name}_attack"), target, params)
     if name == "slot_squat":
         return trio.run(slot_squat_attack, params)
     if name == "idle_streams":
@@ -447,8 +489,11 @@ def run_child(name: str, params: dict[str, Any], timeout: float = 600) -> dict[s
 
 
 def run_attack(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    nodes = start_network([spec("a", ["front"]), spec("b", ["m"]), spec("c", ["m"]), spec("d", ["m"])],
-                          workdir / name, ready_timeout=120)
+    specs = [spec("a", ["front"]), spec("b", ["m"]), spec("c", ["m"]), spec("d", ["m"])]
+    if name == "equivocation":  # a genesis in which the attacker is a member with 100 credits
+        from wwwserve_p2p.localnet import write_network_genesis
+        genesis = write_network_genesis([*specs, NodeSpec("attacker", {})], workdir / name, NETWORK)
+    nodes = start_network(specs, workdir / name, ready_timeout=120)
     sinks = Sinks(args.sinks)
     mon = Monitor(nodes)
     try:
@@ -467,9 +512,19 @@ def run_attack(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
             params = {"executors": [{"multiaddr": n.multiaddr, "peer_id": n.peer_id} for n in nodes[1:]],
                       "sybils": args.sybils, "streams": args.squat_streams, "duration": args.duration,
                       "backoff": args.squat_backoff}
+        elif name == "gossip_junk":
+            params = {"count": args.gossip_junk, "rate": args.rate, "honest": [n.peer_id for n in nodes],
+                      "drain": args.settle}
+        elif name == "equivocation":
+            params = {"genesis": str(genesis), "key_dir": str(workdir / name / "attacker"),
+                      "honest": [n.peer_id for n in nodes], "drain": args.settle}
+        elif name == "connection_flood":
+            params = {"tcp": args.flood_tcp, "hosts": args.flood_hosts, "hold": args.hold}
         else:
             params = {"streams": args.streams, "hold": args.hold}
         res = run_child(name, {"target": target, "network_id": network_id, **params})
+        if name == "equivocation":
+            ledger_views = _equivocation_views(nodes, res.get("attacker", ""))
         attack_s = time.monotonic() - t0
         mon.phase = "after"
         time.sleep(args.settle)
@@ -481,14 +536,42 @@ def run_attack(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
     out = {"attack": name, "attack_result": res, "attack_seconds": round(attack_s, 1), **mon.summary()}
     if name == "status_flood":
         out["sinks"] = sinks.summary()
+    if name == "equivocation":
+        out["ledger"] = ledger_views
     out["log_errors"] = {k: sum(1 for line in open(p, errors="replace") if "PeerStoreError" in line)
                          for k, p in logs.items()}
     return out
 
 
+def _equivocation_views(nodes: list[Any], attacker: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Per honest node: attacker listed as equivocator, its account, rejected counts; and
+    whether every state hash agrees (waits up to ``timeout`` s for detection and agreement)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        views = {}
+        for n in nodes:
+            try:
+                led = httpx.get(n.api_url + "/ledger", timeout=10).json()
+                accs = httpx.get(n.api_url + "/ledger/accounts", timeout=10).json()["accounts"]
+            except (httpx.HTTPError, ValueError, KeyError):
+                views[n.name] = {"error": "unreachable"}
+                continue
+            acc = next((a for a in accs if a.get("peer_id") == attacker), {})
+            views[n.name] = {"detected": attacker in led.get("equivocators", []), "state_hash": led.get("state_hash"),
+                             "attacker_stake": acc.get("stake"), "attacker_balance": acc.get("balance"),
+                             "attacker_equivocated": acc.get("equivocated"), "rejected": led.get("rejected"),
+                             "burned": led.get("burned")}
+        hashes = {v.get("state_hash") for v in views.values()}
+        done = all(v.get("detected") for v in views.values()) and len(hashes) == 1
+        if done or time.monotonic() > deadline:
+            return {"nodes": views, "all_detected": all(v.get("detected") for v in views.values()),
+                    "state_hashes_equal": len(hashes) == 1}
+        time.sleep(1.0)
+
+
 # ---------------------------------------------------------------------------- silent executor (issue 15 item 7)
 
-def silent_specs(silent: bool, ttft: float) -> list[NodeSpec]:
+def silent_specs(silent: bool, ttft: float, misbehave: str = "silent") -> list[NodeSpec]:
     def one(name: str, models: list[str], misbehave: str = "") -> NodeSpec:
         cfg: dict[str, Any] = {"node": {"network": NETWORK, "log_level": "INFO"}, "status": {"interval": 1.0},
                                "executor": {"kind": "echo", "models": models, "capacity": 8,
@@ -498,7 +581,7 @@ def silent_specs(silent: bool, ttft: float) -> list[NodeSpec]:
         return NodeSpec(name, cfg)
 
     return [one("a", ["front"]), one("b", ["m"]), one("c", ["m"]), one("d", ["m"]),
-            one("s", ["m"], "silent" if silent else "")]
+            one("s", ["m"], misbehave if silent else "")]
 
 
 def _log_time(line: str) -> float | None:
@@ -509,11 +592,11 @@ def _log_time(line: str) -> float | None:
         return None
 
 
-def run_silent_once(variant: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def run_silent_once(variant: str, args: argparse.Namespace, workdir: Path, misbehave: str = "silent") -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor
 
-    nodes = start_network(silent_specs(variant == "attack", args.silent_ttft), workdir / f"silent-{variant}",
-                          ready_timeout=120)
+    nodes = start_network(silent_specs(variant == "attack", args.silent_ttft, misbehave),
+                          workdir / f"{misbehave}-{variant}", ready_timeout=120)
     reqs: list[dict[str, Any]] = []
     try:
         wait_for_mesh(nodes, timeout=60)
@@ -574,9 +657,17 @@ def run_silent_once(variant: str, args: argparse.Namespace, workdir: Path) -> di
                     s_rids.add(line.split(" executing ", 1)[1].split(" ", 1)[0])
     first_timeout = None
     for line in open(logs["a"], errors="replace"):
-        if f"reputation of {ids['s']}: slow" in line or f"reputation of {ids['s']}: timeout" in line:
+        if f"reputation of {ids['s']}: " in line and (misbehave == "decline" or " declined " not in line):
             first_timeout = _log_time(line)
             break
+    declines = [t for t in (_log_time(line) for line in open(logs["a"], errors="replace")
+                            if f"reputation of {ids['s']}: declined" in line) if t is not None]
+    if declines:  # commits s refused (the lying executor): in 10 s bins from the first
+        bins = [0] * (int((declines[-1] - declines[0]) // 10) + 1)
+        for t in declines:
+            bins[int((t - declines[0]) // 10)] += 1
+        out["declines_by_s"] = len(declines)
+        out["declines_by_s_per_10s"] = bins
     # same-run view: requests whose first attempt went to s against the others
     hit = [r["latency"] for r in reqs if r["ok"] and r["id"] in s_rids]
     clean = sorted(r["latency"] for r in reqs if r["ok"] and r["id"] not in s_rids)
@@ -594,8 +685,9 @@ def run_silent_once(variant: str, args: argparse.Namespace, workdir: Path) -> di
     return out
 
 
-def run_silent_executor(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    out = {"baseline": run_silent_once("baseline", args, workdir), "attack": run_silent_once("attack", args, workdir)}
+def run_silent_executor(args: argparse.Namespace, workdir: Path, misbehave: str = "silent") -> dict[str, Any]:
+    out = {"baseline": run_silent_once("baseline", args, workdir, misbehave),
+           "attack": run_silent_once("attack", args, workdir, misbehave)}
     b, a = out["baseline"], out["attack"]
     if "latency_p99_s" in a and "latency_p99_s" in b:
         out["p99_added_s"] = round(a["latency_p99_s"] - b["latency_p99_s"], 3)
@@ -614,7 +706,7 @@ def silent_markdown(r: dict[str, Any]) -> list[str]:
                   f" {x.get('latency_max_s', '-')} | {x.get('s_advertised_ttft_s')} |"
                   f" {cm['b']}/{cm['c']}/{cm['d']}/{cm['s']} | {x['later_commits']} | {x['later_commits_to_s']}"
                   f" ({x['later_share_of_s']}) |")
-    md.append(f"\np99 added by the silent executor: {r.get('p99_added_s')} s"
+    md.append(f"\np99 added by the misbehaving executor s: {r.get('p99_added_s')} s"
               f" = {r.get('p99_added_over_ttft')} x its advertised TTFT")
     a = r["attack"]
     md.append(f"\nattack run, same-run view: {a.get('requests_hitting_s')} requests hit s; the worst of them took"
@@ -813,12 +905,16 @@ def main() -> None:
     ap.add_argument("--squat-backoff", type=float, default=0.05, help="slot_squat: s before re-probing after a refusal")
     ap.add_argument("--junk", type=int, default=20000, help="ledger_junk: junk messages (fresh keys)")
     ap.add_argument("--junk-seconds", type=float, default=30.0, help="ledger_junk: s the junk is published over")
+    ap.add_argument("--gossip-junk", type=int, default=6000, help="gossip_junk: junk messages")
+    ap.add_argument("--flood-tcp", type=int, default=500, help="connection_flood: raw TCP connections")
+    ap.add_argument("--flood-hosts", type=int, default=40, help="connection_flood: libp2p connections")
     ap.add_argument("--out", default="results/adversaries")
     args = ap.parse_args()
     if args.quick:
         args.rate, args.duration, args.forged, args.streams, args.hold, args.settle = 100.0, 5.0, 300, 100, 8.0, 3.0
         args.junk, args.junk_seconds = 2000, 12.0
         args.silent_duration = 20.0
+        args.gossip_junk, args.flood_tcp, args.flood_hosts = 600, 100, 8
     attacks = ATTACKS if args.attack == "all" else (args.attack,)
     workdir = Path(tempfile.mkdtemp(prefix="issue-15-adv-" if attacks != ("ledger_junk",) else "issue-18-junk-",
                                     dir="/tmp"))
@@ -830,19 +926,23 @@ def main() -> None:
             results["attacks"][name] = r = run_ledger_junk(args, workdir)
         elif name == "silent_executor":
             results["attacks"][name] = r = run_silent_executor(args, workdir)
+        elif name == "lying_executor":
+            results["attacks"][name] = r = run_silent_executor(args, workdir, "decline")
         else:
             results["attacks"][name] = r = run_attack(name, args, workdir)
         print(r, flush=True)
-    md = ["| attack | phase | requests ok | p50 s | p99 s | max table | newcomers | honest not alive (samples) | max RSS MiB |",
-          "|---|---|---|---|---|---|---|---|---|"]
+    md = ["| attack | phase | requests ok | p50 s | p99 s | max table | newcomers | honest not alive (samples) | max RSS MiB"
+          " | max CPU share | max fds | max connected |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results["attacks"].items():
-        if name in ("ledger_junk", "silent_executor"):
+        if name in ("ledger_junk", "silent_executor", "lying_executor"):
             continue
         for ph in ("before", "during", "after"):
             p = r[ph]
             md.append(f"| {name} | {ph} | {p['ok']}/{p['requests']} | {p.get('latency_p50_s', '-')} | "
                       f"{p.get('latency_p99_s', '-')} | {p['max_table']} | {p['max_newcomers']} | "
-                      f"{p['honest_not_alive_samples']}/{p['samples']} | {p['max_rss_mib']} |")
+                      f"{p['honest_not_alive_samples']}/{p['samples']} | {p['max_rss_mib']} |"
+                      f" {p.get('max_cpu_share')} | {p.get('max_fds')} | {p.get('max_connected')} |")
         if "sinks" in r:
             md.append(f"\n{name}: dials to attacker addresses {r['sinks']}")
         md.append(f"\n{name}: attack {r['attack_result']}")
@@ -850,12 +950,16 @@ def main() -> None:
         md += ["", "ledger_junk (issue 18 §5):", ""] + ledger_junk_markdown(results["attacks"]["ledger_junk"])
     if "silent_executor" in results["attacks"]:
         md += ["", "silent_executor (issue 15 item 7):", ""] + silent_markdown(results["attacks"]["silent_executor"])
+    if "lying_executor" in results["attacks"]:
+        md += ["", "lying_executor (s: misbehave = decline):", ""] + silent_markdown(results["attacks"]["lying_executor"])
+    if "equivocation" in results["attacks"]:
+        md += ["", f"equivocation ledger views: {results['attacks']['equivocation'].get('ledger')}"]
     print("\n".join(md))
 
     def plot(plt: Any) -> Any:
         fig, ax = plt.subplots(figsize=(8, 4))
         for name, r in results["attacks"].items():
-            if name in ("ledger_junk", "silent_executor"):
+            if name in ("ledger_junk", "silent_executor", "lying_executor"):
                 continue
             ax.bar([f"{name}\n{ph}" for ph in ("before", "during", "after")],
                    [r[ph].get("latency_p99_s", 0) for ph in ("before", "during", "after")])

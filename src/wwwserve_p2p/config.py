@@ -99,7 +99,9 @@ class DelegationSection:
     tried for one request (re-dispatch after failures); ``retry_delay``: wait before re-deciding
     a RETRY route; ``max_frame``: cap on one frame in bytes. ``misbehave``: for adversary
     experiments only (issue 15): ``"silent"`` makes this node accept delegated work (offer,
-    commit, ticket) and then never answer; ``""`` (default) is honest."""
+    commit, ticket) and then never answer; ``"decline"`` makes it lie about its capacity: its
+    status always announces spare slots and it accepts every probe, then refuses every commit
+    as "overloaded"; ``""`` (default) is honest."""
 
     probe_timeout: float = 2.0
     commit_timeout: float = 5.0
@@ -114,8 +116,8 @@ class DelegationSection:
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.max_frame < 1024:
             raise ConfigError("delegation.max_attempts must be >= 1 and max_frame >= 1024")
-        if self.misbehave not in ("", "silent"):
-            raise ConfigError(f"delegation.misbehave must be \"\" or \"silent\", got {self.misbehave!r}")
+        if self.misbehave not in ("", "silent", "decline"):
+            raise ConfigError(f"delegation.misbehave must be \"\", \"silent\" or \"decline\", got {self.misbehave!r}")
         for name in ("probe_timeout", "commit_timeout", "first_token_timeout", "chunk_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"delegation.{name} must be > 0")

@@ -46,9 +46,12 @@ async def test_a_long_prefill_is_stated_in_the_offer_and_its_executor_is_not_pen
     async with open_swarm(executors) as swarm:
         origin = swarm[0]
         rep = origin.requester.reputation
-        for _ in range(6):  # short prompts: ~0.4 s to the first token, the executors learn it
-            assert await collect_text(origin, req(4)) == "w0 w1 w2 "
-        advertised = [n.delegation.slots.expected_ttft(prompt_size(req(4))) for n in swarm.nodes[1:]]
+        for node in swarm.nodes[1:]:  # each executor measures itself on short prompts (4-8 words)
+            for i in range(5):
+                assert await collect_text(node, req(4 + i)) == "w0 w1 w2 "
+        for i in range(6):  # and delegated ones: 0.4-0.6 s to the first token
+            assert await collect_text(origin, req(4 + i % 5)) == "w0 w1 w2 "
+        advertised = [n.delegation.slots.expected_ttft(prompt_size(req(5))) for n in swarm.nodes[1:]]
         assert all(0 < a < 1.5 for a in advertised), advertised
         long = req(200)  # ~10 s of prefill: 25x what the executors usually take
         expected = [n.delegation.slots.expected_ttft(prompt_size(long)) for n in swarm.nodes[1:]]
@@ -70,7 +73,16 @@ def test_expected_ttft_counts_the_commit_lead_and_scales_with_the_prompt():
         book.observe(0.3, 0.05, 100)   # generate to first token
         book.observe_lead(0.5, 100)     # commit to first chunk written: more than the model's own
     assert abs(book.expected_ttft(100) - 0.5) < 0.05
-    assert book.expected_ttft(10) >= 0.49      # a short prompt is not promised less than usual
-    assert book.expected_ttft(1000) >= 3.0     # ten times the prompt: at least ~ten times the prefill
+    assert book.expected_ttft(1000) == book.expected_ttft(100)  # one size only: no slope known
+    for i in range(40):  # prefill 1 ms per unit of size on top of 0.2 s
+        size = 50 + 25 * (i % 5)
+        book.observe_lead(0.2 + 0.001 * size, size)
+    assert abs(book.size_slope_s - 0.001) < 0.0002
+    assert book.expected_ttft(10) >= book.lead_s  # a short prompt is not promised less than usual
+    assert 0.9 <= book.expected_ttft(1100) - book.lead_s <= 1.2  # ~1000 units beyond the mean
+    flat = SlotBook(EchoExecutor(models=("m",)))
+    for i in range(40):  # time to first token independent of the prompt (echo): no slope
+        flat.observe(1.0, 0.05, 10 + 10 * (i % 4))
+    assert flat.size_slope_s < 1e-3 and flat.expected_ttft(1000) < 1.1
     book.observe_lead(float("nan"))
     assert book.expected_ttft(100) < 1.0

@@ -57,13 +57,14 @@ from ..core.dispatch import (
     WaitQueue,
 )
 from ..core.acceptance import MIN_VALIDITY_MS
-from ..core.ledger import DuelTicket, Receipt, Signer, Ticket
+from ..core.ledger import DuelBond, DuelTicket, Receipt, Signer, Ticket
 from ..core.offers import Lease, OfferBook, OfferLimits
 from ..core.reputation import Reputation, first_token_deadline
 from ..core.peers import PeerEvent
 from ..core.policy import OffloadPolicy, decide_accept, expected_load_after
 from ..core.types import ErrorReply, GenerationChunk, GenerationRequest, Offer, PeerStatus, RoutedChunk
 from ..errors import (
+    StorageError,
     ExecutorError,
     InvalidRequest,
     MalformedMessage,
@@ -129,8 +130,10 @@ class SlotBook:
     so what is ahead after the commit is measured instead: ``lead_s``, the moving average of
     commit-read-to-first-chunk-written of our delegated runs (ticket checks, the wait for a
     first voucher's OpenChannel block, the executor's own queue, which a shared upstream or
-    scoring can fill, and the prefill), and ``per_size_s``, the same per unit of prompt size
-    (:func:`prompt_size`), since prefill grows with the prompt."""
+    scoring can fill, and the prefill), and ``size_slope_s``, how much longer it takes per unit of
+    prompt size (:func:`prompt_size`) beyond the average prompt, since prefill grows with the
+    prompt (an exponentially weighted linear regression of each run's time to first token on its
+    prompt size; 0 until prompts of different sizes were seen)."""
 
     def __init__(self, executor: Executor, delegated: Callable[[], int] = lambda: 0):
         self.executor = executor
@@ -141,8 +144,9 @@ class SlotBook:
         self.s_per_token = 0.0
         #: s from reading a commit to writing the first chunk (delegated runs; moving average)
         self.lead_s = 0.0
-        #: s of time to first token per unit of prompt size (moving average over all runs)
-        self.per_size_s = 0.0
+        #: exponentially weighted regression of time to first token on prompt size: means of
+        #: size and time, variance of size, covariance (see :meth:`_fit`)
+        self._fit_state = (0.0, 0.0, 0.0, 0.0, 0)
         self.on_free: list[Callable[[], None]] = []
 
     def used(self) -> int:
@@ -167,8 +171,7 @@ class SlotBook:
         ``size``: its :func:`prompt_size` (0: unknown)."""
         if ttft_s is not None and ttft_s >= 0:
             self.ttft_s = _ewma(self.ttft_s, ttft_s)
-            if size > 0:
-                self.per_size_s = _ewma(self.per_size_s, ttft_s / size)
+            self._fit(size, ttft_s)
         if s_per_token is not None and s_per_token >= 0:
             self.s_per_token = _ewma(self.s_per_token, s_per_token)
 
@@ -176,18 +179,36 @@ class SlotBook:
         """One delegated run's time from reading the commit to writing its first chunk (s)."""
         if lead_s >= 0 and math.isfinite(lead_s):
             self.lead_s = _ewma(self.lead_s, lead_s)
-            if size > 0:
-                self.per_size_s = _ewma(self.per_size_s, lead_s / size)
+            self._fit(size, lead_s)
+
+    def _fit(self, size: int, seconds: float) -> None:
+        if size <= 0:
+            return
+        mx, my, vx, cxy, n = self._fit_state
+        if n == 0:
+            self._fit_state = (float(size), seconds, 0.0, 0.0, 1)
+            return
+        dx, dy = size - mx, seconds - my
+        a = SPEED_EWMA
+        self._fit_state = (mx + a * dx, my + a * dy, (1 - a) * (vx + a * dx * dx), (1 - a) * (cxy + a * dx * dy), n + 1)
+
+    @property
+    def size_slope_s(self) -> float:
+        """s of time to first token per unit of prompt size (>= 0; 0 until sizes varied)."""
+        mx, _my, vx, cxy, _n = self._fit_state
+        return max(0.0, cxy / vx) if vx > 1e-9 * max(1.0, mx * mx) else 0.0
 
     def expected_ttft(self, size: int = 0) -> float:
         """What our Offer for a request of prompt size ``size`` states as its time to first
         token (s; 0 = unknown): the larger of our measured time to first token and commit lead
-        (moving averages), and at least ``per_size_s x size`` (a prompt longer than usual
-        takes longer to prefill; a shorter one is not promised less than the average)."""
+        (moving averages), plus ``size_slope_s`` per unit of prompt size beyond the average
+        prompt's (a prompt longer than usual takes longer to prefill; a shorter one is not
+        promised less than the average)."""
         base = max(self.ttft_s, self.lead_s)
         if base <= 0:
             return 0.0
-        return min(1e5, max(base, self.per_size_s * max(0, size)))
+        extra = self.size_slope_s * max(0.0, size - self._fit_state[0])
+        return min(1e5, base + extra)
 
     def freed(self) -> None:
         for fn in list(self.on_free):
@@ -264,6 +285,8 @@ class DelegationServer:
         """Whether our status says we take delegated work now (acceptance by capacity: see
         :func:`~wwwserve_p2p.core.policy.decide_accept`)."""
         load = self.executor.load()
+        if self.config.misbehave == "decline":  # adversary experiments: always claims spare slots
+            return self.policy.participate
         return self.policy.participate and self.running < self.policy.max_delegated \
             and not self._offer_book().full() and self.slots.users_waiting() == 0 \
             and load.queued == 0 and self.slots.free() > 0 \
@@ -302,6 +325,8 @@ class DelegationServer:
             return False, "requester in debt"
         if requester and not self.ledger.can_afford(requester, price):
             return False, "requester cannot afford the ticket"
+        if self.config.misbehave == "decline" and model in self.executor.models():
+            return True, ""  # adversary experiments: accepts every probe (and declines the commit)
         why = self._offer_book().check(requester, bool(requester) and self.funded(requester, price),
                                        self.runtime.clock.monotonic())
         if why:
@@ -384,7 +409,7 @@ class DelegationServer:
         if not commit:
             self.metrics.delegated.labels("withdrawn").inc()
             return
-        if self.running >= self.policy.max_delegated or self.slots.free() <= 0:
+        if self.running >= self.policy.max_delegated or self.slots.free() <= 0 or self.config.misbehave == "decline":
             # our slots filled while the requester chose: refuse before we take its ticket
             self.metrics.delegated.labels("overloaded").inc()
             await _try_write(stream, ErrorReply("overloaded", "no slot left for this commit"))
@@ -396,6 +421,8 @@ class DelegationServer:
         if not problem and duel is not None:
             problem = check_duel_ticket(duel, network_id=self.network_id, requester=stream.remote_peer, me=self.me,
                                         max_bond=self.max_bond, now_ms=self.runtime.clock.wall_ms())
+            if not problem and self.ledger.ledger.spendable(self.me) < duel.executor_bond:
+                problem = f"we cannot lock the duel bond of {duel.executor_bond} micro-credits"
         if problem or ticket is None:
             self.metrics.delegated.labels("bad_ticket").inc()
             log.warning("refusing %s from %s: %s", request.request_id, stream.remote_peer, problem)
@@ -417,6 +444,10 @@ class DelegationServer:
             self.tickets.claim(ticket, min(ticket.price, self.ledger.ledger.params.price(tokens)), answer_digest(text))
             if duel is not None:  # our consent to the duel: the bond is at risk from here on
                 receipt = Receipt(self.me, duel.hash, answer_digest(text)).signed(self._sign)
+                try:  # locked in our chain (issue 18): the verdict counts only with both bonds
+                    self.ledger.submit(f"duel_bond:{duel.hash}", DuelBond(duel))
+                except StorageError as exc:
+                    log.error("duel bond of %s queued but not persisted: %s", duel.duel_id, exc)
                 await _try_write(stream, receipt)
 
     async def _execute(self, stream: Stream, request: GenerationRequest,
