@@ -75,3 +75,27 @@ async def test_members_prune_and_a_new_node_joins_from_an_attested_snapshot(auto
         # and it serves its peers' requests with the same view: one more request, all agree
         assert await collect(swarm[0], req()) == PROMPT
         await swarm.wait_until(swarm.ledgers_agree, timeout=60)
+
+
+async def test_a_member_back_from_downtime_catches_up_from_the_snapshot_it_missed(autojump_clock):
+    """Member 3 is down while the other three (3/4 of the stake) settle and prune: when it comes
+    back its peers no longer hold the blocks it lacks, so it loads their attested snapshot."""
+    g = Genesis("snap-swarm", LedgerParams(), tuple((swarm_identity(0, i).peer_id, 100 * CREDIT) for i in range(4)))
+    executors = [EchoExecutor(models=("front",), capacity=4)] + [EchoExecutor(models=("echo",), capacity=4)
+                                                                  for _ in range(3)]
+    async with open_swarm(executors, config=config(), genesis=g) as swarm:
+        await swarm.wait_until(lambda: swarm.ledgers_agree() and all(
+            swarm[0].ledger.account(n.peer_id).stake > 0 for n in swarm.nodes), timeout=60)
+        swarm.kill(3)
+        for _ in range(10):
+            assert await collect(swarm[0], req()) == PROMPT
+            await trio.sleep(1.0)
+        t_done = swarm.clock.wall_ms()
+        up = swarm.nodes
+        await swarm.wait_until(lambda: all(
+            (a := n.ledger_service.snapshots.adopted) is not None and a.time_ms >= t_done - 1_000 for n in up)
+            and swarm.ledgers_agree(), timeout=200)
+        back = await swarm.restart(3)
+        await swarm.wait_until(lambda: back.ledger_service.snapshots.counts["loaded"] == 1
+                               and swarm.ledgers_agree(), timeout=120)
+        assert back.ledger.base_snapshot is not None

@@ -66,6 +66,10 @@ class SnapshotKeeper:
         self.cps: dict[str, Checkpoint] = {}
         self.adopted: Snapshot | None = None
         self._tries = 0
+        #: a peer answered a range pull from above what we asked: it pruned history we lack
+        #: (we were away while the network adopted a snapshot): catch up from its snapshot
+        self.behind = False
+        self._behind_tries = 0
         # our own randomness (jitter, peer order): the service's rng drives selection, untouched
         self.rng = random.Random(zlib.crc32(service.me.encode()))
         self.counts = {"taken": 0, "adoptions": 0, "loaded": 0, "served_pages": 0, "refused": 0,
@@ -199,12 +203,30 @@ class SnapshotKeeper:
         led = self.s.ledger
         return led.base_snapshot is None and not (led.heads().keys() - {self.s.me})
 
+    def note_behind(self, peer_id: str, author: str, asked: int, got: int) -> None:
+        """A range pull of ``author`` from ``asked`` got blocks from ``got`` > ``asked`` only:
+        ``peer_id`` pruned the heights between (they are settled in its snapshot)."""
+        if not self.behind:
+            log.info("%s holds %s only from height %d (we asked from %d): settled history we lack, "
+                     "catching up from its snapshot", peer_id, author[:16], got, asked)
+        self.behind = True
+
     async def maybe_catch_up(self, peer_id: str) -> bool:
-        """If :meth:`fresh`, load ``peer_id``'s adopted snapshot when it is attested; True if
-        loaded. Never raises for a bad or missing snapshot (counted in ``refused``)."""
-        if not self.catch_up_enabled or self._tries >= CATCH_UP_TRIES or not self.fresh():
+        """If :meth:`fresh` (or :attr:`behind`), load ``peer_id``'s adopted snapshot when it is
+        attested (and, when behind, newer than ours); True if loaded. Never raises for a bad or
+        missing snapshot (counted in ``refused``)."""
+        if not self.catch_up_enabled:
             return False
-        self._tries += 1
+        if self.fresh():
+            if self._tries >= CATCH_UP_TRIES:
+                return False
+            self._tries += 1
+        elif self.behind:
+            if self._behind_tries >= 2 * CATCH_UP_TRIES:
+                return False
+            self._behind_tries += 1
+        else:
+            return False
         try:
             snap, cps = await self.fetch(peer_id)
         except (OverlayError, MalformedMessage, RequestTimeout, trio.TooSlowError, LedgerError) as exc:
@@ -213,6 +235,10 @@ class SnapshotKeeper:
             log.info("no snapshot from %s (%s): syncing block by block", peer_id, exc)
             return False
         if snap is None:
+            return False
+        base = self.s.ledger.base_snapshot
+        if not self.fresh() and not (self.behind and (base is None or snap.time_ms > base.time_ms) and any(
+                h > self.s.ledger.height(a) for a, (h, _t) in snap.heads().items())):
             return False
         others = [p for p in self.s._alive_peers() if p != peer_id][:CONFLICT_PEERS]
         for p in others:
@@ -228,9 +254,10 @@ class SnapshotKeeper:
                             peer_id)
                 return False
             cps.extend(c for c in theirs if c.of(snap))
-        if not self.fresh():
+        if not (self.fresh() or self.behind):
             return False
         load_into(self.s.ledger, snap)
+        self.behind = False
         self.cps = {c.signer: c for c in cps if c.of(snap)}
         await self.s._blocking(self.s.store.adopt_snapshot, snap, list(self.cps.values()))
         self.adopted = snap

@@ -635,6 +635,8 @@ class LedgerService:
             hi = min(height, lo + SYNC_MAX_BLOCKS - 1)
             got = await self._call(peer_id, lc.SyncRequest(self.ledger.network_id, "range", author, lo, hi))
             blocks = [b for r in got for b in r.blocks]
+            if not blocks or blocks[0].height > lo:   # the peer pruned what we lack: settled in its snapshot
+                self.snapshots.note_behind(peer_id, author, lo, blocks[0].height if blocks else hi + 1)
             if not blocks:
                 break
             results = await self.accept_blocks(blocks)

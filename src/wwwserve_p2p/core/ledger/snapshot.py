@@ -569,14 +569,15 @@ def rebase(ledger: "Ledger", snap: Snapshot) -> None:
 
 
 def load_into(ledger: "Ledger", snap: Snapshot) -> None:
-    """Replace the state of a replica that has no snapshot yet by ``snap`` in place (a fresh
-    node catching up), then offer it again every block it held (its own chain, say), its
-    proofs and its pending blocks: those above the cut apply, those below are settled.
+    """Replace the state of a replica by ``snap`` in place (a fresh node catching up, or one
+    that was away while the network settled history it lacks), then offer it again every block
+    it held (its own chain, say), its proofs and its pending blocks: those above the cut apply,
+    those at or below it are settled (duplicates, or refused as pruned).
 
-    :raises LedgerError: ``ledger`` already has a snapshot (use :func:`rebase`), or ``snap`` is
-        of another network."""
-    if ledger.base_snapshot is not None:
-        raise LedgerError("this replica already has a snapshot: rebase it instead")
+    :raises LedgerError: ``ledger``'s own snapshot is not older than ``snap`` (use
+        :func:`rebase`), or ``snap`` is of another network."""
+    if ledger.base_snapshot is not None and ledger.base_snapshot.time_ms >= snap.time_ms:
+        raise LedgerError("this replica's snapshot is not older: rebase it instead")
     held = [b for a in sorted(ledger.heads()) for b in ledger.blocks(a)]
     held += [b for buf in (ledger._pending, ledger._waiting) for by in buf._by_author.values() for b, _ in by.values()]
     proofs = ledger.proofs()
