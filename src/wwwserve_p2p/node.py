@@ -113,6 +113,7 @@ class Node:
             cfg.delegation, cfg.duel.probe_grace, self.metrics, self.stats, self.duels,
             slots=self.delegation.slots)
         self.duels.on_lost.append(self.requester.duel_lost)  # a lost duel feeds local reputation
+        self.ledger_service.tick_hooks.append(self.duels.release_bonds)  # duel bonds back (issue 18)
         local = LocalState(
             models=executor.models, load=executor.load, accepting=self.delegation.accepting,
             stake=lambda: self.ledger_service.stake_of(me), delegated_running=lambda: self.delegation.running,

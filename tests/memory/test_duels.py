@@ -147,8 +147,16 @@ async def test_random_responder_loses_duels_and_credit(autojump_clock):
         rep, now = origin.requester.reputation, trio.current_time()
         assert rep.counts["duel_lost"] == 8 and rep.penalised(bad.peer_id, now), rep.view(now)
         assert rep.score(bad.peer_id, now) > rep.score(good.peer_id, now) + 1, rep.view(now)
-        # both were paid for serving, but the random responder forfeited its bond 8 times
+        # both were paid for serving, but the random responder forfeited its bond 8 times: the
+        # bonds were locked in both executors' chains, the winner takes both back with its
+        # releases (credit its own chain proves: spendable), the loser has nothing to release
         assert b.earned > 0 and g.earned == b.earned
+        await swarm.wait_until(lambda: swarm.ledgers_agree() and all(
+            n.ledger.duel_locked(good.peer_id) == n.ledger.duel_locked(bad.peer_id) == 0 for n in swarm.nodes),
+            timeout=60)
+        for n in swarm.nodes:
+            assert n.ledger.provable(good.peer_id) - n.ledger.provable(bad.peer_id) == 2 * 8 * BOND
+        assert good.ledger.provable(good.peer_id) >= led.account(good.peer_id).balance
         assert total(led, bad.peer_id) < 100 * CREDIT < total(led, good.peer_id)
         assert total(led, good.peer_id) - total(led, bad.peer_id) == 2 * 8 * BOND
         # judges were paid their fee and all three agreed every time
@@ -181,8 +189,11 @@ async def test_always_a_judge_ends_in_the_minority_and_pays(autojump_clock):
         [EchoExecutor(), RandomWords(seed=2)], [OverlapJudge(), OverlapJudge(), always_a], 12)
     try:
         led = swarm[0].ledger
-        honest = [led.account(n.peer_id) for n in swarm.nodes[3:5]]
         liar_node = swarm.nodes[5]
+        # the fee claims of the last votes may still be on their way
+        await swarm.wait_until(lambda: swarm.ledgers_agree() and led.account(liar_node.peer_id).earned >= 12 * 1_000,
+                               timeout=60)
+        honest = [led.account(n.peer_id) for n in swarm.nodes[3:5]]
         liar = led.account(liar_node.peer_id)
         # the good executor was A in some duels and B in others: the liar sided with it only as A
         assert 0 < liar.judge_minority < 12 and liar.judge_majority + liar.judge_minority == 12

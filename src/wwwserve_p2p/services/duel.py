@@ -29,6 +29,16 @@ it is drawn, the pool agrees with its own view (:func:`~wwwserve_p2p.core.ledger
 :data:`POOL_TOLERANCE_PCT`), and the request carries a fee voucher on a payment channel toward
 it (locked credit) of at least its largest possible penalty: a farming requester can then never
 make an honest judge lose credit. The requester caps the judge bond accordingly.
+
+Bonds (issue 18): each executor locks its bond in its own chain when it answers
+(:class:`~wwwserve_p2p.core.ledger.DuelBond`, from its provable credit; the delegation server
+submits it with the receipt), and the verdict counts only once both bonds are counted. The
+requester asks the judges only after both bonds are accepted in its replica (else the duel is
+abandoned), and a judge votes only when it sees both bonds in its own (waiting briefly for
+them). Afterwards :meth:`DuelService.release_bonds` (a ledger tick hook) takes our share back
+(:class:`~wwwserve_p2p.core.ledger.DuelRelease`): both bonds if we won, ours on a tie or an
+unsettled duel once it is final, nothing if we lost; so the winner's gain is credit it can
+spend and the loser's bond is gone whatever it unstakes or withdraws.
 """
 
 from __future__ import annotations
@@ -45,8 +55,8 @@ import trio
 
 from ..config import DuelSection
 from ..core.acceptance import check_judge_request, side_of, verify_receipt
-from ..core.ledger import (DuelTicket, Receipt, Signer, Verdict, Vote, eligible_pool, max_judge_penalty, panel_of,
-                           pool_problem)
+from ..core.ledger import (DuelBond, DuelRelease, DuelTicket, Reason, Receipt, Signer, Verdict, Vote, eligible_pool,
+                           max_judge_penalty, panel_of, pool_problem)
 from ..core.types import ErrorReply, GenerationRequest
 from ..errors import MalformedMessage, OverlayError, RequestTimeout, StorageError, WwwServeError
 from ..metrics import NodeMetrics
@@ -64,6 +74,10 @@ JUDGE_PROTOCOL = "/wwwserve/judge/1"
 #: How far (percent of the stake in a judge's own pool) a duel's committed pool may differ from
 #: the judge's view, by inflated and by omitted stake each (views differ while blocks travel).
 POOL_TOLERANCE_PCT = 20
+#: Duels whose bond we locked and have not released yet that we track (oldest dropped beyond).
+MAX_OPEN_BONDS = 4096
+#: Longest a judge waits (s) to see both executors' bonds in its own ledger view.
+JUDGE_BOND_WAIT_S = 10.0
 log = logging.getLogger("wwwserve_p2p.duel")
 
 
@@ -124,6 +138,48 @@ class DuelService:
         #: the drawn panel voted for the other answer; nothing on a tie): local reputation
         #: (issue 15 item 7) deprioritises it for a decaying period (the node wires the Requester)
         self.on_lost: list[Callable[[str], None]] = []
+        #: duels we bonded as executor and have not released: duel hash -> ticket (from our chain)
+        self._bonds: dict[str, DuelTicket] = {}
+        self._bonds_scanned = 0
+
+    # ------------------------------------------------------------ bonds
+    def bonds_locked(self, duel: DuelTicket) -> bool:
+        """Both executors' :class:`DuelBond` of ``duel`` are accepted in our replica."""
+        led = self.ledger.ledger
+        return all(led.has_duel_bond(e, duel.hash) for e in duel.executors)
+
+    async def wait_bonds(self, duel: DuelTicket, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for :meth:`bonds_locked` (polled every 0.2 s)."""
+        with trio.move_on_after(timeout):
+            while not self.bonds_locked(duel):
+                await trio.sleep(0.2)
+            return True
+        return False
+
+    def release_bonds(self) -> None:
+        """Ledger tick hook: queue a :class:`DuelRelease` for each duel we bonded whose outcome
+        lets us take credit back now (we won, a tie, or unsettled once final); forget those we
+        lost or released. Learns our bonds from our own chain (so a restart loses none)."""
+        led = self.ledger.ledger
+        h = led.height(self.me)
+        if h > self._bonds_scanned:
+            for blk in led.blocks(self.me, self._bonds_scanned + 1, h):
+                for e in blk.entries:
+                    if type(e) is DuelBond:
+                        self._bonds[e.duel.hash] = e.duel
+                    elif type(e) is DuelRelease:
+                        self._bonds.pop(e.duel.hash, None)
+            self._bonds_scanned = h
+            while len(self._bonds) > MAX_OPEN_BONDS:
+                self._bonds.pop(next(iter(self._bonds)))
+        now = self.runtime.clock.wall_ms()
+        for dh, duel in list(self._bonds.items()):
+            ok, bad = led.validate_own(self.me, now, [DuelRelease(duel)])
+            if ok:
+                self.ledger.submit(f"duel_release:{dh}", ok[0])
+            elif bad and bad[0][1] == Reason.DUEL_RELEASE:   # lost (forfeit) or released already
+                log.info("duel %s: our bond is forfeit or already released", duel.duel_id)
+                del self._bonds[dh]
 
     # ------------------------------------------------------------ as requester
     def judge_stakes(self) -> dict[str, int]:
@@ -222,6 +278,13 @@ class DuelService:
             self.stats["abandoned"] += 1
             return
         assert a_receipt is not None and b_receipt is not None and run.a_text is not None and b_text is not None
+        # the duel counts only with both bonds locked (issue 18): judges check them too
+        if not await self.wait_bonds(duel, cfg.answer_timeout):
+            log.warning("duel %s abandoned: the executors' bonds were not locked within %s s", duel.duel_id,
+                        cfg.answer_timeout)
+            self.metrics.duels.labels("abandoned").inc()
+            self.stats["abandoned"] += 1
+            return
         votes = await self.ask_judges(duel, prompt_text(run.request), {a_exec: (run.a_text, a_receipt),
                                                                         b_exec: (b_text, b_receipt)},
                                       panel_of(duel, (a_receipt, b_receipt)))
@@ -342,7 +405,12 @@ class DuelService:
             return
         except (RequestTimeout, OverlayError):
             return
-        problem = self.check_request(req, stream.remote_peer)
+        # both executors' bonds first (issue 18), before the fee voucher is accepted: the desk
+        # claims the best voucher it holds, so accept, vote and claim stay together
+        problem = "" if self.judge is None else (
+            "" if await self.wait_bonds(req.duel, min(JUDGE_BOND_WAIT_S, cfg.judge_timeout / 2))
+            else "the duel's executors have not locked their bonds in our ledger view")
+        problem = problem or self.check_request(req, stream.remote_peer)
         if problem:
             self.metrics.judged.labels("refused").inc()
             log.warning("refusing to judge duel %s for %s: %s", req.duel.duel_id, stream.remote_peer, problem)

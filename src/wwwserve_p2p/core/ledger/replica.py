@@ -620,7 +620,8 @@ class Ledger:
                 + self._fold.locked)
 
     def locked(self) -> int:
-        """Credit locked in counted, unclosed channels and not yet paid out of them."""
+        """Credit locked in counted, unclosed channels and not yet paid out of them, and in duel
+        bonds not yet released (:meth:`duel_locked`)."""
         return self._fold.locked
 
     def channel(self, requester: str, cid: str):
@@ -637,6 +638,21 @@ class Ledger:
         """(seq, cumulative amount) of ``executor``'s latest accepted claim on channel ``cid``."""
         ch = self._chains.get(executor)
         return ch.chan_claims.get(cid, (0, 0)) if ch is not None else (0, 0)
+
+    def has_duel_bond(self, executor: str, duel_hash: str) -> bool:
+        """Whether ``executor``'s accepted chain locked its bond for the duel ``duel_hash``
+        (a :class:`~.entries.DuelBond`; the duel's verdict counts once both executors have)."""
+        ch = self._chains.get(executor)
+        return ch is not None and duel_hash in ch.bonded
+
+    def duel_released(self, executor: str, duel_hash: str) -> bool:
+        """Whether ``executor``'s accepted chain released its share of the duel's bonds."""
+        ch = self._chains.get(executor)
+        return ch is not None and duel_hash in ch.released
+
+    def duel_locked(self, peer_id: str) -> int:
+        """Duel bonds of ``peer_id`` counted and not yet paid out (part of :meth:`locked`)."""
+        return self._fold.duel_locked.get(peer_id, 0)
 
     def channel_closed(self, requester: str, cid: str) -> bool:
         ch = self._chains.get(requester)
