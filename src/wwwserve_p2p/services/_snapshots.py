@@ -12,8 +12,9 @@ What a node does (rules and bounds: :mod:`wwwserve_p2p.core.ledger.snapshot`):
   the cut, proofs and pending blocks kept), so disk and memory hold the active window only;
 - it serves its adopted snapshot in pages of half a frame (sync kind ``snapshot``), with the
   checkpoints it holds for it;
-- a node that holds no block of any other author yet (a fresh node) first asks the peer it
-  syncs with for its adopted snapshot, checks its hash and attestation (> 2/3 of the stake in
+- a node that holds no block of any other author yet (a fresh node), or that found a peer
+  no longer holding blocks it lacks (behind), asks a peer whose ``heads`` answer names an
+  adopted snapshot for it, checks its hash and attestation (> 2/3 of the stake in
   the snapshot; other peers serving checkpoints of a *different* snapshot of the same ``T``
   make it refuse), loads it and then pulls only the blocks above the cut with the usual sync.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import replace
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -192,6 +194,12 @@ class SnapshotKeeper:
         await stream.write(frame(lc.encode_sync_response(lc.SyncResponse(
             snapshot_page=pages[req.lo], snapshot_pages=len(pages), snapshot_hash=snap.hash,
             snapshot_time_ms=snap.time_ms, checkpoints=cps, done=True))))
+
+    def annotate(self, resp: lc.SyncResponse) -> lc.SyncResponse:
+        """A ``heads`` answer names our adopted snapshot (hash and time), so a peer that is
+        fresh or behind knows to ask for it (and others do not spend a round trip)."""
+        a = self.adopted
+        return resp if a is None else replace(resp, snapshot_hash=a.hash, snapshot_time_ms=a.time_ms)
 
     def page_bytes(self) -> int:
         """Snapshot bytes per answer frame: half the frame cap (room for checkpoints)."""

@@ -604,11 +604,12 @@ class LedgerService:
         """
         applied = 0
         after = ""
-        await self.snapshots.maybe_catch_up(peer_id)   # a fresh node: the attested snapshot first
         while True:  # one page of heads at a time (see the proto: an old server sends one page)
             pages = await self._call(peer_id, lc.SyncRequest(self.ledger.network_id, "heads", after=after,
                                                              limit=HEADS_PAGE))
             resp = pages[0] if pages else lc.SyncResponse()
+            if resp.snapshot_hash:   # the peer pruned to a snapshot: a fresh or behind node loads it first
+                await self.snapshots.maybe_catch_up(peer_id)
             for proof in resp.proofs:
                 await self.accept_proof(proof)
             for author, height, _tip in resp.heads:
@@ -685,7 +686,8 @@ class LedgerService:
             await stream.write(frame(lc.encode_sync_response(lc.SyncResponse(error="wrong_network", done=True))))
             return
         if req.kind == "heads":
-            await stream.write(frame(lc.encode_sync_response(self.heads_page(req.after, req.limit))))
+            await stream.write(frame(lc.encode_sync_response(self.snapshots.annotate(self.heads_page(req.after,
+                                                                                             req.limit)))))
             return
         if req.kind in ("snapshot", "checkpoint"):
             await self.snapshots.serve(stream, req)
