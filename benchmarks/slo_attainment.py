@@ -786,6 +786,15 @@ def run_network(label: str, specs, reqs: list[Req], ts: float, args: argparse.Na
     return out
 
 
+def _stake_of(node: Any, peer_id: str) -> int:
+    """``peer_id``'s stake in ``node``'s ledger view (also on older code, e.g. 5be0103, whose
+    ledger service has no ``stake_of``: the before runs use this same benchmark)."""
+    svc = getattr(node, "ledger_service", None)
+    if svc is not None and hasattr(svc, "stake_of"):
+        return svc.stake_of(peer_id)
+    return node.ledger.account(peer_id).selectable_stake
+
+
 def run_virtual(label: str, plan: SettingPlan, strategy: str, args: argparse.Namespace, rep: int,
                 bar: Progressbar, node_policies: list[dict[str, Any] | None] | None = None) -> dict[str, Any]:
     """One run of ``strategy`` on ``plan`` in virtual time: the same node code (policy, status
@@ -826,7 +835,7 @@ def run_virtual(label: str, plan: SettingPlan, strategy: str, args: argparse.Nam
             if strategy in SELECTION:  # stakes visible everywhere before the first request
                 want = {ids[i]: int(pols[i].get("stake", OffloadPolicy().stake)) if pols[i].get("participate", True)
                         else 0 for i in range(n)}
-                await swarm.wait_until(lambda: all(nd.ledger_service.stake_of(p) == w for nd in nodes
+                await swarm.wait_until(lambda: all(_stake_of(nd, p) == w for nd in nodes
                                                    for p, w in want.items() if p != nd.peer_id), timeout=300)
             inflight = [0] * n
 
@@ -873,7 +882,7 @@ def run_virtual(label: str, plan: SettingPlan, strategy: str, args: argparse.Nam
                     records.append(rec)
                     nursery.start_soon(one, k, r, rec, target, trio.current_time())
             stats = [nd.stats for nd in nodes]
-            late = [getattr(nd.requester, "late", {}) for nd in nodes]
+            late = [getattr(getattr(nd, "requester", None), "late", {}) for nd in nodes]
             records.append({"_stats": [(st.offloaded, st.accepted_for_others, st.redispatched, st.served_local)
                                        for st in stats], "_late": late, "_ids": ids})
 
@@ -1142,7 +1151,7 @@ def mode_sweep(args: argparse.Namespace, trace) -> dict[str, Any]:
     clip = Clip(args.max_prompt, args.max_output)
     src_reqs = to_reqs(poisson_antiphase(1, dur, rate, rate, args.seed, token_source=trace), clip)
     plan = plan_setting("fluctuating", argparse.Namespace(**{**vars(args), "nodes": args.nodes}), trace, {})
-    total = 3 * len(src_reqs) + len(plan.requests) * len(offloads)
+    total = (3 * len(src_reqs) + len(plan.requests) * len(offloads)) * args.repeats
     out: dict[str, Any] = {"calibration": cal, "executor_sweeps": {
         "description": f"node 0: all users, Poisson {rate:.2f} req/s ({args.sweep_source_factor:g} x capacity "
                        f"{c:.2f}); nodes 1-4: no users; {kind.label}; time scale {ts:g}",
@@ -1156,38 +1165,71 @@ def mode_sweep(args: argparse.Namespace, trace) -> dict[str, Any]:
                 ("accept", "accept_frequency", accepts, lambda v: {"accept_frequency": v}, None)):
             specs = [node_spec(0, "src", kind, "wwwserve", args, ts, src_pol)]
             specs += [node_spec(i + 1, f"x{i + 1}", kind, "wwwserve", args, ts, pol(v)) for i, v in enumerate(values)]
-            if args.virtual:
-                vplan = SettingPlan(f"sweep-{key}", [kind] * (1 + len(values)), src_reqs, dur, 1.0, "", {})
-                run = run_virtual(f"sweep/{key}", vplan, "wwwserve", args, 0, bar,
-                                  [src_pol] + [pol(v) for v in values])
-                run["samples"] = []
-            else:
-                run = run_network(f"sweep/{key}", specs, src_reqs, ts, args, bar, sample_delegated=True)
-            s = run["summary"]
-            samples = [row[1:] for row in run["samples"]]
+            reps = []
+            for rep in range(args.repeats):
+                if args.virtual:
+                    vplan = SettingPlan(f"sweep-{key}", [kind] * (1 + len(values)), src_reqs, dur, 1.0, "", {})
+                    run = run_virtual(f"sweep/{key}", vplan, "wwwserve", args, rep, bar,
+                                      [src_pol] + [pol(v) for v in values])
+                    run["samples"] = []
+                else:
+                    run = run_network(f"sweep/{key}", specs, src_reqs, ts, args, bar, sample_delegated=True)
+                reps.append(run)
+                bar.log(f"  sweep/{key}/r{rep} {values}: accepted "
+                        f"{[p['accepted_for_others'] for p in run['summary']['per_node'][1:]]}")
+            accepted_runs = [[p["accepted_for_others"] for p in r["summary"]["per_node"][1:]] for r in reps]
+            running_runs = [[statistics.fmean(col) for col in zip(*[row[1:] for row in r["samples"]])]
+                            for r in reps if r["samples"]]
+            s = median_summary([r["summary"] for r in reps])
+            samples = [row[1:] for row in reps[0]["samples"]]
             out[key] = {"parameter": name, "values": values, "source_policy": src_pol or {},
-                        "accepted": [p["accepted_for_others"] for p in s["per_node"][1:]],
-                        "mean_running": [statistics.fmean(col) for col in zip(*samples)] if samples else [],
+                        # per executor: the median over the repeats (accepted_runs: every repeat)
+                        "accepted": [harness.median(col) for col in zip(*accepted_runs)],
+                        "accepted_runs": accepted_runs,
+                        "mean_running": [harness.median(col) for col in zip(*running_runs)] if running_runs else [],
                         "samples": samples, "sample_period_s": SAMPLE_PERIOD_S * ts, "requests": s["requests"],
-                        "offloaded": s["served_elsewhere"], "errors": s["errors"],
-                        "latency_mean_s": s["latency_mean_s"], "host_cpu_util": s["host_cpu_util"]}
-            bar.log(f"  sweep/{key} {values}: accepted {out[key]['accepted']}, mean running delegated "
-                    f"{[round(x, 2) for x in out[key]['mean_running']]}")
+                        "offloaded": s["served_elsewhere"], "errors": s["errors_total"],
+                        "latency_mean_s": s["latency_mean_s"], "host_cpu_util": s["host_cpu_util"],
+                        "repeats": len(reps)}
+            bar.log(f"  sweep/{key} {values}: accepted (median of {len(reps)}) {out[key]['accepted']}, mean running "
+                    f"delegated {[round(x, 2) for x in out[key]['mean_running']]}")
         runs: dict[str, list[dict]] = {}
         for f in offloads:
             specs = [node_spec(i, f"n{i}", kd, "wwwserve", args, plan.time_scale, {"offload_frequency": f})
                      for i, kd in enumerate(plan.kinds)]
             if args.virtual:
-                runs[f"offload_frequency={f:g}"] = [run_virtual(f"sweep/offload={f:g}", plan, "wwwserve", args, 0, bar,
-                                                                [{"offload_frequency": f}] * len(plan.kinds))]
+                runs[f"offload_frequency={f:g}"] = [run_virtual(f"sweep/offload={f:g}", plan, "wwwserve", args, rep,
+                                                                bar, [{"offload_frequency": f}] * len(plan.kinds))
+                                                    for rep in range(args.repeats)]
             else:
                 runs[f"offload_frequency={f:g}"] = [run_network(f"sweep/offload={f:g}", specs, plan.requests,
-                                                                plan.time_scale, args, bar)]
+                                                                plan.time_scale, args, bar)
+                                                    for _ in range(args.repeats)]
         res = setting_result(plan, runs)
         out["offload"] = {"values": offloads, "thresholds_s": res["thresholds_s"], "attainment": res["attainment"],
                           "median_slo_s": res["median_slo_s"], "summary": res["summary"],
                           "description": plan.description, "time_scale": plan.time_scale}
-    return {"sweep": out}
+    return {"sweep": out, "targets": sweep_targets(out)}
+
+
+def sweep_targets(sw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 12's sweep claims at the default policy, on the medians over the repeats (reported,
+    never asserted): delegated requests ordered by stake (1/2/4/8 units: non-decreasing) with the
+    8-unit executor at >= 3x the 1-unit one, and ordered by accept_frequency."""
+    out = []
+    for key, what in (("stake", "delegated work ordered by stake (default policy)"),
+                      ("accept", "delegated work ordered by accept_frequency")):
+        if key not in sw:
+            continue
+        a = sw[key]["accepted"]
+        ordered = all(x <= y for x, y in zip(a, a[1:]))
+        out.append({"setting": "sweep", "target": what, "met": bool(ordered),
+                    "detail": f"medians {a} over {sw[key].get('repeats', 1)} repeats; runs {sw[key].get('accepted_runs')}"})
+        if key == "stake":
+            ratio = a[-1] / a[0] if a[0] else math.inf
+            out.append({"setting": "sweep", "target": "8-unit executor >= 3x the 1-unit one", "met": bool(ratio >= 3),
+                        "detail": f"{a[-1]:g} vs {a[0]:g} ({ratio:.2f}x)"})
+    return out
 
 
 # ============================================================================================
@@ -1324,12 +1366,15 @@ def report_sweep(res: dict, args: argparse.Namespace) -> tuple[list[str], dict[s
     """The Markdown lines (also printed) and the sweeps' plot ``slo_sweep``."""
     sw = res["sweep"]
     lines = [f"**Policy sweeps** ({sw['executor_sweeps']['description']}; model time)", "",
-             "| executor policy | accepted delegated requests | mean running delegated |", "|---|---:|---:|"]
+             "| executor policy | accepted delegated requests (median) | per repeat | mean running delegated |",
+             "|---|---:|---|---:|"]
     for key in ("stake", "stake_probe1", "accept"):
         r = sw[key]
         extra = " (source probe_extra 0)" if key == "stake_probe1" else ""
-        for v, a, m in zip(r["values"], r["accepted"], r["mean_running"] or [math.nan] * len(r["values"])):
-            lines.append(f"| {r['parameter']} = {v:g}{' units' if r['parameter'] == 'stake' else ''}{extra} | {a} | {fmt(m)} |")
+        per = list(zip(*r.get("accepted_runs", [r["accepted"]])))
+        for v, a, m, pr in zip(r["values"], r["accepted"], r["mean_running"] or [math.nan] * len(r["values"]), per):
+            lines.append(f"| {r['parameter']} = {v:g}{' units' if r['parameter'] == 'stake' else ''}{extra} | {a:g} | "
+                         f"{'/'.join(str(x) for x in pr)} | {fmt(m)} |")
     o = sw["offload"]
     lines += ["", f"Offload frequency ({o['description']}):", "",
               f"| offload_frequency | attain@SLO ({o['median_slo_s']:.1f} s) | mean (s) | p99 (s) | offloaded |",
@@ -1337,6 +1382,9 @@ def report_sweep(res: dict, args: argparse.Namespace) -> tuple[list[str], dict[s
     for v, s in zip(o["values"], o["summary"].values()):
         lines.append(f"| {v:g} | {s['attainment_at_median_slo']:.3f} | {fmt(s['latency_mean_s'])} | "
                      f"{fmt(s['latency_p99_s'])} | {int(s['served_elsewhere'])} |")
+    lines.append("")
+    for tg in res.get("targets", []):
+        lines.append(f"- target [{'met' if tg['met'] else 'MISSED'}] {tg['setting']}: {tg['target']}: {tg['detail']}")
     for line in lines:
         print(line)
     return lines, {"slo_sweep": lambda plt: plot_sweep(sw, plt)}
