@@ -434,6 +434,31 @@ def protect_peerstore(host: Any) -> bool:
 
 #: The neighbour that forwarded the message being processed by the current task.
 _FORWARDER: contextvars.ContextVar[ID | None] = contextvars.ContextVar("wwwserve_forwarder", default=None)
+#: set per inbound message by OverlayPubsub.push_msg: [True] once its signature check failed
+_BAD_SIGNATURE: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("wwwserve_bad_sig", default=None)
+
+
+def _install_signature_counter() -> None:
+    """Wrap py-libp2p's ``signature_validator`` as ``Pubsub.push_msg`` calls it, so that a
+    failed check is noted for :class:`OverlayPubsub` (which penalises the forwarder: py-libp2p
+    0.8.1 drops a badly signed message without scoring it, so a neighbour could make us verify
+    forged signatures for ever without its score moving). Idempotent."""
+    import libp2p.pubsub.pubsub as pubsub_mod
+
+    orig = pubsub_mod.signature_validator
+    if getattr(orig, "_wwwserve_counting", False):
+        return
+
+    def counting(msg: rpc_pb2.Message) -> bool:
+        ok = orig(msg)
+        if not ok:
+            box = _BAD_SIGNATURE.get()
+            if box is not None:
+                box[0] = True
+        return ok
+
+    counting._wwwserve_counting = True  # type: ignore[attr-defined]
+    pubsub_mod.signature_validator = counting  # type: ignore[assignment]
 
 
 class _CountingPriorityQueue(PriorityQueue):
@@ -507,6 +532,9 @@ class OverlayPubsub(Pubsub):
       library does not document them) would end the service for every peer; each one is
       passed to ``on_bad_message`` (the overlay counts it as ``malformed`` and logs it).
     - per-peer outbound queues get ``outbound_queue_size`` slots and count drops.
+    - a message whose signature check fails counts as an invalid message of its forwarder in
+      the score (P4, like a rejected one) and in ``bad_signatures`` (issue 15: wrong-signature
+      junk used to cost us a verification each and its sender nothing).
     """
 
     def __init__(
@@ -524,11 +552,16 @@ class OverlayPubsub(Pubsub):
         self.peer_queues = _QueueSizingDict(outbound_queue_size, on_queue_drop)
         #: Messages received from neighbours on our topics, duplicates included.
         self.inbound_messages = 0
+        #: Inbound messages dropped because their signature was wrong.
+        self.bad_signatures = 0
+        _install_signature_counter()
 
     async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
         if msg_forwarder != self.my_id:
             self.inbound_messages += 1
         token = _FORWARDER.set(msg_forwarder)
+        bad = [False]
+        sig_token = _BAD_SIGNATURE.set(bad)
         try:
             await super().push_msg(msg_forwarder, msg)
         except Exception as exc:  # broad on purpose: see the class docstring; counted and logged
@@ -536,7 +569,14 @@ class OverlayPubsub(Pubsub):
                 raise
             self._on_bad_message(msg_forwarder, exc)
         finally:
+            _BAD_SIGNATURE.reset(sig_token)
             _FORWARDER.reset(token)
+        if bad[0] and msg_forwarder != self.my_id:
+            self.bad_signatures += 1
+            scorer = getattr(self.router, "scorer", None)
+            if scorer is not None:
+                for topic in msg.topicIDs:
+                    scorer.on_invalid_message(msg_forwarder, topic)
 
     def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
         self._deliver(publish_message, _FORWARDER.get())

@@ -160,7 +160,8 @@ class Gossip:
             "gossip_published": self._stats["gossip_published"],
             "gossip_received": self.pubsub.inbound_messages,
             "gossip_delivered": self._stats["gossip_delivered"],
-            "gossip_rejected": dict(self._rejected),
+            "gossip_rejected": {**self._rejected, **({"bad_signature": self.pubsub.bad_signatures}
+                                                     if self.pubsub.bad_signatures else {})},
             "gossip_low_score_peers": self._low_score_peers(),
             "gossip_dropped": {
                 "subscriber_full": self._stats["gossip_dropped_subscriber_full"],
