@@ -2,7 +2,8 @@
 ``benchmarks/adversaries.py --attack gossip_junk``): py-libp2p 0.8.1 drops such a message after
 verifying it without scoring the sender, so the sender could make us verify forged signatures for
 ever; the overlay now counts it (``gossip_rejected.bad_signature``) as an invalid message of the
-forwarder (score P4), like a rejected one. Two real libp2p hosts on 127.0.0.1."""
+forwarder (score P4), like a rejected one, so after ~200 of them the publish gate drops the rest
+unverified (``gossip_rejected.score_gate``). Two real libp2p hosts on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -48,3 +49,14 @@ async def test_wrongly_signed_gossip_costs_the_forwarder_score() -> None:
             me = ID.from_base58(atk.peer_id)
             assert scorer.invalid_messages[me][TOPIC] >= 20  # P4 of the forwarder, not of the forged authors
             assert stats()["gossip_rejected"]["bad_signature"] == 20  # the well-signed one is not counted
+            assert scorer.score(me, [TOPIC]) < 0
+            more = [_pubsub_message(TOPIC, _Key(), os.urandom(40), i + 100) for i in range(300)]
+            for m in more:
+                m.signature = bytes(b ^ 0x5A for b in m.signature)
+            atk._gossip.router.send_rpc(peer, rpc_pb2.RPC(publish=more))
+            with trio.fail_after(60):
+                while stats()["gossip_rejected"].get("bad_signature", 0) + stats()["gossip_rejected"].get("score_gate", 0) < 320:
+                    await trio.sleep(0.05)
+            # below the publish threshold (-200) the rest is dropped before any signature check
+            rejected = stats()["gossip_rejected"]
+            assert rejected.get("score_gate", 0) > 0 and rejected["bad_signature"] < 320, rejected

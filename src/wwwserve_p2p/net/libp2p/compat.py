@@ -534,7 +534,8 @@ class OverlayPubsub(Pubsub):
     - per-peer outbound queues get ``outbound_queue_size`` slots and count drops.
     - a message whose signature check fails counts as an invalid message of its forwarder in
       the score (P4, like a rejected one) and in ``bad_signatures`` (issue 15: wrong-signature
-      junk used to cost us a verification each and its sender nothing).
+      junk used to cost us a verification each and its sender nothing); messages dropped by the
+      publish score gate (before any check) are counted in ``score_gated``.
     """
 
     def __init__(
@@ -554,11 +555,22 @@ class OverlayPubsub(Pubsub):
         self.inbound_messages = 0
         #: Inbound messages dropped because their signature was wrong.
         self.bad_signatures = 0
+        #: Inbound messages dropped unverified: their forwarder's score is below the publish threshold.
+        self.score_gated = 0
         _install_signature_counter()
 
     async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
         if msg_forwarder != self.my_id:
             self.inbound_messages += 1
+        scorer = getattr(self.router, "scorer", None)
+        try:
+            gated = msg_forwarder != self.my_id and scorer is not None \
+                and not scorer.allow_publish(msg_forwarder, list(msg.topicIDs))
+        except Exception:  # noqa: BLE001 - as py-libp2p's own gate: a scorer failure lets it through
+            gated = False
+        if gated:
+            self.score_gated += 1  # py-libp2p's own gate would drop it, silently
+            return
         token = _FORWARDER.set(msg_forwarder)
         bad = [False]
         sig_token = _BAD_SIGNATURE.set(bad)
@@ -573,7 +585,6 @@ class OverlayPubsub(Pubsub):
             _FORWARDER.reset(token)
         if bad[0] and msg_forwarder != self.my_id:
             self.bad_signatures += 1
-            scorer = getattr(self.router, "scorer", None)
             if scorer is not None:
                 for topic in msg.topicIDs:
                     scorer.on_invalid_message(msg_forwarder, topic)

@@ -161,7 +161,8 @@ class Gossip:
             "gossip_received": self.pubsub.inbound_messages,
             "gossip_delivered": self._stats["gossip_delivered"],
             "gossip_rejected": {**self._rejected, **({"bad_signature": self.pubsub.bad_signatures}
-                                                     if self.pubsub.bad_signatures else {})},
+                                                     if self.pubsub.bad_signatures else {}),
+                                **({"score_gate": self.pubsub.score_gated} if self.pubsub.score_gated else {})},
             "gossip_low_score_peers": self._low_score_peers(),
             "gossip_dropped": {
                 "subscriber_full": self._stats["gossip_dropped_subscriber_full"],
