@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from ...errors import InvalidBlock, LedgerError
 from ..crypto import verify
 from .codes import Reason, Signer, canonical, check_hex, check_peer, sha256_hex
+from .entries import Claim, Verdict
 from .fold import Chain, ChannelInfo, Fold, _Channel
 from .proofs import BlockHeader, EquivocationProof
 
@@ -203,6 +204,8 @@ def _check_shape(snap: Snapshot) -> None:
     for k in ("duels_settled", "entries_applied", "in_flight", "locked"):
         if not isinstance(f[k], int):
             raise ValueError(k)
+    if not all(isinstance(v, int) for v in d["expiry"].values()):
+        raise ValueError("expiry")
     restore_fold(snap, None)
     for a, c in d["chains"].items():
         if a not in d["heads"]:
@@ -256,6 +259,16 @@ def capture(led: "Ledger", time_ms: int) -> Snapshot:
         for b in ch.blocks:
             index[b.hash] = (a, b.height, b.header)
     fold = led._fold
+    # expiry of every settled duel and legacy claimed ticket a chain remembers (to forget the
+    # expired ones: no block dated after an expiry can settle or claim it again)
+    expiry = dict(getattr(led, "_snapshot_expiry", {}))
+    for ch in chains.values():
+        for b in ch.blocks:
+            for e in b.entries:
+                if type(e) is Verdict:
+                    expiry[e.duel.hash] = e.duel.expires_ms
+                elif type(e) is Claim and not e.ticket.channel:
+                    expiry[e.ticket.hash] = e.ticket.expires_ms
     refs: dict[str, dict[int, BlockHeader]] = {}
     # (1) blocks holding a transfer not received yet (a later Receive checks its hash)
     for (bh, _i) in fold.sent:
@@ -275,12 +288,14 @@ def capture(led: "Ledger", time_ms: int) -> Snapshot:
             after += [(b.height, b.header) for b in ex.blocks if b.time_ms > info.expires_ms]
             for h, hdr in sorted(after, key=lambda x: x[0])[:MAX_WITNESS_REFS]:
                 refs.setdefault(info.executor, {})[h] = hdr
+    kept = {h for c in chains.values() if c.height for h in (*c.settled, *c.claimed) if _live(h, c, expiry)}
     data = {
         "version": SNAPSHOT_VERSION, "network": led.network_id, "time_ms": time_ms,
         "heads_digest": led.heads_digest(), "heads": heads,
         "proofs": {p.author: p.to_canonical() for p in led.proofs()},
         "fold": _fold_state(fold),
-        "chains": {a: _chain_state(ch) for a, ch in chains.items() if ch.height},
+        "chains": {a: _chain_state(ch, expiry) for a, ch in chains.items() if ch.height},
+        "expiry": {h: expiry[h] for h in sorted(kept) if h in expiry},
         "refs": {a: {str(h): hdr.to_canonical() for h, hdr in sorted(r.items())} for a, r in sorted(refs.items())},
     }
     return Snapshot(json.loads(canonical(data)))   # through JSON: exactly what a peer parses
@@ -320,13 +335,20 @@ def _fold_state(f: Fold) -> dict[str, Any]:
     }
 
 
-def _chain_state(ch: Chain) -> dict[str, Any]:
+def _live(h: str, ch: Chain, expiry: Mapping[str, int]) -> bool:
+    """Whether ``ch`` must still remember settled duel / claimed ticket ``h``: its expiry is not
+    before the chain's last block time (a later block, dated no earlier, could still name it)."""
+    return expiry.get(h, 1 << 62) >= ch.last_time
+
+
+def _chain_state(ch: Chain, expiry: Mapping[str, int]) -> dict[str, Any]:
     t = ch.last_time
     matured = sum(a for m, a in ch.unbonds if m <= t) - ch.withdrawn   # later blocks are dated >= t
     unbonds = ([[0, matured]] if matured else []) + [[m, a] for m, a in ch.unbonds if m > t]
     return {
         "own_stake": ch.own_stake, "unbonds": unbonds, "funds": ch.funds,
-        "claimed": sorted(ch.claimed), "voided": sorted(ch.voided), "settled": sorted(ch.settled),
+        "claimed": sorted(h for h in ch.claimed if _live(h, ch, expiry)), "voided": sorted(ch.voided),
+        "settled": sorted(h for h in ch.settled if _live(h, ch, expiry)),
         "received": sorted([list(k) for k in ch.received]),
         "opened": {c: [i.requester, i.executor, i.deposit, i.expires_ms] for c, i in ch.opened.items()},
         "closed": sorted(ch.closed),
@@ -424,6 +446,7 @@ def load_snapshot(genesis: "Genesis", snap: Snapshot, **ledger_kwargs: Any) -> "
         led._chains[a] = _chain(c, head, d["refs"].get(a, {}))
     for a, p in d["proofs"].items():
         led._proofs[a] = _proof(p)
+    led._snapshot_expiry = {h: int(v) for h, v in d.get("expiry", {}).items()}
     unstakes = getattr(led, "_unstakes", None)
     if unstakes is not None:   # unbonding by first sight (replica docstring): settled ones by their dates
         for a, ch in led._chains.items():
