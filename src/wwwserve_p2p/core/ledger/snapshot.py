@@ -204,7 +204,7 @@ def _check_shape(snap: Snapshot) -> None:
     for k in ("duels_settled", "entries_applied", "in_flight", "locked"):
         if not isinstance(f[k], int):
             raise ValueError(k)
-    if not all(isinstance(v, int) for v in d["expiry"].values()):
+    if not all(isinstance(v, int) for v in d.get("expiry", {}).values()):
         raise ValueError("expiry")
     restore_fold(snap, None)
     for a, c in d["chains"].items():
