@@ -420,7 +420,11 @@ class LedgerStore:
             for a, h in heads:
                 n += conn.execute("DELETE FROM blocks WHERE author = ? AND height <= ?", (a, h)).rowcount
             return n
-        return self._write("adopt_snapshot", put)
+        n = self._write("adopt_snapshot", put)
+        # move the WAL into the database and truncate it (best effort: a busy reader defers it),
+        # so the files shrink to what is in use instead of waiting for the autocheckpoint
+        self._run("wal_checkpoint", lambda: self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+        return n
 
     def count_blocks(self) -> int:
         """Number of stored blocks (equivocating pairs count twice).
