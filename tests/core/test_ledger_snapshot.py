@@ -150,7 +150,7 @@ def times(blocks):
     return sorted({b.time_ms for b in blocks})
 
 
-@settings(max_examples=40, **FAST)
+@settings(max_examples=30, **FAST)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(10, 90), fork_rate=st.sampled_from([0.0, 0.0, 0.03]),
        data=st.data())
 def test_loaded_from_a_snapshot_plus_blocks_above_equals_folding_everything(seed, n, fork_rate, data):

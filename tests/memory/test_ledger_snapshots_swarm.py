@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 import trio
 
 from wwwserve_p2p.config import LedgerSection, NodeConfig
@@ -36,6 +37,7 @@ def stored(node) -> int:
     return node.ledger_service.store.count_blocks()
 
 
+@pytest.mark.slow   # ~13 s wall (autojump), more on a loaded box
 async def test_members_prune_and_a_new_node_joins_from_an_attested_snapshot(autojump_clock):
     g = Genesis("snap-swarm", LedgerParams(), tuple((swarm_identity(0, i).peer_id, 100 * CREDIT) for i in range(3)))
     executors = [EchoExecutor(models=("front",), capacity=4)] + [EchoExecutor(models=("echo",), capacity=4)
@@ -77,6 +79,7 @@ async def test_members_prune_and_a_new_node_joins_from_an_attested_snapshot(auto
         await swarm.wait_until(swarm.ledgers_agree, timeout=60)
 
 
+@pytest.mark.slow   # ~19 s wall (autojump)
 async def test_a_member_back_from_downtime_catches_up_from_the_snapshot_it_missed(autojump_clock):
     """Member 3 is down while the other three (3/4 of the stake) settle and prune: when it comes
     back its peers no longer hold the blocks it lacks, so it loads their attested snapshot."""
