@@ -353,8 +353,10 @@ class DuelService:
         return sorted(votes, key=lambda v: panel.index(v.judge))
 
     # ------------------------------------------------------------ as judge
-    def check_request(self, req: JudgeRequest, requester: str) -> str:
-        """Why we refuse to judge ``req`` sent by ``requester`` ("" if we judge it)."""
+    def check_request(self, req: JudgeRequest, requester: str, *, accept_fee: bool = True) -> str:
+        """Why we refuse to judge ``req`` sent by ``requester`` ("" if we judge it).
+        ``accept_fee=False``: every check but the fee voucher's acceptance by the ticket desk
+        (:meth:`accept_fee`), which the caller does last."""
         if self.judge is None:
             return "this node does not judge (duel.judge = none)"
         duel = req.duel
@@ -380,6 +382,12 @@ class DuelService:
             return "a judge fee voucher is required (credit locked toward the judge)"
         if req.fee.price < need:
             return f"judge fee {req.fee.price} below our largest possible penalty {need} micro-credits"
+        return self.accept_fee(req, requester) if accept_fee else ""
+
+    def accept_fee(self, req: JudgeRequest, requester: str) -> str:
+        """The ticket desk's acceptance of ``req``'s fee voucher (locked toward us)."""
+        assert req.fee is not None
+        need = max_judge_penalty(req.duel.judge_bond, self.ledger.ledger.params) if req.duel.pool else 0
         return self.tickets.accept(req.fee, requester, max(1, need))
 
     async def decide_vote(self, req: JudgeRequest) -> str:
@@ -405,12 +413,12 @@ class DuelService:
             return
         except (RequestTimeout, OverlayError):
             return
-        # both executors' bonds first (issue 18), before the fee voucher is accepted: the desk
+        # then both executors' bonds (issue 18), before the fee voucher is accepted: the desk
         # claims the best voucher it holds, so accept, vote and claim stay together
-        problem = "" if self.judge is None else (
-            "" if await self.wait_bonds(req.duel, min(JUDGE_BOND_WAIT_S, cfg.judge_timeout / 2))
-            else "the duel's executors have not locked their bonds in our ledger view")
-        problem = problem or self.check_request(req, stream.remote_peer)
+        problem = self.check_request(req, stream.remote_peer, accept_fee=False)
+        if not problem and not await self.wait_bonds(req.duel, min(JUDGE_BOND_WAIT_S, cfg.judge_timeout / 2)):
+            problem = "the duel's executors have not locked their bonds in our ledger view"
+        problem = problem or self.accept_fee(req, stream.remote_peer)
         if problem:
             self.metrics.judged.labels("refused").inc()
             log.warning("refusing to judge duel %s for %s: %s", req.duel.duel_id, stream.remote_peer, problem)
