@@ -148,6 +148,9 @@ class SlotBook:
         #: size and time, variance of size, covariance (see :meth:`_fit`)
         self._fit_state = (0.0, 0.0, 0.0, 0.0, 0)
         self.on_free: list[Callable[[], None]] = []
+        #: prompt sizes (:func:`prompt_size`) of the runs on our executor that have not produced
+        #: their first token yet: their prefill is ahead of a new request's (issue 12)
+        self.prefilling = 0
 
     def used(self) -> int:
         """Slots in use or reserved: the larger of our own count and the executor's."""
@@ -203,11 +206,14 @@ class SlotBook:
         token (s; 0 = unknown): the larger of our measured time to first token and commit lead
         (moving averages), plus ``size_slope_s`` per unit of prompt size beyond the average
         prompt's (a prompt longer than usual takes longer to prefill; a shorter one is not
-        promised less than the average)."""
+        promised less than the average) and per unit of :attr:`prefilling` (prompts ahead)."""
         base = max(self.ttft_s, self.lead_s)
         if base <= 0:
             return 0.0
-        extra = self.size_slope_s * max(0.0, size - self._fit_state[0])
+        # what is ahead: engines prefill prompts oldest first (chunked prefill), so the runs
+        # still before their first token delay this one's (issue 12: without it an honest busy
+        # executor missed its derived deadline ~1 % of the time and reputation left it out)
+        extra = self.size_slope_s * (max(0.0, size - self._fit_state[0]) + self.prefilling)
         return min(1e5, base + extra)
 
     def freed(self) -> None:
@@ -227,19 +233,30 @@ def prompt_size(request: GenerationRequest) -> int:
 
 class _SpeedMeter:
     """Measures one run: call :meth:`chunk` per chunk, then :meth:`report` (``size``: the
-    request's :func:`prompt_size`)."""
+    request's :func:`prompt_size`). With ``book``, the run counts in ``book.prefilling`` until
+    its first token or :meth:`close` (call it in a ``finally``)."""
 
-    def __init__(self, size: int = 0) -> None:
+    def __init__(self, size: int = 0, book: SlotBook | None = None) -> None:
         self.size = size
         self.t0 = trio.current_time()
         self.first: float | None = None
         self.n = 0
+        self._book = book
+        if book is not None:
+            book.prefilling += size
 
     def chunk(self, text: str) -> None:
         if text:
             self.n += 1
             if self.first is None:
                 self.first = trio.current_time()
+                self.close()
+
+    def close(self) -> None:
+        """The run no longer prefills (its first token came, or it ended without one)."""
+        if self._book is not None:
+            self._book.prefilling -= self.size
+            self._book = None
 
     def report(self, book: SlotBook, tokens: int | None) -> None:
         if self.first is None:
@@ -469,9 +486,9 @@ class DelegationServer:
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(watch_requester)
+            meter = _SpeedMeter(prompt_size(request), self.slots)
             try:
                 parts: list[str] = []
-                meter = _SpeedMeter(prompt_size(request))
                 async with aclosing(self.executor.generate(request)) as gen:
                     async for chunk in gen:
                         # tokens are counted by the node's MeteredExecutor (origin=peer)
@@ -487,6 +504,8 @@ class DelegationServer:
                 log.warning("stream to %s broke while serving %s: %s", stream.remote_peer, request.request_id, exc)
             except (ExecutorError, WwwServeError) as exc:
                 await _try_write(stream, ErrorReply(_error_code(exc), str(exc)))
+            finally:
+                meter.close()
             nursery.cancel_scope.cancel()
         self.stats.record_served_for_peer(trio.current_time() - start)
         return served
@@ -874,7 +893,7 @@ class Requester:
                 duel_run = self.duels.start(req, remote, remote.partner)
         finished = False
         first_chunk = True
-        meter = _SpeedMeter(prompt_size(req))
+        meter = _SpeedMeter(prompt_size(req), None if remote else self.slots)
         try:
             source = remote.chunks() if remote else self.executor.generate(req)
             async with aclosing(source) as chunks:
@@ -922,6 +941,7 @@ class Requester:
             self.stats.redispatched += 1
             self.metrics.redispatches.inc()
         finally:
+            meter.close()
             if remote:
                 self._inflight.get(remote.peer_id, set()).discard(remote)
                 if not self._inflight.get(remote.peer_id):
