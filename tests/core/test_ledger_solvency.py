@@ -5,6 +5,7 @@ counted only while the sender's block is counted."""
 
 from __future__ import annotations
 
+import collections
 import copy
 import hashlib
 import random
@@ -12,11 +13,11 @@ from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, settings, strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from wwwserve_p2p.core.ledger import (
-    Claim, CloseChannel, EquivocationProof, Genesis, Ledger, LedgerParams, OpenChannel, Reason, Receive, Stake, Ticket,
-    Transfer, Unstake, Withdraw, build_block, channel_id,
+    Claim, CloseChannel, DuelBond, DuelRelease, DuelTicket, EquivocationProof, Genesis, Ledger, LedgerParams, OpenChannel,
+    Reason, Receipt, Receive, Stake, Ticket, Transfer, Unstake, Verdict, Vote, Withdraw, build_block, channel_id, panel_of,
 )
 from wwwserve_p2p.identity import Identity
 
@@ -210,6 +211,9 @@ def test_credit_cannot_be_laundered_through_a_receive_of_an_uncounted_block():
 
 # ---------------------------------------------------------------------------- state machine
 
+#: what the state machine's runs reached (bonds, releases, verdicts that counted), for the report
+SEEN: "collections.Counter[str]" = collections.Counter()
+
 def spendable_supply(led: Ledger) -> int:
     """What accounts could put to use: spendable balance, selectable stake, unbonding."""
     return sum(led.spendable(p) + a.selectable_stake + max(0, a.unbonding) for p, a in led.accounts().items())
@@ -219,7 +223,10 @@ class SolvencyMachine(RuleBasedStateMachine):
     """Any key (allocated or not) signs blocks of arbitrary Stake / Unstake / Withdraw / Transfer
     / Receive / OpenChannel / CloseChannel entries and claims of vouchers signed by any key (every
     key colludes), affordable or not; Receives name transfers of blocks that were accepted
-    (what an honest service receives). Replicas get the blocks in different orders and subsets."""
+    (what an honest service receives). Duels (issue 18, bonds): any key signs duel tickets
+    between any two others; executors bond (affordable or not) and release (won, lost, tied or
+    unsettled), requesters settle with any votes of the drawn panel. Replicas get the blocks in
+    different orders and subsets."""
 
     def __init__(self):
         super().__init__()
@@ -229,10 +236,11 @@ class SolvencyMachine(RuleBasedStateMachine):
         self.dead: set[int] = set()   # authors that published a refused block (writing again would fork)
         self.rnd = random.Random(0)
         self.seqs: dict[tuple[int, str], int] = {}
+        self.duels: list[DuelTicket] = []
 
     @rule(i=st.integers(0, N - 1), kinds=st.lists(st.tuples(st.sampled_from(
         ["stake", "unstake", "withdraw", "transfer", "transfer", "receive", "receive", "open", "open",
-         "vclaim", "vclaim", "vclaim", "close"]),
+         "vclaim", "vclaim", "vclaim", "close", "duel", "bond", "bond", "verdict", "release", "release"]),
         st.integers(1, 2 * ALLOC), st.integers(0, 2**16)), min_size=1, max_size=4), dt=st.integers(0, 150),
         publish_refused=st.booleans())
     def write(self, i, kinds, dt, publish_refused):
@@ -267,6 +275,31 @@ class SolvencyMachine(RuleBasedStateMachine):
                 v = Ticket(NID, f"v{seq}", P[j], P[i], max(1, total // 4), t + 400, issued_ms=max(1, t - 10),
                            channel=cid, seq=seq, total=total).signed(IDS[j].sign)
                 entries.append(Claim(v, "5e" * 32, 1 + (x * 7919) % total))
+            elif kind == "duel":       # off-chain: a duel ticket signed by i, any two executors
+                rich = [j for j in range(3) if j != i]   # mostly allocated executors (they can bond)
+                e1 = rich[x % len(rich)] if x % 4 else (i + 1 + x % (N - 1)) % N
+                e2 = next(j for j in ((e1 + 1 + k) % N for k in range(N)) if j not in (i, e1)
+                          and (j < 3 or x % 8 == 1))
+                pool = tuple(sorted((P[j], 1_000) for j in range(N) if j not in (i, e1, e2)))[:3]
+                self.duels.append(DuelTicket(NID, f"duel{len(self.duels)}", P[i], (P[e1], P[e2]), (),
+                                             1 + amt % 2_000, 1_000, t + 300, issued_ms=max(0, t - 10),
+                                             pool=pool, judges_k=2).signed(IDS[i].sign))
+            elif kind in ("bond", "release"):
+                mine = [d for d in self.duels if P[i] in d.executors]
+                if kind == "release" and x % 4:   # mostly duels we bonded and have not released
+                    mine = [d for d in mine if self.writer.has_duel_bond(P[i], d.hash)
+                            and not self.writer.duel_released(P[i], d.hash)] or mine
+                if mine:
+                    d = mine[x % len(mine)]
+                    entries.append(DuelBond(d) if kind == "bond" else DuelRelease(d))
+            elif kind == "verdict":
+                mine = [d for d in self.duels if d.requester == P[i]]
+                if mine:
+                    d = mine[x % len(mine)]
+                    rs = tuple(Receipt(e, d.hash, "7a" * 32).signed(IDS[P.index(e)].sign) for e in d.executors)
+                    votes = tuple(Vote(j, d.hash, ("A", "B", "abstain")[(x >> (2 * k)) % 3]).signed(IDS[P.index(j)].sign)
+                                  for k, j in enumerate(panel_of(d, rs)) if (x >> (2 * k + 8)) % 4)
+                    entries.append(Verdict(d, rs, votes))
             elif kind == "close":
                 mine = [(cid, info) for cid, info in self.writer.channels_of(P[i]).items()
                         if not self.writer.channel_closed(P[i], cid)]
@@ -285,7 +318,8 @@ class SolvencyMachine(RuleBasedStateMachine):
                     entries.append(Receive(b, k))
         ok, bad = self.writer.validate_own(P[i], t, entries)
         bad = [(e, r) for e, r in bad if r != Reason.MISSING_DEPENDENCY]   # (never sealed: it would wait)
-        if bad and publish_refused and not any(type(e) in (OpenChannel, CloseChannel, Claim) for e in entries):
+        if bad and publish_refused and not any(type(e) in (OpenChannel, CloseChannel, Claim, DuelBond, DuelRelease, Verdict)
+                                               for e in entries):
             b = blk(i, h + 1, prev, t, entries)
             self.universe.append(b)
             r = self.writer.add_block(b)
@@ -294,10 +328,62 @@ class SolvencyMachine(RuleBasedStateMachine):
             return
         if not ok:
             return
+        t = self.writer.block_time(P[i], t, ok)   # raised to an entry's issue time (a duel's)
         b = blk(i, h + 1, prev, t, ok)
         self.universe.append(b)
         assert self.writer.add_block(b).status == "applied"
         self.heads[i] = (h + 1, b.hash, t)
+
+    def _seal(self, i: int, entries, dt: int = 1) -> list:
+        """Author ``i`` seals what its replica accepts of ``entries`` (the rest is dropped);
+        returns the refused (entry, reason) pairs."""
+        if i in self.dead:
+            return []
+        h, prev, t = self.heads[i]
+        ok, bad = self.writer.validate_own(P[i], t + dt, entries)
+        if ok:
+            t = self.writer.block_time(P[i], t + dt, ok)
+            b = blk(i, h + 1, prev, t, ok)
+            self.universe.append(b)
+            assert self.writer.add_block(b).status == "applied"
+            self.heads[i] = (h + 1, b.hash, t)
+        return bad
+
+    @precondition(lambda self: sum(d.duel_id.startswith("round") for d in self.duels) < 2)
+    @rule(r=st.integers(0, N - 1), x=st.integers(0, 2**16), bond=st.integers(1, 3_000), side=st.sampled_from("AB"),
+          escape=st.integers(1, 2 * ALLOC))
+    def duel_round(self, r, x, bond, side, escape):
+        """A whole duel: both executors bond (if they can), the requester settles with a
+        decisive panel, the winner releases, the loser tries to release and to move out more
+        than its chain proves (both refused)."""
+        others = [j for j in range(N) if j != r]
+        e1 = others[x % len(others)]
+        e2 = [j for j in others if j != e1][(x // 7) % (len(others) - 1)]
+        start = max(t for _, _, t in self.heads)
+        pool = tuple(sorted((P[j], 1_000) for j in range(N) if j not in (r, e1, e2)))[:3]
+        d = DuelTicket(NID, f"round{len(self.duels)}", P[r], (P[e1], P[e2]), (), bond, 1_000, start + 1_000,
+                       pool=pool, judges_k=2).signed(IDS[r].sign)
+        self.duels.append(d)
+        for e in (e1, e2):
+            self._seal(e, [DuelBond(d)])
+        rs = tuple(Receipt(e, d.hash, "7a" * 32).signed(IDS[P.index(e)].sign) for e in d.executors)
+        votes = tuple(Vote(j, d.hash, side).signed(IDS[P.index(j)].sign) for j in panel_of(d, rs))
+        self._seal(r, [Verdict(d, rs, votes)])
+        winner, loser = (e1, e2) if side == "A" else (e2, e1)
+        counted = self.writer.has_duel_bond(P[e1], d.hash) and self.writer.has_duel_bond(P[e2], d.hash) \
+            and self.writer.height(P[r]) and d.hash in self.writer._chains[P[r]].verdicts
+        before = self.writer.provable(P[winner])
+        self._seal(winner, [DuelRelease(d)])
+        if counted and winner not in self.dead:
+            assert self.writer.provable(P[winner]) == before + 2 * bond     # spendable gain
+            SEEN["winner_released"] += 1
+        if counted and loser not in self.dead:
+            bad = self._seal(loser, [DuelRelease(d)])
+            assert bad and bad[0][1] == Reason.DUEL_RELEASE                  # forfeit
+            prov = self.writer.provable(P[loser])
+            bad = self._seal(loser, [Transfer(P[r], max(prov, 0) + escape)])
+            assert bad and bad[0][1] == Reason.INSUFFICIENT_FUNDS            # cannot move the bond out
+            SEEN["loser_refused"] += 1
 
     @invariant()
     def nothing_from_nothing(self):
@@ -312,8 +398,33 @@ class SolvencyMachine(RuleBasedStateMachine):
             # + what channels of allocated keys paid it (credit someone really locked)
             got += sum(c.paid() for c in led._fold.channels.values()
                        if c.opens and c.info is not None and c.info.executor == P[i])
+            # + what duels moved to it: another executor's locked bond, judge shares (net)
+            got += max(0, sum(d.contrib[0].get(P[i], 0) + d.contrib[1].get(P[i], 0) + d.contrib[2].get(P[i], 0)
+                              for d in led._fold.duel_locks.values()))
             a = led.account(P[i])
             assert a.balance + a.stake + a.unbonding <= got
+
+    @invariant()
+    def duel_bonds_are_real(self):
+        """A loser's bond is gone from what it can prove; at most both bonds are paid out of a
+        duel; a verdict counts only with both bonds; locked credit is never negative."""
+        led = self.writer
+        f = led._fold
+        assert f.locked >= 0 and all(v >= 0 for v in f.duel_locked.values())
+        for dh, d in f.duel_locks.items():
+            bonds = sum(d.duel.executor_bond for e in d.duel.executors if d.bonds.get(e, 0) > 0)
+            paid = sum(d.payout(e) for e in d.duel.executors if d.releases.get(e, 0) > 0)
+            assert paid <= bonds and sum(d.contrib[2].values()) == bonds - paid
+            out = d.outcome()
+            if out is not None:
+                assert all(led.has_duel_bond(e, dh) for e in d.duel.executors)
+                if out[0] != "tie":
+                    loser = d.duel.executors[1 if out[0] == "A" else 0]
+                    assert not led.duel_released(loser, dh)
+        for d in f.duel_locks.values():
+            SEEN["bonds"] += sum(1 for e in d.duel.executors if d.bonds.get(e, 0) > 0)
+            SEEN["releases"] += sum(1 for e in d.duel.executors if d.releases.get(e, 0) > 0)
+            SEEN["counted_verdicts"] += d.outcome() is not None
 
     @invariant()
     def any_order_any_duplicates_same_state(self):

@@ -359,10 +359,11 @@ def duel_payout(s: "ChainScratch", duel: DuelTicket) -> int:
 
     - The requester's accepted chain holds a decisive verdict and both executors' chains hold
       their bond: the winner gets ``2 * executor_bond``; the loser cannot release (refused).
-    - Otherwise the outcome must be final first: the requester's chain and the other
-      executor's (unless it bonded) have a block dated after ``duel.expires_ms`` (verdicts and
-      bonds are dated by the expiry and chain times never go backwards, so nothing can change
-      it later; the block waits for them otherwise). Then the author gets its own bond back.
+    - Otherwise the outcome must be final first: the other executor's chain (unless it bonded)
+      and the requester's have a block dated after ``duel.expires_ms`` (verdicts and bonds are
+      dated by the expiry and chain times never go backwards, so nothing can change it later;
+      the block waits for them otherwise, the other executor first). Then the author gets its
+      own bond back.
 
     :raises MissingDependency: the outcome is not final in this replica yet.
     :raises InvalidBlock: (DUEL_RELEASE) the author lost the duel.
@@ -377,13 +378,14 @@ def duel_payout(s: "ChainScratch", duel: DuelTicket) -> int:
         side = req.verdicts.get(h, "tie") if req is not None else "tie"
         return side if side != "tie" and other_bonded else ""
 
+    # wait first for what can still change the outcome: the other executor's bond (until its
+    # chain passes the expiry), then the requester's verdict (until its chain does); waiting on
+    # the one whose growth decides keeps every replica's answer the same in any delivery order
+    if not other_bonded and (oth is None or oth.last_time <= duel.expires_ms):
+        raise MissingDependency(other, 0, f"duel {duel.duel_id}: the other executor's bond may still come")
     side = decisive()
-    if not side:
-        if req is None or req.last_time <= duel.expires_ms:
-            raise MissingDependency(duel.requester, 0, f"duel {duel.duel_id}: the requester's chain is not past its expiry")
-        if not other_bonded and (oth is None or oth.last_time <= duel.expires_ms):
-            raise MissingDependency(other, 0, f"duel {duel.duel_id}: the other executor's chain is not past its expiry")
-        side = decisive()
+    if not side and (req is None or req.last_time <= duel.expires_ms):
+        raise MissingDependency(duel.requester, 0, f"duel {duel.duel_id}: the requester's verdict may still come")
     if not side:
         return duel.executor_bond
     if (a if side == "A" else b) != s.author:
