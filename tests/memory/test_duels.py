@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import trio
 
 from wwwserve_p2p.config import DuelSection, LedgerSection, NodeConfig
-from wwwserve_p2p.core.ledger import Genesis, LedgerParams, Verdict
+from wwwserve_p2p.core.ledger import DuelBond, DuelRelease, Genesis, LedgerParams, Reason, Transfer, Verdict
 from wwwserve_p2p.core.policy import OffloadPolicy
 from wwwserve_p2p.core.types import GenerationRequest
 from wwwserve_p2p.executors.echo import EchoExecutor
@@ -157,6 +157,15 @@ async def test_random_responder_loses_duels_and_credit(autojump_clock):
         for n in swarm.nodes:
             assert n.ledger.provable(good.peer_id) - n.ledger.provable(bad.peer_id) == 2 * 8 * BOND
         assert good.ledger.provable(good.peer_id) >= led.account(good.peer_id).balance
+        # the loser's own node cannot take its bonds back: its releases are refused, and it
+        # cannot move out more than its chain proves (the bonds are not in it)
+        bonded = [e.duel for blk in bad.ledger.blocks(bad.peer_id) for e in blk.entries if type(e) is DuelBond]
+        assert len(bonded) == 8
+        now = swarm.clock.wall_ms()
+        _, refused = bad.ledger.validate_own(bad.peer_id, now, [DuelRelease(d) for d in bonded])
+        assert [r for _, r in refused] == [Reason.DUEL_RELEASE] * 8
+        _, refused = bad.ledger.validate_own(bad.peer_id, now, [Transfer(good.peer_id, bad.ledger.provable(bad.peer_id) + 1)])
+        assert [r for _, r in refused] == [Reason.INSUFFICIENT_FUNDS]
         assert total(led, bad.peer_id) < 100 * CREDIT < total(led, good.peer_id)
         assert total(led, good.peer_id) - total(led, bad.peer_id) == 2 * 8 * BOND
         # judges were paid their fee and all three agreed every time

@@ -141,6 +141,8 @@ class DuelService:
         #: duels we bonded as executor and have not released: duel hash -> ticket (from our chain)
         self._bonds: dict[str, DuelTicket] = {}
         self._bonds_scanned = 0
+        #: requester -> the lock its judge requests take in turn (fee accept, vote, claim)
+        self._fee_locks: dict[str, trio.Lock] = {}
 
     # ------------------------------------------------------------ bonds
     def bonds_locked(self, duel: DuelTicket) -> bool:
@@ -418,26 +420,42 @@ class DuelService:
         problem = self.check_request(req, stream.remote_peer, accept_fee=False)
         if not problem and not await self.wait_bonds(req.duel, min(JUDGE_BOND_WAIT_S, cfg.judge_timeout / 2)):
             problem = "the duel's executors have not locked their bonds in our ledger view"
-        problem = problem or self.accept_fee(req, stream.remote_peer)
         if problem:
-            self.metrics.judged.labels("refused").inc()
-            log.warning("refusing to judge duel %s for %s: %s", req.duel.duel_id, stream.remote_peer, problem)
-            await _reply(stream, ErrorReply("refused", problem))
+            await self._refuse(stream, req, problem)
             return
+        # one requester's fee vouchers are accepted, voted on and claimed in order: the desk
+        # claims the best voucher it holds, so a later voucher accepted before an earlier vote's
+        # claim would leave that fee unclaimable (bounded: one lock per requester being judged)
+        requester = stream.remote_peer
+        lock = self._fee_locks.setdefault(requester, trio.Lock())
         try:
-            async with self.slots:
-                with trio.fail_after(cfg.judge_timeout):
-                    choice = await self.decide_vote(req)
-        except (trio.TooSlowError, WwwServeError) as exc:
-            self.metrics.judged.labels("refused").inc()
-            await _reply(stream, ErrorReply("judge_failed", str(exc) or "judging timed out"))
-            return
-        vote = Vote(self.me, req.duel.hash, choice).signed(self._sign)
-        self.metrics.judged.labels(choice).inc()
-        if await _reply(stream, vote) and req.fee is not None:
-            self.tickets.claim(req.fee, req.fee.price, hashlib.sha256(vote.hash.encode()).hexdigest())
+            async with lock:
+                problem = self.accept_fee(req, requester)
+                if problem:
+                    await self._refuse(stream, req, problem)
+                    return
+                try:
+                    async with self.slots:
+                        with trio.fail_after(cfg.judge_timeout):
+                            choice = await self.decide_vote(req)
+                except (trio.TooSlowError, WwwServeError) as exc:
+                    self.metrics.judged.labels("refused").inc()
+                    await _reply(stream, ErrorReply("judge_failed", str(exc) or "judging timed out"))
+                    return
+                vote = Vote(self.me, req.duel.hash, choice).signed(self._sign)
+                self.metrics.judged.labels(choice).inc()
+                if await _reply(stream, vote) and req.fee is not None:
+                    self.tickets.claim(req.fee, req.fee.price, hashlib.sha256(vote.hash.encode()).hexdigest())
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._fee_locks.pop(requester, None)
         with trio.CancelScope(shield=True):
             await stream.close()
+
+    async def _refuse(self, stream: Stream, req: JudgeRequest, problem: str) -> None:
+        self.metrics.judged.labels("refused").inc()
+        log.warning("refusing to judge duel %s for %s: %s", req.duel.duel_id, stream.remote_peer, problem)
+        await _reply(stream, ErrorReply("refused", problem))
 
     # ------------------------------------------------------------ reporting
     def summary(self, duel_rate: float) -> dict[str, Any]:
