@@ -332,7 +332,25 @@ def _fold_state(f: Fold) -> dict[str, Any]:
         "in_flight": f.in_flight, "locked": f.locked, "channels": channels,
         "voucher_claims": {h: n for h, n in f.voucher_claims.items() if h in keep_vouchers},
         "voucher_voids": dict(f.voucher_voids),
+        # duel bonds (issue 18): each duel's ticket, counted bonds / releases / verdicts, contribution
+        "duel_locks": {dh: {"duel": d.duel.to_canonical(), "bonds": dict(d.bonds), "releases": dict(d.releases),
+                            "verdicts": sorted([side, [list(x) for x in chosen], n]
+                                               for (side, chosen), n in d.verdicts.items()),
+                            "contrib": [dict(d.contrib[0]), dict(d.contrib[1]), dict(d.contrib[2]),
+                                        None if d.contrib[3] is None else
+                                        [d.contrib[3][0], sorted(list(x) for x in d.contrib[3][1].items())]]}
+                       for dh, d in f.duel_locks.items() if d.duel is not None},
+        "duel_locked": _nz(f.duel_locked),
     }
+
+
+def _duel_ticket(c: Mapping[str, Any]) -> Any:
+    """The :class:`~.signed.DuelTicket` of its canonical dict (``to_canonical``)."""
+    from .signed import DuelTicket
+    return DuelTicket(c["network"], c["duel_id"], c["requester"], tuple(c["executors"]), tuple(c["judges"]),
+                      int(c["executor_bond"]), int(c["judge_bond"]), int(c["expires_ms"]),
+                      issued_ms=int(c.get("issued_ms", 0)), pool=tuple((p, int(x)) for p, x in c.get("pool", ())),
+                      judges_k=int(c.get("judges_k", 0)), signature=bytes.fromhex(c["sig"]))
 
 
 def _live(h: str, ch: Chain, expiry: Mapping[str, int]) -> bool:
@@ -353,6 +371,7 @@ def _chain_state(ch: Chain, expiry: Mapping[str, int]) -> dict[str, Any]:
         "opened": {c: [i.requester, i.executor, i.deposit, i.expires_ms] for c, i in ch.opened.items()},
         "closed": sorted(ch.closed),
         "chan_claims": {c: list(v) for c, v in ch.chan_claims.items()},
+        "bonded": sorted(ch.bonded), "released": sorted(ch.released), "verdicts": dict(ch.verdicts),
     }
 
 
@@ -407,6 +426,21 @@ def restore_fold(snap: Snapshot, genesis: "Genesis | None") -> Fold:
         fold.channels[cid] = ch
     fold.voucher_claims = dict(d["voucher_claims"])
     fold.voucher_voids = dict(d["voucher_voids"])
+    from .fold import _DuelLock
+    for dh, c in d.get("duel_locks", {}).items():
+        dl = _DuelLock()
+        dl.duel = _duel_ticket(c["duel"])
+        if dl.duel.hash != dh:
+            raise ValueError("duel lock of another duel")
+        dl.bonds = {p: int(n) for p, n in c["bonds"].items()}
+        dl.releases = {p: int(n) for p, n in c["releases"].items()}
+        dl.verdicts = {(side, tuple((j, ch) for j, ch in chosen)): int(n) for side, chosen, n in c["verdicts"]}
+        bal, stk, lk, counted = c["contrib"]
+        dl.contrib = ({p: int(v) for p, v in bal.items()}, {p: int(v) for p, v in stk.items()},
+                      {p: int(v) for p, v in lk.items()},
+                      None if counted is None else (counted[0], {j: ch for j, ch in counted[1]}))
+        fold.duel_locks[dh] = dl
+    fold.duel_locked = {p: int(v) for p, v in d.get("duel_locked", {}).items()}
     return fold
 
 
@@ -425,6 +459,9 @@ def _chain(c: Mapping[str, Any], head: list, refs: Mapping[str, Any]) -> Chain:
     ch.opened = {cid: ChannelInfo(r, e, int(dep), int(exp)) for cid, (r, e, dep, exp) in c["opened"].items()}
     ch.closed = set(c["closed"])
     ch.chan_claims = {cid: (int(s), int(a)) for cid, (s, a) in c["chan_claims"].items()}
+    ch.bonded = set(c.get("bonded", ()))
+    ch.released = set(c.get("released", ()))
+    ch.verdicts = dict(c.get("verdicts", {}))
     return ch
 
 
