@@ -77,7 +77,7 @@ POOL_TOLERANCE_PCT = 20
 #: Duels whose bond we locked and have not released yet that we track (oldest dropped beyond).
 MAX_OPEN_BONDS = 4096
 #: Longest a judge waits (s) to see both executors' bonds in its own ledger view.
-JUDGE_BOND_WAIT_S = 10.0
+JUDGE_BOND_WAIT_S = 20.0
 log = logging.getLogger("wwwserve_p2p.duel")
 
 
@@ -143,6 +143,8 @@ class DuelService:
         self._bonds_scanned = 0
         #: requester -> the lock its judge requests take in turn (fee accept, vote, claim)
         self._fee_locks: dict[str, trio.Lock] = {}
+        #: judge -> the lock our requests to it take in turn (fee voucher signed, sent, answered)
+        self._judge_locks: dict[str, trio.Lock] = {}
 
     # ------------------------------------------------------------ bonds
     def bonds_locked(self, duel: DuelTicket) -> bool:
@@ -319,6 +321,18 @@ class DuelService:
         votes: list[Vote] = []
 
         async def ask(judge: str, swap: bool) -> None:
+            # one judge's fee vouchers go out, and are answered, in the order they are signed: its
+            # desk claims the best voucher it holds, so a later one overtaking an earlier one would
+            # leave that fee unclaimable (bounded: one lock per judge being asked)
+            lock = self._judge_locks.setdefault(judge, trio.Lock())
+            try:
+                async with lock:
+                    await ask_locked(judge, swap)
+            finally:
+                if not lock.locked() and not lock.statistics().tasks_waiting:
+                    self._judge_locks.pop(judge, None)
+
+        async def ask_locked(judge: str, swap: bool) -> None:
             a, b = duel.executors
             first, second = (b, a) if swap else (a, b)
             fee = self.tickets.make_fee(judge, duel, cfg.judge_fee) if cfg.judge_fee > 0 else None
@@ -418,7 +432,7 @@ class DuelService:
         # then both executors' bonds (issue 18), before the fee voucher is accepted: the desk
         # claims the best voucher it holds, so accept, vote and claim stay together
         problem = self.check_request(req, stream.remote_peer, accept_fee=False)
-        if not problem and not await self.wait_bonds(req.duel, min(JUDGE_BOND_WAIT_S, cfg.judge_timeout / 2)):
+        if not problem and not await self.wait_bonds(req.duel, min(JUDGE_BOND_WAIT_S, cfg.judge_timeout / 4)):
             problem = "the duel's executors have not locked their bonds in our ledger view"
         if problem:
             await self._refuse(stream, req, problem)
