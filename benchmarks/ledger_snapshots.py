@@ -122,7 +122,11 @@ def run(kind: str, n_requests: int, batch: int, interval: float, settle: float, 
             t0 = time.monotonic()
             late = start_node(late_spec, tmp, bootstrap=[nodes[0].multiaddr], ready_timeout=240)
             out["late_ready_s"] = time.monotonic() - t0
-            out["late_sync_s"] = wait_for_ledger([*nodes, late], timeout=300) + out["late_ready_s"]
+            try:
+                out["late_sync_s"] = wait_for_ledger([*nodes, late], timeout=300) + out["late_ready_s"]
+            except Exception:
+                con.print(f"[red]the late node did not converge; its log:[/red]\n{late.log_tail(60)}")
+                raise
             s = ledger(late)
             out["late"] = {"state_hash": s["state_hash"], "blocks": s["blocks"],
                            "blocks_held": s.get("blocks_held"), "loaded": s.get("snapshots", {}).get("loaded"),
