@@ -499,7 +499,12 @@ def test_holding_premature_blocks_converges_to_the_reference_fold(ops, data):
     check_invariants(led)
     for h in held:
         led.add_block(h, now_ms=10**12, tolerance_ms=tol)
-    assert state(led) == want
+    # blocks held for unbonding by first sight (a Withdraw after an Unstake we saw late) are due
+    # once the clock is past it too: the service offers them again (issue 18, back-dated Unstake)
+    while due := led.release_unbonding_holds(10**12, tol):
+        for h in due:
+            led.add_block(h, verified=True, now_ms=10**12, tolerance_ms=tol)
+    assert state(led) == want and led.unbonding_held() == 0
 
 
 def view_of_all(blocks) -> tuple:
