@@ -264,7 +264,16 @@ class SnapshotKeeper:
             cps.extend(c for c in theirs if c.of(snap))
         if not (self.fresh() or self.behind):
             return False
-        load_into(self.s.ledger, snap)
+        base = self.s.ledger.base_snapshot
+        if base is not None and base.time_ms >= snap.time_ms:
+            self.behind = False   # another sync worker loaded it (or a newer one) meanwhile
+            return False
+        try:
+            load_into(self.s.ledger, snap)
+        except LedgerError as exc:
+            self.counts["refused"] += 1
+            log.warning("cannot load snapshot %s of %s: %s", snap.hash[:16], peer_id, exc)
+            return False
         self.behind = False
         self.cps = {c.signer: c for c in cps if c.of(snap)}
         await self.s._blocking(self.s.store.adopt_snapshot, snap, list(self.cps.values()))
