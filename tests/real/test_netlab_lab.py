@@ -39,7 +39,10 @@ def test_everything_is_removed_on_exit_and_on_sigint(tmp_path: Path) -> None:
         emulator = lab.emulator
         assert emulator is not None and emulator.poll() is None
     assert _namespaces("wlt13a") == [] and emulator.poll() is not None
-    script = (f"import sys, time; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import netlab\n"
+    # a child of a background job inherits SIGINT ignored (POSIX shells do that), so Python would
+    # never raise KeyboardInterrupt: restore the handler a terminal's Ctrl-C meets
+    script = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+              f"import sys, time; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import netlab\n"
               "with netlab.open_lab(2, nated=['adm'], prefix='wlt13b') as lab:\n"
               "    print('up', flush=True); time.sleep(120)\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
