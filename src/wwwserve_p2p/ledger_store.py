@@ -337,12 +337,10 @@ class LedgerStore:
         snapshots that are not adopted.
 
         :raises StorageError: the write failed."""
-        cps = [(c.snapshot_hash, c.signer, _cp_json(c)) for c in checkpoints]
+        checkpoints = list(checkpoints)
 
         def put(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT OR IGNORE INTO snapshots (hash, time_ms, adopted, data) VALUES (?, ?, 0, ?)",
-                         (snap.hash, snap.time_ms, snap.raw))
-            conn.executemany("INSERT OR IGNORE INTO checkpoints (snapshot_hash, signer, data) VALUES (?, ?, ?)", cps)
+            _insert_snapshot(conn, snap, checkpoints)
             old = [r[0] for r in conn.execute(
                 "SELECT hash FROM snapshots WHERE adopted = 0 ORDER BY time_ms DESC LIMIT -1 OFFSET 4")]
             for h in old:
@@ -400,12 +398,10 @@ class LedgerStore:
         :returns: the number of blocks deleted.
         :raises StorageError: the write failed (nothing changed)."""
         heads = [(a, h) for a, (h, _t) in snap.heads().items()]
-        cps = [(c.snapshot_hash, c.signer, _cp_json(c)) for c in checkpoints]
+        checkpoints = list(checkpoints)
 
         def put(conn: sqlite3.Connection) -> int:
-            conn.execute("INSERT OR IGNORE INTO snapshots (hash, time_ms, adopted, data) VALUES (?, ?, 0, ?)",
-                         (snap.hash, snap.time_ms, snap.raw))
-            conn.executemany("INSERT OR IGNORE INTO checkpoints (snapshot_hash, signer, data) VALUES (?, ?, ?)", cps)
+            _insert_snapshot(conn, snap, checkpoints)
             old = [r[0] for r in conn.execute(
                 "SELECT hash FROM snapshots WHERE adopted IN (1, 2) AND hash != ? ORDER BY time_ms DESC", (snap.hash,))]
             for h in old[1:] + [r[0] for r in conn.execute(
@@ -499,6 +495,14 @@ class LedgerStore:
 
     def __repr__(self) -> str:
         return f"<LedgerStore {self._path} network={self._network_id}{' closed' if self._conn is None else ''}>"
+
+
+def _insert_snapshot(conn: sqlite3.Connection, snap: Any, checkpoints: list[Any]) -> None:
+    """Store ``snap`` (not adopted) and its ``checkpoints``; both idempotent."""
+    conn.execute("INSERT OR IGNORE INTO snapshots (hash, time_ms, adopted, data) VALUES (?, ?, 0, ?)",
+                 (snap.hash, snap.time_ms, snap.raw))
+    conn.executemany("INSERT OR IGNORE INTO checkpoints (snapshot_hash, signer, data) VALUES (?, ?, ?)",
+                     [(c.snapshot_hash, c.signer, _cp_json(c)) for c in checkpoints])
 
 
 def _cp_json(c: Any) -> str:
