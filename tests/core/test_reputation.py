@@ -93,3 +93,54 @@ def test_first_token_deadline_follows_the_advertised_speed():
     # 0.25 s of the 2x-TTFT budget for the re-dispatch itself (below ~0.5 s the slack dominates)
     for t in (1.0, 2.0, 5.0, 20.0):
         assert first_token_deadline(t, 60.0) <= 2 * t - 0.25
+
+
+def _liar_admissions(config: ReputationConfig, horizon: float = 7200.0) -> list[float]:
+    """A lying executor (issue 15): three declines to start with, then one decline each time the
+    requester re-admits it (checked every second). Returns the times it was re-admitted."""
+    rep = Reputation(config)
+    for _ in range(3):
+        rep.record("liar", "declined", 0.0)
+    admitted, t = [], 0.0
+    while t < horizon:
+        t += 1.0
+        if not rep.penalised("liar", t):
+            admitted.append(t)
+            rep.record("liar", "declined", t)
+    return admitted
+
+
+def test_a_repeat_liar_is_held_out_longer_each_time_up_to_the_bound():
+    cfg = ReputationConfig()
+    admitted = _liar_admissions(cfg)
+    assert admitted[0] == pytest.approx(36.0, abs=1.0)  # the first episode: the score alone (35 s)
+    # exclusions (gaps between admissions longer than the 1 s poll): each at least doubles the
+    # previous one, until the 30 min bound; a few offers per episode (a decayed score needs 2-3)
+    outs = [b - a for a, b in zip(admitted, admitted[1:]) if b - a > 1.5]
+    assert len(outs) >= 5
+    for g0, g1 in zip(outs, outs[1:]):
+        assert g1 >= min(cfg.max_hold_s, 1.9 * g0)
+    assert cfg.max_hold_s - 1.0 <= max(outs) <= cfg.max_hold_s + 1.0
+    assert len(admitted) <= 3 * (len(outs) + 1) and len(admitted) <= 24
+    # without escalation (the old behaviour) the liar is back every 35-60 s
+    flat = _liar_admissions(ReputationConfig(escalation=1.0))
+    assert len(flat) >= 100 and max(b - a for a, b in zip(flat, flat[1:])) <= 61.0
+
+
+def test_escalation_is_forgiven_after_a_clean_period_and_shows_in_the_view():
+    rep = Reputation()
+    rep.record("p", "timeout", 0.0)           # episode 1: out for 120 s by its score
+    assert rep.episodes("p") == 1 and rep.until("p", 0.0) == pytest.approx(120.0)
+    rep.record("p", "timeout", 121.0)         # episode 2 right after: held 2 x (natural ~120 s)
+    assert rep.episodes("p") == 2 and rep.until("p", 121.0) > 200.0
+    v = rep.view(130.0)
+    assert "p" in v["penalised"] and v["held"]["p"]["episodes"] == 2
+    end = 121.0 + rep.until("p", 121.0)
+    later = end + ReputationConfig().forgive_s + 1.0   # clean for longer than forgive_s
+    assert not rep.penalised("p", later)
+    rep.record("p", "timeout", later)
+    assert rep.episodes("p") == 1 and rep.until("p", later) == pytest.approx(120.0, abs=0.1)
+    with pytest.raises(ConfigError):
+        ReputationConfig(escalation=0.5)
+    with pytest.raises(ConfigError):
+        ReputationConfig(base_hold_s=100.0, max_hold_s=10.0)

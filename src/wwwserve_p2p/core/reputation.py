@@ -11,6 +11,15 @@ score decays below the threshold. Repeated offences compound: with the defaults 
 first-token deadline keeps a peer out for one half-life (1 min), a second one right after its
 release for 1.6 more; a hard timeout counts double.
 
+Repeat offenders escalate. A peer whose score crosses the threshold starts a *penalty
+episode*. The first episode lasts as long as the score stays at or above the threshold. Each later
+episode that starts within ``forgive_s`` of the end of the previous one holds the peer out for ``escalation`` x the previous
+episode's length (at least ``base_hold_s`` and its own score's time above the threshold, at most
+``max_hold_s``). With the defaults a liar that declines every commit it gets is held 35 s, then
+70 s, 140 s, 280 s ... up to 30 min (two offers per episode once its score has decayed), instead of
+being re-admitted every 35-60 s. A peer whose events (an honest executor's commit races) cross the
+threshold only now and then never escalates: the count is reset after ``forgive_s`` clean seconds.
+
 Pure: ``now`` (seconds on the caller's monotonic clock) is passed in. Bounded by peer count: at
 most ``max_peers`` peers are remembered; a new one evicts the one with the lowest decayed score,
 and a peer whose score has decayed to nothing is forgotten.
@@ -39,15 +48,27 @@ PENALTIES: dict[str, float] = {
 @dataclass(frozen=True, slots=True)
 class ReputationConfig:
     """``half_life_s``: seconds for a score to halve; ``threshold``: score at which a peer is
-    penalised; ``max_peers``: bound on peers remembered."""
+    penalised; ``max_peers``: bound on peers remembered. Repeat offences (see the module
+    docstring): ``escalation`` (factor per repeated episode, >= 1; 1 turns escalation off),
+    ``base_hold_s`` (seconds, the least hold of a repeated episode), ``max_hold_s`` (the longest
+    hold), ``forgive_s`` (clean seconds after an episode that reset the count)."""
 
     half_life_s: float = 60.0
     threshold: float = 0.5
     max_peers: int = 4096
+    escalation: float = 2.0
+    base_hold_s: float = 15.0
+    max_hold_s: float = 1800.0
+    forgive_s: float = 600.0
 
     def __post_init__(self) -> None:
         if not self.half_life_s > 0 or not self.threshold > 0 or self.max_peers < 1:
             raise ConfigError("reputation: half_life_s and threshold must be > 0, max_peers >= 1")
+        if not (self.escalation >= 1 and self.base_hold_s >= 0 and self.max_hold_s >= self.base_hold_s
+                and self.forgive_s >= 0) or not all(map(math.isfinite, (self.escalation, self.max_hold_s,
+                                                                        self.forgive_s))):
+            raise ConfigError("reputation: escalation must be >= 1, 0 <= base_hold_s <= max_hold_s, "
+                              "forgive_s >= 0 (all finite)")
 
 
 @dataclass
@@ -55,6 +76,13 @@ class _Entry:
     score: float
     at: float
     events: int = 0
+    #: penalty episodes in the current run of repeats (reset after ``forgive_s`` clean seconds)
+    episodes: int = 0
+    #: held out until then (a repeated episode's escalated hold; -inf: none)
+    hold_until: float = -math.inf
+    #: when the current (or last) episode started, and when it ends as far as is known
+    episode_start: float = -math.inf
+    episode_end: float = -math.inf
 
 
 @dataclass
@@ -78,15 +106,27 @@ class Reputation:
         return 0.0 if e is None else self._decayed(e, now)
 
     def penalised(self, peer: str, now: float) -> bool:
-        """Whether ``peer`` is deprioritised at ``now``."""
-        return self.score(peer, now) >= self.config.threshold
+        """Whether ``peer`` is deprioritised at ``now`` (score at or above the threshold, or
+        within a repeated episode's escalated hold)."""
+        e = self._peers.get(peer)
+        return e is not None and (now < e.hold_until or self._decayed(e, now) >= self.config.threshold)
+
+    def _natural(self, score: float) -> float:
+        if score < self.config.threshold:
+            return 0.0
+        return self.config.half_life_s * math.log2(score / self.config.threshold)
 
     def until(self, peer: str, now: float) -> float:
         """Seconds from ``now`` until ``peer`` is no longer penalised (0 if it is not)."""
-        s = self.score(peer, now)
-        if s < self.config.threshold:
+        e = self._peers.get(peer)
+        if e is None:
             return 0.0
-        return self.config.half_life_s * math.log2(s / self.config.threshold)
+        return max(self._natural(self._decayed(e, now)), e.hold_until - now, 0.0)
+
+    def episodes(self, peer: str) -> int:
+        """Penalty episodes of ``peer`` in its current run of repeats (0: none remembered)."""
+        e = self._peers.get(peer)
+        return 0 if e is None else e.episodes
 
     def record(self, peer: str, kind: str, now: float, weight: float = 1.0) -> float:
         """Record one misbehaviour of ``kind`` (a key of :data:`PENALTIES`) by ``peer`` at
@@ -99,13 +139,26 @@ class Reputation:
             if len(self._peers) >= self.config.max_peers:
                 self._evict(now)
             e = self._peers[peer] = _Entry(0.0, now)
+        was = now < e.hold_until or self._decayed(e, now) >= self.config.threshold
         e.score = self._decayed(e, now) + PENALTIES[kind] * weight
         e.at = now
         e.events += 1
+        natural = self._natural(e.score)
+        if not was and e.score >= self.config.threshold:  # a new penalty episode
+            if now - e.episode_end > self.config.forgive_s:
+                e.episodes = 0
+            e.episodes += 1
+            if e.episodes > 1 and self.config.escalation > 1:
+                c = self.config
+                prev = max(0.0, e.episode_end - e.episode_start)
+                e.hold_until = now + min(c.max_hold_s, max(natural, c.base_hold_s, c.escalation * prev))
+            e.episode_start = now
+        e.episode_end = max(e.episode_end, e.hold_until, now + natural)
         return e.score
 
     def _evict(self, now: float) -> None:
-        gone = [p for p, e in self._peers.items() if self._decayed(e, now) < 0.01 * self.config.threshold]
+        gone = [p for p, e in self._peers.items() if self._decayed(e, now) < 0.01 * self.config.threshold
+                and now - e.episode_end > self.config.forgive_s]
         for p in gone:
             del self._peers[p]
         if len(self._peers) >= self.config.max_peers:
@@ -130,8 +183,11 @@ class Reputation:
     def view(self, now: float) -> dict[str, object]:
         """Counters and the penalised peers with their scores (``/status``)."""
         pen = {p: round(self._decayed(e, now), 3) for p, e in self._peers.items()
-               if self._decayed(e, now) >= self.config.threshold}
+               if now < e.hold_until or self._decayed(e, now) >= self.config.threshold}
+        held = {p: {"episodes": e.episodes, "hold_s": round(e.hold_until - now, 1)}
+                for p, e in self._peers.items() if now < e.hold_until}
         return {"remembered": len(self._peers), "penalised": dict(sorted(pen.items(), key=lambda kv: -kv[1])[:32]),
+                "held": dict(sorted(held.items(), key=lambda kv: -kv[1]["hold_s"])[:32]),
                 "events": dict(self.counts)}
 
 
