@@ -519,6 +519,9 @@ class _Probe:
     stream: Stream
     reader: FrameReader
     offer: Offer = Offer(True)
+    #: s from writing the probe to reading its offer: the path's round trip now, both peers'
+    #: event loops included (on a loaded host or a long link this is what a first token also pays)
+    rtt_s: float = 0.0
 
 
 class DelegationAttempt:
@@ -541,6 +544,8 @@ class DelegationAttempt:
         self.missed_deadline = False
         #: when the commit was sent (trio clock): the requester's view of this executor's TTFT
         self.committed_at = trio.current_time()
+        #: s, the probe's round trip to this executor (see :meth:`Requester._deadline_for`)
+        self.probe_rtt_s = probe.rtt_s
         self._probe = probe
 
     async def receipt(self, timeout: float) -> Receipt:
@@ -1022,11 +1027,13 @@ class Requester:
                 with trio.fail_after(cfg.probe_timeout + 0.5):
                     stream = await self.overlay.open_stream(peer_id, PROTOCOL)
                     await stream.write(payload)
+                    sent_at = trio.current_time()
                     reader = FrameReader(stream, cfg.max_frame)
                     data = await reader.read_frame(cfg.probe_timeout, may_have_processed=False)
+                    rtt = trio.current_time() - sent_at
                 reply = codec.decode_reply(data) if data is not None else ErrorReply("eof", "closed")
                 if isinstance(reply, Offer) and reply.accepted:
-                    accepted = _Probe(peer_id, stream, reader, reply)
+                    accepted = _Probe(peer_id, stream, reader, reply, rtt)
                 else:
                     reason = reply.reason if isinstance(reply, Offer) else f"{reply.code}: {reply.message}"
                     # only its open offers are full (they settle within an offer window): on a first
@@ -1133,7 +1140,12 @@ class Requester:
         none known, the configured first_token_timeout). It doubles with every earlier attempt
         of the request (a long prompt is slow everywhere: we must not time out every executor),
         the last attempt waits the full first_token_timeout, and a voucher on a channel not yet
-        in our replica adds the executor's wait for its OpenChannel block (``CHANNEL_WAIT_S``)."""
+        in our replica adds the executor's wait for its OpenChannel block (``CHANNEL_WAIT_S``).
+
+        The probe's round trip (write to offer, :attr:`_Probe.rtt_s`) is added: the commit and
+        the first chunk cross the same path, through the same two event loops, so a long link or
+        a loaded host (ours or the executor's) is not counted against the executor as slowness.
+        An executor that answers probes at once and then stays silent gains nothing from it."""
         seen = self._ttft_seen.get(model, 0.0)
         ttft = offer.expected_ttft_s
         if ttft > 0:
@@ -1147,7 +1159,7 @@ class Requester:
         if len(observed) >= 3:  # what our recent attempts took: nobody is held to less
             ttft = max(ttft, observed[len(observed) // 2])
         ceiling = self.config.first_token_timeout
-        deadline = first_token_deadline(ttft, ceiling) * (2 ** min(n_attempt, 16))
+        deadline = (first_token_deadline(ttft, ceiling) + attempt.probe_rtt_s) * (2 ** min(n_attempt, 16))
         if n_attempt >= self.limits.max_attempts - 1:
             deadline = ceiling
         channel = attempt.ticket.channel
