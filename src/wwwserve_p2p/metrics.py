@@ -194,7 +194,8 @@ class _Defenses:
     - ``wwwserve_gossip_received_total``, ``wwwserve_gossip_delivered_total``,
       ``wwwserve_gossip_rejected_total{reason}``, ``wwwserve_gossip_dropped_total{reason}``;
     - ``wwwserve_streams_refused_total{reason}``, ``wwwserve_streams_idle_closed_total``,
-      ``wwwserve_streams_open{protocol}`` (gauge; ``total`` too), ``wwwserve_connected_peers``;
+      ``wwwserve_streams_open{protocol}`` (gauge; ``total`` too), ``wwwserve_connected_peers``,
+      ``wwwserve_connections_refused_total{reason}`` (``per_ip``: net.max_inbound_per_ip);
     - ``wwwserve_offers_open`` (gauge) and ``wwwserve_offers_total{outcome}`` (granted, committed,
       withdrawn, expired, refused_*);
     - ``wwwserve_reputation_penalised_peers`` (gauge), ``wwwserve_reputation_events_total{kind}``.
@@ -260,6 +261,11 @@ class _Defenses:
                 yield gauge("wwwserve_streams_open", "Inbound streams open now, by protocol (and total)", None,
                             "protocol", {**(so.get("by_protocol") or {}), "total": so.get("total", 0)})
             yield gauge("wwwserve_connected_peers", "Peers with an open connection", ov.get("connected_peers"))
+            cr = ov.get("connections_refused")
+            if isinstance(cr, dict):
+                yield counter("wwwserve_connections_refused", "Inbound connections refused by our limits, by "
+                              "limit (per_ip: net.max_inbound_per_ip)", "reason",
+                              {"per_ip": 0, **{k: v for k, v in cr.items() if k != "pending_handshakes"}})
         off = d.get("offers") or {}
         if off:
             yield gauge("wwwserve_offers_open", "Accepted offers awaiting the requester's decision (leases)",

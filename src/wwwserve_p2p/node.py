@@ -247,7 +247,12 @@ class Node:
             out["overlay"] = {k: s[k] for k in ("gossip_received", "gossip_delivered", "gossip_rejected",
                                                 "gossip_dropped", "streams_refused", "streams_idle_closed",
                                                 "streams_open",
-                                                "connected_peers", "routing_table") if k in s}
+                                                "connected_peers", "routing_table", "connections_refused")
+                              if k in s}
+        try:  # trio tasks alive in this node (the churn soak's bounded-tasks figure)
+            out["tasks_living"] = trio.lowlevel.current_statistics().tasks_living
+        except RuntimeError:  # called outside the trio run
+            pass
         return out
 
     def ledger_summary(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import py-libp2p (~0.65 s).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
 
@@ -53,6 +54,10 @@ class Libp2pConfig:
     AutoNAT dial-back requests. ``hole_punch``: upgrade relayed connections with DCUtR.
     ``fast_negotiation``: open streams without py-libp2p's two negotiation round trips
     (:class:`~wwwserve_p2p.net.libp2p.compat.FastMultiselectClient`).
+
+    ``max_inbound_per_ip``: inbound connections (handshaking or established) one remote IP may
+    hold (0: no limit; :mod:`wwwserve_p2p.net.libp2p.conn_limits`); ``inbound_per_ip_exempt``:
+    CIDR networks not limited (default loopback, so local test networks are not capped).
     """
 
     listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
@@ -89,6 +94,8 @@ class Libp2pConfig:
     autonat_server: bool = True
     hole_punch: bool = True
     fast_negotiation: bool = True
+    max_inbound_per_ip: int = 32
+    inbound_per_ip_exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
     def __post_init__(self) -> None:
         for name in ("listen", "bootstrap", "announce", "relays"):
@@ -141,5 +148,17 @@ class Libp2pConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "relay_count" else 1):
                 raise ConfigError(f"net.{name} must be an integer >= {0 if name == 'relay_count' else 1}, got {value!r}")
+        if not isinstance(self.max_inbound_per_ip, int) or isinstance(self.max_inbound_per_ip, bool) \
+                or self.max_inbound_per_ip < 0:
+            raise ConfigError(f"net.max_inbound_per_ip must be an integer >= 0 (0: no limit), "
+                              f"got {self.max_inbound_per_ip!r}")
+        if isinstance(self.inbound_per_ip_exempt, str) or not isinstance(self.inbound_per_ip_exempt, tuple):
+            raise ConfigError(f"net.inbound_per_ip_exempt must be a list of CIDR strings, "
+                              f"got {self.inbound_per_ip_exempt!r}")
+        for cidr in self.inbound_per_ip_exempt:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except (ValueError, TypeError):
+                raise ConfigError(f"net.inbound_per_ip_exempt: {cidr!r} is not a CIDR network") from None
         if str(self.libp2p_log_level).upper() not in _LOG_LEVELS:
             raise ConfigError(f"net.libp2p_log_level must be one of {', '.join(_LOG_LEVELS)}")

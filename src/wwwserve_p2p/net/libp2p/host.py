@@ -35,6 +35,7 @@ from ..base import GossipMessage, Overlay, Stream, StreamHandler, Validator
 from ..config import Libp2pConfig
 from .compat import (ConnectionLogger, cache_addrs, check_libp2p_version, configure_libp2p_logging,
                      disable_auto_connector, fast_negotiation, protect_peerstore, remove_dial_delay)
+from .conn_limits import PerIpInboundLimit
 from .dht import Dht
 from .dialing import Dialer, parse_peer_id
 from .gossip import Gossip
@@ -79,6 +80,12 @@ class Libp2pOverlay(Overlay):
         self._swarm = self._host.get_network()
         if not disable_auto_connector(self._swarm):  # it dials peerstore junk (issue 15)
             log.warning("could not disable py-libp2p's auto-connector (library changed?)")
+        self._ip_limit = None  # per-IP inbound connection cap (issue 15; py-libp2p has none: conn_limits.py)
+        if config.max_inbound_per_ip:
+            self._ip_limit = PerIpInboundLimit(self._swarm, config.max_inbound_per_ip, config.inbound_per_ip_exempt)
+            if not self._ip_limit.install():
+                log.warning("could not install the per-IP inbound connection limit (library changed?)")
+                self._ip_limit = None
         self._swarm.retry_config = RetryConfig(max_retries=config.dial_retries, initial_delay=0.05, max_delay=1.0)
         if not remove_dial_delay(self._swarm):
             log.warning("could not remove py-libp2p's 250 ms dial delay (library changed?)")
@@ -341,6 +348,7 @@ class Libp2pOverlay(Overlay):
             "dial_failures": self._stats["dial_failures"],
             "connections": dict(Counter(self.connection_kinds().values())),
             "connections_total": sum(len(c) for c in list(self._swarm.connections.values())),
+            "connections_refused": self._ip_limit.statistics() if self._ip_limit else {},  # {per_ip, ...}
             **self._reach.statistics(),
             **{k: self._stats[k] for k in ("circuit_dials", "circuit_dial_failures", "reservations",
                                             "relays_lost", "hole_punched")},
