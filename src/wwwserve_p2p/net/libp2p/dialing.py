@@ -154,3 +154,77 @@ class Dialer:
             text = str(a)
             out.append(text if "/p2p/" in text else f"{text}/p2p/{peer_id}")
         return out
+
+
+# ------------------------------------------------------------------ one connection per peer pair
+
+
+def dialed_by(conn: Any, my_id: ID, peer: ID) -> ID | None:
+    """Who dialed ``conn`` (a py-libp2p ``SwarmConn`` to ``peer``): ``my_id`` when we
+    initiated it, ``peer`` when they did, None when the library does not say."""
+    initiator = getattr(getattr(conn, "muxed_conn", None), "is_initiator", None)
+    if not isinstance(initiator, bool):
+        return None
+    return my_id if initiator else peer
+
+
+def cross_dial_losers(conns: list[Any], my_id: ID, peer: ID,
+                      relayed: Callable[[Any], bool] = lambda c: False) -> list[Any]:
+    """The connections to ``peer`` to close so that one remains (deterministic tie-break).
+
+    Simultaneous dials (A->B while B->A: membership, discovery and the DHT dial on their
+    own) leave two connections per pair. Both ends apply the same rule, so they agree
+    without talking: keep the oldest connection dialed by the *smaller* PeerId (byte order
+    of the multihash), close the others. Nothing is closed when fewer than two
+    connections are up, when any is relayed (a circuit next to a direct connection is the
+    relay/DCUtR upgrade path, handled by :mod:`.reach`), when the direction of one is
+    unknown, or when no connection was dialed by the smaller PeerId (then a single dial
+    raced itself: that is :meth:`Dialer.dial`'s job, and closing by age could disagree
+    between the ends). ``conns`` in the swarm's order (oldest first).
+    """
+    live = [c for c in conns if not getattr(getattr(c, "muxed_conn", None), "is_closed", False)]
+    if len(live) < 2 or any(relayed(c) for c in live):
+        return []
+    who = [dialed_by(c, my_id, peer) for c in live]
+    if any(w is None for w in who):
+        return []
+    smaller = min(my_id, peer, key=lambda p: p.to_bytes())
+    keep = next((c for c, w in zip(live, who) if w == smaller), None)
+    if keep is None:
+        return []
+    return [c for c in live if c is not keep]
+
+
+def repair_pubsub_after_close(pubsub: Any, peer: ID, closed_conn: Any) -> bool:
+    """Move py-libp2p pubsub's outbound stream to ``peer`` off a connection that closed
+    while another connection to ``peer`` stays up. Returns True when it did.
+
+    py-libp2p 0.8.1 keeps one outbound pubsub stream per peer (``pubsub.peers``). When the
+    connection it lives on closes and another remains, its dead-peer queue leaves the
+    peer alone (it still has a connection), so nothing notices until the next write
+    fails; ``_handle_dead_peer`` then also forgets every subscription the peer announced,
+    and the peer, whose own stream to us is fine, never announces them again. Here the
+    stale stream is dropped at once (router state and the send queue with it, the peer's
+    subscriptions kept) and a new stream is opened on the surviving connection, which
+    sends our hello (our subscriptions) again. The gossipsub mesh re-forms at the next
+    heartbeat.
+    """
+    muxed = getattr(closed_conn, "muxed_conn", None)
+    peers = getattr(pubsub, "peers", None)
+    stream = peers.get(peer) if isinstance(peers, dict) else None
+    if muxed is None or stream is None or getattr(stream, "muxed_conn", None) is not muxed:
+        return False
+    retry = getattr(pubsub, "_schedule_peer_stream_retry", None)
+    if retry is None:  # library changed: let py-libp2p's own path handle it
+        log.warning("cannot move the pubsub stream to %s off a closed connection (library changed?)", peer)
+        return False
+    del peers[peer]
+    queue = getattr(pubsub, "peer_queues", {}).pop(peer, None)
+    if queue is not None:
+        queue.close()
+    try:
+        pubsub.router.remove_peer(peer)
+    except Exception as exc:  # the router's cleanup of a peer it may not know
+        log.debug("pubsub router remove_peer(%s): %r", peer, exc)
+    retry(peer)
+    return True

@@ -37,7 +37,7 @@ from .compat import (ConnectionLogger, cache_addrs, check_libp2p_version, config
                      disable_auto_connector, fast_negotiation, protect_peerstore, remove_dial_delay)
 from .conn_limits import PerIpInboundLimit
 from .dht import Dht
-from .dialing import Dialer, parse_peer_id
+from .dialing import Dialer, cross_dial_losers, parse_peer_id, repair_pubsub_after_close
 from .gossip import Gossip
 from .reach import Reach, conn_is_relayed
 from .streams import StreamService, best_effort
@@ -75,6 +75,7 @@ class Libp2pOverlay(Overlay):
         self._reach.direct_addrs = direct_addrs
         self._host.get_addrs = lambda: self._reach.advertised(direct_addrs())  # identify, DHT records, status
         self._conn_opened: dict[int, float] = {}
+        self._conn_close_reason: dict[int, str] = {}  # id(conn) -> why we closed it; popped at its close
         if not protect_peerstore(self._host):  # never evict our own entry (issue 15)
             log.warning("could not protect the peerstore's own entry (library changed?)")
         self._swarm = self._host.get_network()
@@ -179,15 +180,32 @@ class Libp2pOverlay(Overlay):
                 self._conn_opened.clear()
             self._conn_opened[id(conn)] = trio.current_time()
             log.debug("peer %s connected (%s; %d connected)", pid, kind, len(self._host.get_connected_peers()))
+            if len(self._swarm.get_connections(pid)) > 1:
+                self._spawn(self._tie_break, pid)
             return
         opened = self._conn_opened.pop(id(conn), None)
         age = f"{trio.current_time() - opened:.1f} s" if opened is not None else "?"
         reason = self._close_reason(conn)
         left = len(self._swarm.get_connections(pid))
+        if left and self._open and repair_pubsub_after_close(self._gossip.pubsub, pid, conn):
+            self._stats["pubsub_streams_moved"] += 1
         log.log(logging.INFO if self._open else logging.DEBUG,
                 "connection to %s closed (%s, after %s, %s; %d other connection(s) to it left)",
                 pid, kind, age, reason, left)
         self._stats[f"closed_{reason.split(':')[0]}"] += 1
+
+    async def _tie_break(self, pid: Any) -> None:
+        """Simultaneous dials left several connections to ``pid``: close all but the one
+        both ends keep (:func:`.dialing.cross_dial_losers`); counted in ``cross_dial_closed``.
+        py-libp2p pubsub's stream on a closed one moves to the kept one (``_on_connection_event``)."""
+        for conn in cross_dial_losers(list(self._swarm.get_connections(pid)), self._my_id, pid, conn_is_relayed):
+            self._stats["cross_dial_closed"] += 1
+            log.debug("closing a duplicate connection to %s (simultaneous dials; keeping the one dialed by the "
+                      "smaller PeerId)", pid)
+            if len(self._conn_close_reason) > 4096:
+                self._conn_close_reason.clear()
+            self._conn_close_reason[id(conn)] = "local: duplicate (simultaneous dials)"
+            await best_effort("closing a duplicate connection", conn.close)
 
     def _close_reason(self, conn: Any) -> str:
         """Why a connection closed, as far as py-libp2p lets us tell: ``local`` (we are
@@ -195,6 +213,9 @@ class Libp2pOverlay(Overlay):
         reset from the peer or the network)."""
         if not self._open:
             return "local: overlay closing"
+        mine = self._conn_close_reason.pop(id(conn), None)
+        if mine is not None:
+            return mine
         muxed = getattr(conn, "muxed_conn", None)
         err = getattr(muxed, "_close_error", None) or getattr(muxed, "close_reason", None)
         if err:
@@ -351,7 +372,8 @@ class Libp2pOverlay(Overlay):
             "connections_refused": self._ip_limit.statistics() if self._ip_limit else {},  # {per_ip, ...}
             **self._reach.statistics(),
             **{k: self._stats[k] for k in ("circuit_dials", "circuit_dial_failures", "reservations",
-                                            "relays_lost", "hole_punched")},
+                                            "relays_lost", "hole_punched", "cross_dial_closed",
+                                            "pubsub_streams_moved")},
         }
 
 
