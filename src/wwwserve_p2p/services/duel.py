@@ -55,8 +55,8 @@ import trio
 
 from ..config import DuelSection
 from ..core.acceptance import check_judge_request, side_of, verify_receipt
-from ..core.ledger import (DuelBond, DuelRelease, DuelTicket, Reason, Receipt, Signer, Verdict, Vote, eligible_pool,
-                           max_judge_penalty, panel_of, pool_problem)
+from ..core.ledger import (DuelBond, DuelRelease, DuelTicket, Reason, Receipt, Signer, Verdict, Vote, duel_deadline,
+                           eligible_pool, max_judge_penalty, panel_of, pool_problem)
 from ..core.types import ErrorReply, GenerationRequest
 from ..errors import MalformedMessage, OverlayError, RequestTimeout, StorageError, WwwServeError
 from ..metrics import NodeMetrics
@@ -179,11 +179,19 @@ class DuelService:
         now = self.runtime.clock.wall_ms()
         for dh, duel in list(self._bonds.items()):
             ok, bad = led.validate_own(self.me, now, [DuelRelease(duel)])
+            deadline = duel_deadline(duel)
             if ok:
                 self.ledger.submit(f"duel_release:{dh}", ok[0])
-            elif bad and bad[0][1] == Reason.DUEL_RELEASE:   # lost (forfeit) or released already
-                log.info("duel %s: our bond is forfeit or already released", duel.duel_id)
-                del self._bonds[dh]
+            elif bad and bad[0][1] == Reason.DUEL_RELEASE:
+                # lost (forfeit), or released already; before the deadline a loser keeps it: if
+                # the winner does not claim by then, the loser takes its own bond back
+                if now > deadline:
+                    log.info("duel %s: our bond is forfeit or already released", duel.duel_id)
+                    del self._bonds[dh]
+            elif now > deadline:
+                # the release waits for the other executor's chain to pass the deadline; the
+                # other waits for ours: a block of ours dated after it (empty if need be)
+                self.ledger.mark_after(deadline)
 
     # ------------------------------------------------------------ as requester
     def judge_stakes(self) -> dict[str, int]:

@@ -117,6 +117,9 @@ class LedgerService:
         self.topic = ledger_topic(ledger.network_id)
         self._queue: "OrderedDict[str, Entry]" = OrderedDict()
         self._wakeup = trio.Event()
+        #: seal a block (empty if nothing is queued) dated after this time (ms) once our clock
+        #: is past it and our chain is not (:meth:`mark_after`); None: nothing asked
+        self._mark_after: int | None = None
         self._decoded: Validated[Block | EquivocationProof] = Validated(256)
         self._sync_now: trio.MemorySendChannel[str]
         self._sync_rx: trio.MemoryReceiveChannel[str]
@@ -163,6 +166,24 @@ class LedgerService:
         self._queue[key] = entry
         self._wakeup.set()
         self.store.save_pending(key, entry)
+
+    def mark_after(self, time_ms: int) -> None:
+        """Make our chain carry a block dated after ``time_ms`` (an empty block if nothing else
+        is queued by the next seal), once our clock is past it: other chains' entries may wait
+        for our chain to pass a deadline (a duel's bond release, issue 18). No-op if it is."""
+        if self.ledger.chain_last_time(self.me) > time_ms:
+            return
+        self._mark_after = time_ms if self._mark_after is None else max(self._mark_after, time_ms)
+        self._wakeup.set()
+
+    def _marker_due(self, now: int) -> bool:
+        m = self._mark_after
+        if m is None:
+            return False
+        if self.ledger.chain_last_time(self.me) > m:
+            self._mark_after = None
+            return False
+        return now > m
 
     def queued(self) -> int:
         return len(self._queue)
@@ -294,9 +315,13 @@ class LedgerService:
     def accounts_view(self) -> dict[str, Any]:
         """``GET /ledger/accounts``: every account in our view (micro-credits); ``debt`` is how far
         the balance is below zero; ``locked`` is what the account still holds in its open payment
-        channels (deposits not yet paid out), so balance + stake + unbonding + locked is all it owns."""
-        rows = [{**a.to_dict(), "debt": max(0, -a.balance), "locked": self._locked_by(a.peer_id)}
-                for a in self.ledger.accounts().values()]
+        channels (deposits not yet paid out) plus its duel bonds not yet paid out (``duel_locked``,
+        issue 18), so balance + stake + unbonding + locked is all it owns."""
+        led = self.ledger
+        rows = [{**a.to_dict(), "debt": max(0, -a.balance),
+                 "locked": self._locked_by(a.peer_id) + led.duel_locked(a.peer_id),
+                 "duel_locked": led.duel_locked(a.peer_id)}
+                for a in led.accounts().values()]
         return {"network_id": self.ledger.network_id, "state_hash": self.ledger.state_hash(),
                 "unit": "micro-credits", "accounts": rows}
 
@@ -342,18 +367,21 @@ class LedgerService:
     async def seal(self) -> Block | None:
         """Seal queued entries into our next block now: persist, apply, gossip. Returns it, or None
         when nothing valid was queued. Entries the ledger rejects are dropped with a log line."""
-        if not self._queue:
+        now = self.runtime.clock.wall_ms()  # one time for the checks and the block (expiry, maturity)
+        marker = self._marker_due(now)
+        if not self._queue and not marker:
             return None
         keys = list(self._queue)[: self.ledger.params.max_block_entries]
         entries = [self._queue[k] for k in keys]
         me = self.me
-        now = self.runtime.clock.wall_ms()  # one time for the checks and the block (expiry, maturity)
         ok, bad = self.ledger.validate_own(me, now, entries)
         for e, reason in bad:
             log.warning("dropping our own %s entry: %s", type(e).__name__, reason)
         if not ok:
             self._forget(keys)
-            return None
+            if not marker:
+                return None
+            keys = []
         block = self.ledger.next_block(me, now, ok, self._sign)
         if is_premature(block, now, self.premature.tolerance_ms):
             # our previous block (or a ticket) is dated ahead of our clock (it was set back):

@@ -109,7 +109,8 @@ from .codes import (DOMAIN_BLOCK, DOMAIN_DUEL, DOMAIN_RECEIPT, DOMAIN_TICKET, DO
 from .duels import (eligible_pool, judge_seed, max_judge_penalty, panel_of, pool_problem, select_judges,
                     settle_duel, settle_tally, tally_duel)
 from .entries import (ENTRY_TYPES, Claim, CloseChannel, DuelBond, DuelRelease, Entry, OpenChannel, Receive, Stake,
-                      Transfer, Unstake, Verdict, Void, Withdraw, channel_id, duel_payout, entries_hash)
+                      Transfer, Unstake, Verdict, Void, Withdraw, channel_id, duel_deadline, duel_payout,
+                      entries_hash)
 from .fold import Account, Chain, ChainScratch, ChannelInfo, Fold
 from .genesis import Genesis, LedgerParams
 from .pending import MAX_PENDING_BLOCKS, MAX_PENDING_BYTES, MAX_PENDING_BYTES_PER_AUTHOR, PendingBuffer
@@ -129,5 +130,5 @@ __all__ = [
     "Receipt", "Receive", "Signer", "Stake", "Ticket", "Transfer", "Unstake", "Verdict", "Void", "Vote", "Withdraw",
     "build_block", "canonical", "channel_id", "entries_hash", "is_premature", "settle_duel", "settle_tally", "sha256_hex",
     "tally_duel", "eligible_pool", "judge_seed", "max_judge_penalty", "panel_of", "pool_problem", "select_judges",
-    "DuelBond", "DuelRelease", "duel_payout",
+    "DuelBond", "DuelRelease", "duel_deadline", "duel_payout",
 ]

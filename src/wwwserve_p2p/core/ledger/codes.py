@@ -97,12 +97,15 @@ class Reason(StrEnum):
 
 class MissingDependency(InvalidBlock):
     """Raised by a chain check when an entry needs a block of ``author`` (at ``height``, 0 =
-    unknown) that the replica has not accepted; the replica parks the block until it has."""
+    unknown) that the replica has not accepted; the replica parks the block until it has.
+    ``also``: further authors whose chain growth may settle it too (the block is offered again
+    when any of them grows)."""
 
-    def __init__(self, author: str, height: int = 0, detail: str = ""):
+    def __init__(self, author: str, height: int = 0, detail: str = "", also: tuple[str, ...] = ()):
         super().__init__(Reason.MISSING_DEPENDENCY, detail or f"needs a block of {author[:16]} at {height}")
         self.author = author
         self.height = height
+        self.also = also
 
 
 class ForkSeen(MissingDependency):

@@ -354,16 +354,35 @@ class DuelBond(EntryRules):
         fold.duel_bond(self.duel, author, params, sign)
 
 
-def duel_payout(s: "ChainScratch", duel: DuelTicket) -> int:
-    """What a :class:`DuelRelease` of ``duel`` by ``s.author`` makes provable now (chain check).
+def duel_deadline(duel: DuelTicket) -> int:
+    """The last block time (ms) at which the winner of ``duel`` may claim both bonds: the duel's
+    expiry plus one more duel window (``expires_ms - issued_ms``). After it, an executor whose
+    outcome is still open (a requester silent since before the expiry) takes its own bond back
+    once the other executor's chain has passed the deadline without a win claim."""
+    return duel.expires_ms + max(0, duel.expires_ms - duel.issued_ms)
 
-    - The requester's accepted chain holds a decisive verdict and both executors' chains hold
-      their bond: the winner gets ``2 * executor_bond``; the loser cannot release (refused).
-    - Otherwise the outcome must be final first: the other executor's chain (unless it bonded)
-      and the requester's have a block dated after ``duel.expires_ms`` (verdicts and bonds are
-      dated by the expiry and chain times never go backwards, so nothing can change it later;
-      the block waits for them otherwise, the other executor first). Then the author gets its
-      own bond back.
+
+def duel_payout(s: "ChainScratch", duel: DuelTicket) -> int:
+    """What a :class:`DuelRelease` of ``duel`` by ``s.author`` (its block dated ``s.time_ms``)
+    makes provable now (chain check). ``E`` = ``duel.expires_ms``, ``D`` = :func:`duel_deadline`.
+
+    - The other executor did not bond (its chain passed ``E`` without a bond): own bond back.
+    - The other executor's chain holds a win claim of the duel (``won``): we lost, refused.
+    - The requester's accepted chain holds a decisive verdict (both bonded):
+      the winner gets ``2 * executor_bond`` if its release is dated by ``D`` (recorded in its
+      chain's ``won``), its own bond if later; the loser's release is refused when dated by
+      ``D``, and after ``D`` it waits until the winner's chain passes ``D``: without a win
+      claim there, the loser takes its own bond back.
+    - No decisive verdict: once the requester's chain passes ``E`` (nothing can change the
+      outcome: verdicts are dated by ``E``, chain times never go backwards) own bond back;
+      a release dated after ``D`` also gets its own bond back once the other executor's chain
+      passes ``D`` without a win claim, whatever the requester does later (issue 18: a silent
+      requester must not lock both bonds forever). The winner's share and the loser's are
+      then each 1 bond, the same in every replica whichever of these facts it saw first.
+
+    Every condition is a fact that, once true in a replica, stays true (a block's chain and
+    the chains it waits on only grow), so a block's final status does not depend on delivery
+    order. The block waits (``MissingDependency``) on what can still change its answer.
 
     :raises MissingDependency: the outcome is not final in this replica yet.
     :raises InvalidBlock: (DUEL_RELEASE) the author lost the duel.
@@ -373,24 +392,41 @@ def duel_payout(s: "ChainScratch", duel: DuelTicket) -> int:
     other = b if s.author == a else a
     req, oth = s.chains.get(duel.requester), s.chains.get(other)
     other_bonded = oth is not None and h in oth.bonded
-
-    def decisive() -> str:
-        side = req.verdicts.get(h, "tie") if req is not None else "tie"
-        return side if side != "tie" and other_bonded else ""
+    bond = duel.executor_bond
+    deadline = duel_deadline(duel)
+    late = s.time_ms > deadline
+    other_past_deadline = oth is not None and oth.last_time > deadline
 
     # wait first for what can still change the outcome: the other executor's bond (until its
     # chain passes the expiry), then the requester's verdict (until its chain does); waiting on
     # the one whose growth decides keeps every replica's answer the same in any delivery order
     if not other_bonded and (oth is None or oth.last_time <= duel.expires_ms):
         raise MissingDependency(other, 0, f"duel {duel.duel_id}: the other executor's bond may still come")
-    side = decisive()
-    if not side and (req is None or req.last_time <= duel.expires_ms):
-        raise MissingDependency(duel.requester, 0, f"duel {duel.duel_id}: the requester's verdict may still come")
-    if not side:
-        return duel.executor_bond
-    if (a if side == "A" else b) != s.author:
-        raise InvalidBlock(Reason.DUEL_RELEASE, f"duel {duel.duel_id} was lost: its bond is forfeit")
-    return 2 * duel.executor_bond
+    if not other_bonded:
+        return bond
+    if h in oth.won:
+        raise InvalidBlock(Reason.DUEL_RELEASE, f"duel {duel.duel_id} was won by {other[:16]}: our bond is forfeit")
+    side = req.verdicts.get(h, "tie") if req is not None else "tie"
+    if side != "tie":
+        if (a if side == "A" else b) == s.author:
+            if late:
+                return bond
+            s.won.add(h)
+            return 2 * bond
+        if not late:
+            raise InvalidBlock(Reason.DUEL_RELEASE, f"duel {duel.duel_id} was lost: its bond is forfeit")
+        if not other_past_deadline:
+            raise MissingDependency(other, 0, f"duel {duel.duel_id}: the winner may claim until {deadline}")
+        return bond
+    if req is not None and req.last_time > duel.expires_ms:
+        return bond
+    if late and other_past_deadline:
+        return bond
+    if late:
+        raise MissingDependency(other, 0, f"duel {duel.duel_id}: no verdict; the other executor's chain "
+                                f"must pass {deadline} (or the requester's {duel.expires_ms})",
+                                also=(duel.requester,))
+    raise MissingDependency(duel.requester, 0, f"duel {duel.duel_id}: the requester's verdict may still come")
 
 
 @dataclass(frozen=True)

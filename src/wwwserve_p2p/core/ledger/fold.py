@@ -119,8 +119,10 @@ class _DuelLock:
     counted verdicts ``(side, chosen votes) -> count`` and ``contrib``, what it adds now.
 
     Resolved from these sets only (order-independent): a verdict *counts* once both executors'
-    bonds are counted; then the winner's release pays it both bonds and the loser's pays
-    nothing; otherwise (tie, no verdict, a bond missing) a release pays its author's own bond.
+    bonds are counted; then the winner's release pays it both bonds, unless the loser released
+    too (its chain check allows that only when the winner did not claim by the duel's deadline,
+    :func:`~.entries.duel_deadline`): then each release pays its author's own bond; otherwise
+    (tie, no verdict, a bond missing) a release pays its author's own bond.
     Each counted bond debits its executor; ``locked`` = bonds counted - releases paid (>= 0)."""
 
     __slots__ = ("duel", "bonds", "releases", "verdicts", "contrib")
@@ -151,7 +153,9 @@ class _DuelLock:
         out = self.outcome()
         if out is not None and out[0] != "tie":
             winner = d.executors[0] if out[0] == "A" else d.executors[1]
-            return 2 * d.executor_bond if executor == winner else 0
+            loser = d.executors[1] if out[0] == "A" else d.executors[0]
+            if executor == winner and self.releases.get(loser, 0) <= 0:
+                return 2 * d.executor_bond
         return d.executor_bond
 
 
@@ -505,7 +509,7 @@ class ChainScratch:
 
     __slots__ = ("chain", "time_ms", "unbonding_ms", "own_stake", "withdrawn", "unbonds", "claimed",
                  "voided", "settled", "funds", "floor", "received", "network", "author", "chains",
-                 "opened", "closed", "chan_claims", "fork_ok", "bonded", "released", "verdicts")
+                 "opened", "closed", "chan_claims", "fork_ok", "bonded", "released", "verdicts", "won")
 
     def __init__(self, chain: "Chain", time_ms: int, unbonding_ms: int, floor: int = 0, *,
                  network: str = "", author: str = "", chains: "dict[str, Chain] | None" = None,
@@ -537,6 +541,8 @@ class ChainScratch:
         self.bonded: set[str] = set()
         self.released: set[str] = set()
         self.verdicts: dict[str, str] = {}
+        #: duels whose release in this block took both bonds (won, claimed by the deadline)
+        self.won: set[str] = set()
 
     def spend(self, amount: int, what: str) -> None:
         """Debit ``amount`` from the provable credit (Stake, Transfer).
@@ -620,7 +626,10 @@ class Chain:
     bonded: set[str] = field(default_factory=set)
     released: set[str] = field(default_factory=set)
     verdicts: dict[str, str] = field(default_factory=dict)
-    duel_undo: list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
+    #: duels whose release by this chain took both bonds (a win claimed by its deadline)
+    won: set[str] = field(default_factory=set)
+    duel_undo: list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = \
+        field(default_factory=list)
     #: per block: (channels opened, channels closed, previous chan_claims of the cids it claimed)
     chan_undo: list[tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, tuple[int, int] | None], ...]]] = \
         field(default_factory=list)
@@ -682,7 +691,8 @@ class Chain:
         self.opened.update(s.opened)
         self.closed.update(s.closed)
         self.chan_claims.update(s.chan_claims)
-        self.duel_undo.append((tuple(s.bonded), tuple(s.released), tuple(s.verdicts)))
+        self.duel_undo.append((tuple(s.bonded), tuple(s.released), tuple(s.verdicts), tuple(s.won)))
+        self.won.update(s.won)
         self.bonded.update(s.bonded)
         self.released.update(s.released)
         self.verdicts.update(s.verdicts)
@@ -700,7 +710,8 @@ class Chain:
         self.claimed.difference_update(claimed)
         self.voided.difference_update(voided)
         self.settled.difference_update(settled)
-        bonded, released, verdicts = self.duel_undo.pop()
+        bonded, released, verdicts, won = self.duel_undo.pop()
+        self.won.difference_update(won)
         self.bonded.difference_update(bonded)
         self.released.difference_update(released)
         for h in verdicts:

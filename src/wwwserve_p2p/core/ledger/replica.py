@@ -337,6 +337,9 @@ class Ledger:
         """Wait for ``exc``'s dependency; a :class:`ForkSeen` also records its proof (which
         offers the block again at once)."""
         self._wait(block, exc.author)
+        for dep in getattr(exc, "also", ()):
+            if dep != exc.author:   # the first retry pops the block; the other keys go stale
+                self._waiting_on.setdefault(dep, set()).add((block.author, block.height))
         if isinstance(exc, ForkSeen):
             self.add_proof(EquivocationProof(exc.a, exc.b), checked=True)
 
@@ -455,6 +458,11 @@ class Ledger:
         return True
 
     # ------------------------------------------------------------ building our own blocks
+    def chain_last_time(self, author: str) -> int:
+        """Time (ms) of ``author``'s accepted tip block (its base time after a snapshot; 0 if none)."""
+        ch = self._chains.get(author)
+        return ch.last_time if ch is not None else 0
+
     def block_time(self, author: str, time_ms: int, entries: Iterable[Entry] = ()) -> int:
         """The ``time_ms`` :meth:`next_block` gives ``author``'s next block: ``time_ms`` raised to
         the previous block's time, the genesis' ``created_ms`` and every entry's issue time."""

@@ -289,12 +289,13 @@ def capture(led: "Ledger", time_ms: int) -> Snapshot:
             for h, hdr in sorted(after, key=lambda x: x[0])[:MAX_WITNESS_REFS]:
                 refs.setdefault(info.executor, {})[h] = hdr
     kept = {h for c in chains.values() if c.height for h in (*c.settled, *c.claimed) if _live(h, c, expiry)}
+    closed = {cid for c in chains.values() for cid in c.closed}
     data = {
         "version": SNAPSHOT_VERSION, "network": led.network_id, "time_ms": time_ms,
         "heads_digest": led.heads_digest(), "heads": heads,
         "proofs": {p.author: p.to_canonical() for p in led.proofs()},
         "fold": _fold_state(fold),
-        "chains": {a: _chain_state(ch, expiry) for a, ch in chains.items() if ch.height},
+        "chains": {a: _chain_state(ch, expiry, refs, closed) for a, ch in chains.items() if ch.height},
         "expiry": {h: expiry[h] for h in sorted(kept) if h in expiry},
         "refs": {a: {str(h): hdr.to_canonical() for h, hdr in sorted(r.items())} for a, r in sorted(refs.items())},
     }
@@ -359,19 +360,29 @@ def _live(h: str, ch: Chain, expiry: Mapping[str, int]) -> bool:
     return expiry.get(h, 1 << 62) >= ch.last_time
 
 
-def _chain_state(ch: Chain, expiry: Mapping[str, int]) -> dict[str, Any]:
+def _chain_state(ch: Chain, expiry: Mapping[str, int], refs: Mapping[str, Mapping[int, Any]] | None = None,
+                 closed: "set[str] | frozenset[str]" = frozenset()) -> dict[str, Any]:
+    """One chain's facts in a snapshot, compacted (issue 18, bounded state): expired settled
+    duels and claimed legacy tickets are forgotten (:func:`_live`); a received transfer's key is
+    kept only while its sender's block is kept as a ref (a Receive naming any other block at or
+    below the cut is refused there as ``pruned_history``, so the key cannot matter); the latest
+    claim on a channel that is closed at the cut is forgotten (a close needs the executor's
+    chain past the channel's expiry, so no claim on it can follow, and the close already took
+    the claimed amount)."""
     t = ch.last_time
+    refs = {} if refs is None else refs
     matured = sum(a for m, a in ch.unbonds if m <= t) - ch.withdrawn   # later blocks are dated >= t
     unbonds = ([[0, matured]] if matured else []) + [[m, a] for m, a in ch.unbonds if m > t]
     return {
         "own_stake": ch.own_stake, "unbonds": unbonds, "funds": ch.funds,
         "claimed": sorted(h for h in ch.claimed if _live(h, ch, expiry)), "voided": sorted(ch.voided),
         "settled": sorted(h for h in ch.settled if _live(h, ch, expiry)),
-        "received": sorted([list(k) for k in ch.received]),
+        "received": sorted([list(k) for k in ch.received if k[1] in refs.get(k[0], ())]),
         "opened": {c: [i.requester, i.executor, i.deposit, i.expires_ms] for c, i in ch.opened.items()},
         "closed": sorted(ch.closed),
-        "chan_claims": {c: list(v) for c, v in ch.chan_claims.items()},
+        "chan_claims": {c: list(v) for c, v in ch.chan_claims.items() if c not in closed},
         "bonded": sorted(ch.bonded), "released": sorted(ch.released), "verdicts": dict(ch.verdicts),
+        **({"won": sorted(ch.won)} if ch.won else {}),
     }
 
 
@@ -462,6 +473,7 @@ def _chain(c: Mapping[str, Any], head: list, refs: Mapping[str, Any]) -> Chain:
     ch.bonded = set(c.get("bonded", ()))
     ch.released = set(c.get("released", ()))
     ch.verdicts = dict(c.get("verdicts", {}))
+    ch.won = set(c.get("won", ()))
     return ch
 
 
