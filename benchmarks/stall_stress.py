@@ -104,11 +104,15 @@ def main(argv: list[str] | None = None) -> int:
             h.wait()
         stop_network(nodes)
     closes = 0
+    lags: dict[str, list[float]] = {"starved": [], "blocked": []}
     for n in nodes:
         try:
-            closes += len(re.findall(r"connection to \S+ closed \(", n.log_path.read_text(errors="replace")))
+            text = n.log_path.read_text(errors="replace")
         except OSError:
-            pass
+            continue
+        closes += len(re.findall(r"connection to \S+ closed \(", text))
+        for lag, kind in re.findall(r"event loop lagged ([0-9.]+) s \((starved|blocked)", text):
+            lags[kind].append(float(lag))
     gaps = [g for r in results for g in r["gaps_s"]]
     stalls = [(r["i"], g) for r in results for g in r["gaps_s"] if g > args.stall_s]
     failed = [r for r in results if not r["ok"]]
@@ -118,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                "latency_p50_s": harness.percentile([r["total_s"] for r in results], 50),
                "latency_p99_s": harness.percentile([r["total_s"] for r in results], 99),
                "redispatched": st.get("stats", {}).get("redispatched"), "connection_closes_logged": closes,
+               # the nodes' event-loop lags over 1 s (net/libp2p/host.py _lag_monitor; at most one
+               # logged per node per 10 s): starved = other processes held the cores
+               "loop_lags_starved_logged": len(lags["starved"]), "loop_lags_blocked_logged": len(lags["blocked"]),
+               "loop_lag_max_logged_s": max(lags["starved"] + lags["blocked"], default=0.0),
                "wall_s": wall, "hogs": args.hogs, "cores": os.cpu_count(), "nodes": args.nodes}
     con = harness.console()
     t = Table(title=f"{args.nodes} nodes, {args.hogs} busy loops on {os.cpu_count()} cores, "

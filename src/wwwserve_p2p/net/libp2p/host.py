@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -44,6 +45,9 @@ from .streams import StreamService, best_effort
 
 log = logging.getLogger("wwwserve_p2p.net")
 
+#: Seconds between a second connection to a peer coming up and the cross-dial tie-break.
+TIE_BREAK_SETTLE_S = 1.0
+
 
 class Libp2pOverlay(Overlay):
     """The overlay of one node over py-libp2p. Build it with :func:`open_libp2p_overlay`."""
@@ -76,6 +80,7 @@ class Libp2pOverlay(Overlay):
         self._host.get_addrs = lambda: self._reach.advertised(direct_addrs())  # identify, DHT records, status
         self._conn_opened: dict[int, float] = {}
         self._conn_close_reason: dict[int, str] = {}  # id(conn) -> why we closed it; popped at its close
+        self._backlog_logged = -1e9
         if not protect_peerstore(self._host):  # never evict our own entry (issue 15)
             log.warning("could not protect the peerstore's own entry (library changed?)")
         self._swarm = self._host.get_network()
@@ -133,8 +138,64 @@ class Libp2pOverlay(Overlay):
             await self._dht.bootstrap(self._dialer, self._spawn)
             tasks.start_soon(self._dht.maintenance_loop, self._dialer)
             tasks.start_soon(self._reach.run, lambda addr: self._dialer.connect(addr, quiet=True))
+            tasks.start_soon(self._lag_monitor)
             task_status.started()
             await trio.sleep_forever()
+
+    async def _lag_monitor(self, period: float = 0.25) -> None:
+        """Measure how late the trio event loop wakes a ``period``-second sleep (issue 13).
+
+        A stream deadline (probe 2 s, dial 5 s, chunk 10 s) expires whenever the loop runs
+        that late, so a lag names the cause of a "stall": ``starved`` when this process used
+        under half the lagged time in CPU (other processes held the cores), ``blocked`` when
+        it used more (a synchronous call in this process held the loop). Counted in
+        ``loop_lag_max_ms``, ``loop_lags_over_1s``, ``loop_lags_starved`` / ``_blocked``;
+        one WARNING per lag over 1 s, at most one per 10 s.
+        """
+        logged = -1e9
+        n = 0
+        while True:
+            t0, c0 = trio.current_time(), time.process_time()
+            await trio.sleep(period)
+            n += 1
+            if n % 20 == 0:
+                self._check_backlogs()
+            lag = trio.current_time() - t0 - period
+            cpu = time.process_time() - c0
+            self._stats["loop_lag_max_ms"] = max(self._stats["loop_lag_max_ms"], int(lag * 1000))
+            if lag <= 1.0:
+                continue
+            kind = "blocked" if cpu > (lag + period) / 2 else "starved"
+            self._stats["loop_lags_over_1s"] += 1
+            self._stats[f"loop_lags_{kind}"] += 1
+            if trio.current_time() - logged >= 10.0:
+                logged = trio.current_time()
+                log.warning("event loop lagged %.1f s (%s: this process used %.2f s of CPU in those %.1f s); "
+                            "stream deadlines may expire", lag, kind, cpu, lag + period)
+
+    def _check_backlogs(self) -> None:
+        """Sample yamux's outbound-stream backlog (256 slots per connection; a slot is held
+        by each outbound stream until it is closed or reset locally, and ``open_stream``
+        waits for a free one): ``yamux_backlog_min_free`` and ``yamux_open_streams_max``
+        over our connections; a WARNING (one per 60 s) when a connection has under 32 free."""
+        low_free, most_open, worst = 256, 0, None
+        for pid, conns in list(self._swarm.connections.items()):
+            for conn in list(conns):
+                muxed = getattr(conn, "muxed_conn", None)
+                sem = getattr(muxed, "stream_backlog_semaphore", None)
+                if sem is None:
+                    continue
+                free = sem.value
+                most_open = max(most_open, len(getattr(muxed, "streams", ())))
+                if free < low_free:
+                    low_free, worst = free, pid
+        self._stats["yamux_backlog_min_free"] = low_free
+        self._stats["yamux_open_streams_max"] = most_open
+        now = trio.current_time()
+        if low_free < 32 and now - self._backlog_logged >= 60.0:
+            self._backlog_logged = now
+            log.warning("yamux backlog: the connection to %s has %d of 256 outbound-stream slots free (streams not "
+                        "closed hold them); new streams to it wait", worst, low_free)
 
     def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
         """Start ``fn(*args)`` in the overlay's task nursery while it runs (else nothing)."""
@@ -197,7 +258,10 @@ class Libp2pOverlay(Overlay):
     async def _tie_break(self, pid: Any) -> None:
         """Simultaneous dials left several connections to ``pid``: close all but the one
         both ends keep (:func:`.dialing.cross_dial_losers`); counted in ``cross_dial_closed``.
-        py-libp2p pubsub's stream on a closed one moves to the kept one (``_on_connection_event``)."""
+        py-libp2p pubsub's stream on a closed one moves to the kept one (``_on_connection_event``).
+        Decided after ``TIE_BREAK_SETTLE_S``, so that both ends see both connections (a
+        connection still being upgraded at one end exists only at the other)."""
+        await trio.sleep(TIE_BREAK_SETTLE_S)
         for conn in cross_dial_losers(list(self._swarm.get_connections(pid)), self._my_id, pid, conn_is_relayed):
             self._stats["cross_dial_closed"] += 1
             log.debug("closing a duplicate connection to %s (simultaneous dials; keeping the one dialed by the "
@@ -373,7 +437,9 @@ class Libp2pOverlay(Overlay):
             **self._reach.statistics(),
             **{k: self._stats[k] for k in ("circuit_dials", "circuit_dial_failures", "reservations",
                                             "relays_lost", "hole_punched", "cross_dial_closed",
-                                            "pubsub_streams_moved")},
+                                            "pubsub_streams_moved", "loop_lag_max_ms", "loop_lags_over_1s",
+                                            "loop_lags_starved", "loop_lags_blocked", "yamux_backlog_min_free",
+                                            "yamux_open_streams_max")},
         }
 
 

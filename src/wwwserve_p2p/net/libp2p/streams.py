@@ -268,6 +268,7 @@ class StreamService:
 
     async def _run_handler(self, current: StreamHandler, stream: Libp2pStream, protocol: str, remote: str) -> None:
         self._stats["streams_inbound"] += 1
+        log.debug("inbound %s from %s: handler starts", protocol, remote)
         with trio.CancelScope() as scope:
             self._scopes.add(scope)
             try:
