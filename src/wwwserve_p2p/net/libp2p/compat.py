@@ -461,6 +461,64 @@ def _install_signature_counter() -> None:
     pubsub_mod.signature_validator = counting  # type: ignore[assignment]
 
 
+#: Most neighbours whose last verified signed peer record is remembered (remote-keyed: bounded).
+SENDER_RECORD_CACHE = 4096
+#: s a remembered record is trusted without verifying it again (the peerstore keeps it 2 h).
+SENDER_RECORD_REUSE_S = 600.0
+
+
+def _install_sender_record_cache() -> None:
+    """Replace py-libp2p 0.8.1's ``maybe_consume_signed_record`` (called on every inbound pubsub
+    RPC, in ``pubsub`` and ``gossipsub``) with one that
+
+    - verifies a neighbour's ``senderRecord`` once: py-libp2p resends the same cached envelope
+      bytes in every RPC, and parsing plus an Ed25519 check per RPC was ~10 % of an idle
+      8-node network's CPU (py-spy); the same bytes from the same peer within
+      ``SENDER_RECORD_REUSE_S`` are accepted as already verified;
+    - still refuses the RPC when the record is malformed, wrongly signed, names another peer or
+      is signed by a key other than the peer's (py-libp2p did not check the signing key);
+    - does not drop the RPC when the peerstore merely refuses to store the record because it
+      already holds a newer one (a lower ``seq`` after a reconnect): py-libp2p dropped the whole
+      RPC then, messages and control included, although those are signed on their own.
+    Idempotent."""
+    import libp2p.pubsub.gossipsub as gossipsub_mod
+    import libp2p.pubsub.pubsub as pubsub_mod
+    from libp2p.peer.envelope import consume_envelope
+
+    if getattr(pubsub_mod.maybe_consume_signed_record, "_wwwserve_cached", False):
+        return
+    seen: dict[ID, tuple[bytes, float]] = {}
+    log = logging.getLogger("wwwserve_p2p.net")
+
+    def consume(msg: rpc_pb2.RPC, host: Any, peer_id: ID) -> bool:
+        if not msg.HasField("senderRecord"):
+            return True
+        raw = msg.senderRecord
+        now = time.monotonic()
+        hit = seen.get(peer_id)
+        if hit is not None and hit[0] == raw and now - hit[1] < SENDER_RECORD_REUSE_S:
+            return True
+        try:
+            envelope, record = consume_envelope(raw, "libp2p-peer-record")
+        except Exception as exc:  # noqa: BLE001 - any parse or signature failure refuses the RPC
+            log.debug("signed peer record from %s refused: %s", peer_id, exc)
+            return False
+        if record.peer_id != peer_id or ID.from_pubkey(envelope.public_key) != peer_id:
+            return False  # (py-libp2p checked the record's peer id, not the key that signed it)
+        try:
+            host.get_peerstore().consume_peer_record(envelope, 7200)  # False: it holds a newer one
+        except Exception as exc:  # noqa: BLE001 - the peerstore's failure is not the RPC's
+            log.debug("peerstore did not take %s's record: %s", peer_id, exc)
+        if peer_id not in seen and len(seen) >= SENDER_RECORD_CACHE:
+            seen.pop(next(iter(seen)))
+        seen[peer_id] = (raw, now)
+        return True
+
+    consume._wwwserve_cached = True  # type: ignore[attr-defined]
+    pubsub_mod.maybe_consume_signed_record = consume  # type: ignore[assignment]
+    gossipsub_mod.maybe_consume_signed_record = consume  # type: ignore[assignment]
+
+
 class _CountingPriorityQueue(PriorityQueue):
     """py-libp2p's per-peer outbound queue, but a full queue is counted (it drops silently)."""
 
@@ -558,6 +616,7 @@ class OverlayPubsub(Pubsub):
         #: Inbound messages dropped unverified: their forwarder's score is below the publish threshold.
         self.score_gated = 0
         _install_signature_counter()
+        _install_sender_record_cache()
 
     async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
         if msg_forwarder != self.my_id:
