@@ -36,7 +36,7 @@ from ..base import GossipMessage, Overlay, Stream, StreamHandler, Validator
 from ..config import Libp2pConfig
 from .compat import (ConnectionLogger, cache_addrs, check_libp2p_version, configure_libp2p_logging,
                      disable_auto_connector, fast_negotiation, protect_peerstore, remove_dial_delay)
-from .conn_limits import PerIpInboundLimit
+from .conn_limits import PerIpInboundLimit, release_inbound_slots_on_close
 from .dht import Dht
 from .dialing import Dialer, cross_dial_losers, parse_peer_id, repair_pubsub_after_close
 from .gossip import Gossip
@@ -47,6 +47,9 @@ log = logging.getLogger("wwwserve_p2p.net")
 
 #: Seconds between a second connection to a peer coming up and the cross-dial tie-break.
 TIE_BREAK_SETTLE_S = 1.0
+#: A peer that dials us again within this many seconds after we closed its duplicate does
+#: not see the connection we kept (half-open): then that one is closed instead.
+HALF_OPEN_REDIAL_S = 30.0
 
 
 class Libp2pOverlay(Overlay):
@@ -81,6 +84,7 @@ class Libp2pOverlay(Overlay):
         self._conn_opened: dict[int, float] = {}
         self._conn_close_reason: dict[int, str] = {}  # id(conn) -> why we closed it; popped at its close
         self._backlog_logged = -1e9
+        self._tie_broken: dict[Any, float] = {}  # peer -> when we last closed a duplicate to it
         if not protect_peerstore(self._host):  # never evict our own entry (issue 15)
             log.warning("could not protect the peerstore's own entry (library changed?)")
         self._swarm = self._host.get_network()
@@ -92,6 +96,8 @@ class Libp2pOverlay(Overlay):
             if not self._ip_limit.install():
                 log.warning("could not install the per-IP inbound connection limit (library changed?)")
                 self._ip_limit = None
+        if not release_inbound_slots_on_close(self._swarm, self._stats):  # py-libp2p leaked one per inbound conn
+            log.warning("could not fix py-libp2p's inbound slot leak (library changed?)")
         self._swarm.retry_config = RetryConfig(max_retries=config.dial_retries, initial_delay=0.05, max_delay=1.0)
         if not remove_dial_delay(self._swarm):
             log.warning("could not remove py-libp2p's 250 ms dial delay (library changed?)")
@@ -262,14 +268,39 @@ class Libp2pOverlay(Overlay):
         Decided after ``TIE_BREAK_SETTLE_S``, so that both ends see both connections (a
         connection still being upgraded at one end exists only at the other)."""
         await trio.sleep(TIE_BREAK_SETTLE_S)
-        for conn in cross_dial_losers(list(self._swarm.get_connections(pid)), self._my_id, pid, conn_is_relayed):
+        conns = list(self._swarm.get_connections(pid))
+        losers = cross_dial_losers(conns, self._my_id, pid, conn_is_relayed)
+        if not losers:
+            return
+        now = trio.current_time()
+        last = self._tie_broken.get(pid)
+        if last is not None and now - last < HALF_OPEN_REDIAL_S:
+            # It dialed again right after we closed its duplicate: it does not see the
+            # connection we kept (py-libp2p dropped it at its end, ours still looks open;
+            # streams we open on it are lost). Keep its new connection, close ours.
+            self._tie_broken.pop(pid, None)
+            kept = [c for c in conns if c not in losers]
+            self._stats["half_open_closed"] += len(kept)
+            log.info("connection to %s looks dead at its end (it dialed again %.1f s after we closed its duplicate); "
+                     "closing ours, keeping its new one", pid, now - last)
+            for conn in kept:
+                self._note_close(conn, "local: half-open (the peer dialed again)")
+                await best_effort("closing a half-open connection", conn.close)
+            return
+        if len(self._tie_broken) > 4096:
+            self._tie_broken.clear()
+        self._tie_broken[pid] = now
+        for conn in losers:
             self._stats["cross_dial_closed"] += 1
             log.debug("closing a duplicate connection to %s (simultaneous dials; keeping the one dialed by the "
                       "smaller PeerId)", pid)
-            if len(self._conn_close_reason) > 4096:
-                self._conn_close_reason.clear()
-            self._conn_close_reason[id(conn)] = "local: duplicate (simultaneous dials)"
+            self._note_close(conn, "local: duplicate (simultaneous dials)")
             await best_effort("closing a duplicate connection", conn.close)
+
+    def _note_close(self, conn: Any, reason: str) -> None:
+        if len(self._conn_close_reason) > 4096:
+            self._conn_close_reason.clear()
+        self._conn_close_reason[id(conn)] = reason
 
     def _close_reason(self, conn: Any) -> str:
         """Why a connection closed, as far as py-libp2p lets us tell: ``local`` (we are
@@ -437,7 +468,7 @@ class Libp2pOverlay(Overlay):
             **self._reach.statistics(),
             **{k: self._stats[k] for k in ("circuit_dials", "circuit_dial_failures", "reservations",
                                             "relays_lost", "hole_punched", "cross_dial_closed",
-                                            "pubsub_streams_moved", "loop_lag_max_ms", "loop_lags_over_1s",
+                                            "pubsub_streams_moved", "half_open_closed", "loop_lag_max_ms", "loop_lags_over_1s",
                                             "loop_lags_starved", "loop_lags_blocked", "yamux_backlog_min_free",
                                             "yamux_open_streams_max")},
         }
