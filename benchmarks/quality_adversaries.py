@@ -68,6 +68,10 @@ from wwwserve_p2p.executors.echo import EchoExecutor, SlotGate
 from wwwserve_p2p.testing.swarm import collect_text, open_swarm, swarm_identity
 
 CREDIT = 1_000_000
+#: genesis credit per non-sybil node: every node opens a payment channel toward each peer it pays
+#: (a few credits each), so 100 credits ran dry with 20+ nodes and duel bonds were dropped
+#: ("insufficient_funds")
+ALLOC = 1_000 * CREDIT
 BOND = 20_000
 JBOND = 5_000      # its largest penalty (20 %) equals the judge fee: the requester caps it there anyway
 FEE = 1_000
@@ -162,18 +166,28 @@ def node_config(duel_rate: float, stake: int = CREDIT) -> NodeConfig:
 
 
 def total(ledger, peer: str) -> int:
-    """Everything ``peer`` owns (micro-credits): balance + stake + unbonding + what is still locked
-    in its open payment channels + what its unreleased duel bonds pay it on release (the winner
-    of a settled duel both bonds, a loser nothing, a tie or an unsettled duel its own bond back;
-    :meth:`_DuelLock.payout <wwwserve_p2p.core.ledger.fold._DuelLock.payout>` of the replica's fold,
-    read here because releases come only once the other chain has passed the duel's deadline)."""
+    """Everything ``peer`` owns once every duel bond is settled as its verdict says (micro-credits):
+    balance + stake + unbonding + what is still locked in its open payment channels, with each
+    duel bond of ``peer`` counted as coming back to it, plus the loser's bond for the winner of a
+    settled duel and minus its own for the loser (a tie or an unsettled duel: its own bond back).
+
+    Bonds are released only after the other executor's chain passes the duel's deadline, so the
+    balance alone lags the verdicts; this reads what each duel adds to ``peer``'s balance now from
+    the replica's fold (``_DuelLock.contrib``: minus the bond, plus a release's payout) and
+    replaces it by the verdict's settlement. Independent of which releases have come in."""
     a = ledger.account(peer)
     locked = sum(info.deposit - ledger.channel_paid(cid) for cid, info in ledger.channels_of(peer).items()
                  if not ledger.channel_closed(peer, cid))
-    bonds = sum(d.payout(peer) for d in ledger._fold.duel_locks.values()
-                if d.duel is not None and peer in d.duel.executors and d.bonds.get(peer, 0) > 0
-                and d.releases.get(peer, 0) == 0)
-    return a.balance + a.stake + a.unbonding + locked + bonds
+    adj = 0
+    for d in ledger._fold.duel_locks.values():
+        if d.duel is None or peer not in d.duel.executors:
+            continue
+        adj -= d.contrib[0].get(peer, 0)
+        out = d.outcome()
+        if d.bonds.get(peer, 0) > 0 and out is not None and out[0] != "tie":
+            winner = d.duel.executors[0 if out[0] == "A" else 1]
+            adj += d.duel.executor_bond if peer == winner else -d.duel.executor_bond
+    return a.balance + a.stake + a.unbonding + locked + adj
 
 
 def prompts(n: int, seed: int) -> list[str]:
@@ -207,7 +221,7 @@ async def run_network(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     n = len(roles)
     # sybils are free identities: no genesis allocation (non-members, whose claims of members'
     # tickets the ledger admits), stake 0
-    allocs = tuple((swarm_identity(args.seed, i).peer_id, 100 * CREDIT)
+    allocs = tuple((swarm_identity(args.seed, i).peer_id, ALLOC)
                    for i, (cls, _, _) in enumerate(roles) if cls != "sybil")
     genesis = Genesis(f"adversaries-{kind}", LedgerParams(), allocs)
     t_wall = time.monotonic()
@@ -326,6 +340,8 @@ async def run_network(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     curve_cls = [{"t": s["t"], **{cls: sum(v for p, v in s["credit"].items() if cls_of[p] == cls)
                                   / sum(1 for q in cls_of.values() if q == cls) for cls in classes}} for s in curve]
     return {"network": kind, "nodes": n, "requests": len(results), "ok": sum(results), "virtual_s": round(virtual_s, 1),
+            # credit only moves between accounts (nothing is burned here): must be 0
+            "credit_change_sum": sum(r["credit_change"] for r in per_peer.values()),
             "wall_s": round(time.monotonic() - t_wall, 1), "duels": duels, "duel_stats": dict(st),
             "classes": classes, "peers": per_peer, "curve_mean_per_class": curve_cls}
 

@@ -95,8 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "--data-dir: the cache is keyed by steps)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true",
-                   help="fewer requests (40) and 2 judges, for CI; with --quantization 12 requests of 12 tokens, "
-                        "1 judge, 512 held-out tokens")
+                   help="fewer requests (40), 2 judges and 1,024 held-out tokens, for CI; with --quantization "
+                        "12 requests of 12 tokens, 1 judge, 512 held-out tokens")
     p.add_argument("--quantization", action="store_true",
                    help="Fig. 9: the small model (source) against quantized copies of it (--levels)")
     p.add_argument("--levels", default=",".join(DEFAULT_LEVELS),
@@ -110,6 +110,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.quantization:
             args.max_tokens = min(args.max_tokens, 12)
             args.held_out_tokens = min(args.held_out_tokens or 512, 512)
+        else:  # the quick run checks the duel books, not the held-out scores: 1,024 tokens per class
+            args.held_out_tokens = min(args.held_out_tokens or 1024, 1024)
     if args.requests < 1 or args.concurrency < 1 or args.judges < 1:
         p.error("--requests, --concurrency and --judges must be >= 1")
     if args.out is None:

@@ -307,7 +307,7 @@ def main_virtual(args, con) -> int:
         execs += [EchoExecutor(models=("front",)) for _ in range(args.judges)]
         cfgs = [qa.node_config(args.duel_rate, stake=0)] + [qa.node_config(args.duel_rate) for _ in execs[1:]]
         genesis = Genesis("serving-speed", LedgerParams(),
-                          tuple((swarm_identity(args.seed, i).peer_id, 100 * qa.CREDIT) for i in range(len(execs))))
+                          tuple((swarm_identity(args.seed, i).peer_id, qa.ALLOC) for i in range(len(execs))))
         async with open_swarm(execs, configs=cfgs, genesis=genesis, seed=args.seed) as swarm:
             origin = swarm[0]
             for node in swarm.nodes[1 + len(classes):]:
