@@ -124,3 +124,21 @@ async def test_loopback_is_exempt_by_default_and_zero_turns_the_cap_off() -> Non
             finally:
                 for c in clients:
                     c._close.set()
+
+
+async def test_an_inbound_slot_comes_back_when_its_connection_closes() -> None:
+    """py-libp2p 0.8.1 gave an inbound slot (250 in a node's life) back only when the swarm
+    ended: after that many inbound connections a node refused every new one (seen in the churn
+    soak: restarted nodes could not reach the bootstrap node again). With 2 slots, 4 clients
+    that connect and leave one after another must all get in."""
+    async with open_libp2p_overlay(Identity.generate(), Libp2pConfig()) as target, trio.open_nursery() as nursery:
+        target._swarm._inbound_limiter.total_tokens = 2
+        full = f"{target.addrs()[0]}/p2p/{target.peer_id}"
+        got = []
+        for _ in range(4):
+            c = Client(nursery, full)
+            got.append(await c.dialed())
+            await c.close()
+            await wait_until(lambda: not target.connected_peers(), what="the client's connection closed")
+            await wait_until(lambda: target._swarm._inbound_limiter.borrowed_tokens == 0, what="the slot back")
+        assert got == [True] * 4

@@ -147,4 +147,45 @@ class PerIpInboundLimit:
         return {**dict(self.refused), "pending_handshakes": sum(self.pending.values())}
 
 
-__all__ = ["LOOPBACK", "PerIpInboundLimit"]
+class InboundConnectionEnded(Exception):
+    """Raised out of py-libp2p's inbound upgrade once the upgraded connection has closed, so
+    its inbound handler returns (and gives back its inbound slot); see
+    :func:`release_inbound_slots_on_close`."""
+
+
+def release_inbound_slots_on_close(swarm: Any, stats: Counter[str] | None = None) -> bool:
+    """py-libp2p 0.8.1 leaks an inbound slot per inbound connection: the swarm's handler takes
+    a token of ``_inbound_limiter`` (``max_connections - min_connections`` = 250 tokens) and
+    gives it back only when the handler returns, but after a successful upgrade the handler
+    waits for the *swarm* to finish (``await self.manager.wait_finished()``), not for the
+    connection. So a node accepts 250 inbound connections in its life; every later one is
+    closed before the handshake (the dialer sees "failed to negotiate the secure protocol").
+    Measured in ``benchmarks/churn_soak.py``: the bootstrap front door, after ~250 reconnects
+    of restarted executors, refused every restarted node for good, and the restarted nodes never
+    synced their ledgers.
+
+    The fix wraps ``upgrade_inbound_raw_conn`` (after any other wrapper, so the per-IP
+    limit's handshake count still ends with the handshake): once the upgraded connection has
+    closed (the muxer's ``event_closed``) it raises :class:`InboundConnectionEnded`, which the
+    handler catches (logs at DEBUG, closes the already closed socket) before it returns and
+    releases its token. Counted in ``stats["inbound_slots_released"]``. Returns False if the
+    swarm's shape is not the one this was written for (nothing changed)."""
+    upgrade = getattr(swarm, "upgrade_inbound_raw_conn", None)
+    if not callable(upgrade) or not hasattr(swarm, "_inbound_limiter"):
+        return False
+
+    async def upgrade_inbound_raw_conn(raw_conn: Any, maddr: Any) -> Any:
+        muxed = await upgrade(raw_conn, maddr)
+        closed = getattr(muxed, "event_closed", None)
+        if closed is None:
+            return muxed  # unknown muxer: the old behaviour
+        await closed.wait()
+        if stats is not None:
+            stats["inbound_slots_released"] += 1
+        raise InboundConnectionEnded("inbound connection closed")
+
+    swarm.upgrade_inbound_raw_conn = upgrade_inbound_raw_conn
+    return True
+
+
+__all__ = ["LOOPBACK", "InboundConnectionEnded", "PerIpInboundLimit", "release_inbound_slots_on_close"]
