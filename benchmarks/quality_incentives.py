@@ -101,6 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Fig. 9: the small model (source) against quantized copies of it (--levels)")
     p.add_argument("--levels", default=",".join(DEFAULT_LEVELS),
                    help=f"with --quantization: comma-separated quantize values [{','.join(DEFAULT_LEVELS)}]")
+    p.add_argument("--max-wall", type=float, default=None,
+                   help="send no new request after this many seconds of the run (then settle and report what "
+                        "was sent), for a time-boxed run on a busy box [no limit]")
     p.add_argument("--held-out-tokens", type=int, default=None,
                    help="held-out tokens scored per class [4000; with --quantization all (~20k)]")
     args = p.parse_args(argv)
@@ -243,6 +246,9 @@ def drive(args, requester: NodeProcess, prompts: list[str], nodes: list[NodeProc
         lock = threading.Lock()
 
         def one(i: int) -> None:
+            if getattr(args, "max_wall", None) and time.monotonic() - t0 > args.max_wall:
+                progress.update(task, advance=1)
+                return  # time box reached: not sent
             rec = _send(client, prompts[i], args.max_tokens, args.seed * 100_000 + i)
             with lock:
                 records.append(rec)
@@ -463,16 +469,24 @@ def main(argv: list[str] | None = None) -> int:
     con.print(f"[bold]2/4[/bold] starting {len(specs)} node processes (logs in {out}/nodes/*/node.log)")
     nodes = start_network(specs, out / "nodes", ready_timeout=300.0)  # a loaded 2-core box starts 9 torch processes slowly
     try:
-        wait_for_mesh(nodes, timeout=300)  # a loaded 2-core box: membership settles slowly
         requester = nodes[0]
+        try:
+            wait_for_mesh(nodes, timeout=300)  # a loaded 2-core box: membership settles slowly
+        except Exception as exc:  # WwwServeError: some pair never saw each other alive at once
+            # what the experiment needs is the requester seeing every executor and judge (checked
+            # below); on a box at load 20-50, peers flap between alive and suspect and a full mesh
+            # at one instant may never be seen
+            con.print(f"    [yellow]{exc}; going on once the requester sees every node[/yellow]")
         cls_of = {n.peer_id: n.name.removeprefix("exec-") for n in nodes if n.name.startswith("exec-")}
         # judges advertise themselves in their status; wait until the requester sees them all
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             accs = httpx.get(requester.api_url + "/status", timeout=10).json()
             if sum(1 for p in accs["peers"] if p["state"] == "alive") >= len(nodes) - 1:
                 break
             time.sleep(0.5)
+        else:
+            con.print("    [yellow]the requester did not see every node alive within 120 s; going on[/yellow]")
         prompts = held_out_prompts(corpus, args.requests, args.seed)
         con.print(f"[bold]3/4[/bold] {len(prompts)} held-out prompts to {requester.api_url}/v1/completions, "
                   f"{args.concurrency} at a time, every request a duel judged by {args.judges} likelihood judges")
