@@ -420,7 +420,13 @@ class SolvencyMachine(RuleBasedStateMachine):
                 assert all(led.has_duel_bond(e, dh) for e in d.duel.executors)
                 if out[0] != "tie":
                     loser = d.duel.executors[1 if out[0] == "A" else 0]
-                    assert not led.duel_released(loser, dh)
+                    winner = d.duel.executors[0 if out[0] == "A" else 1]
+                    if led.duel_released(loser, dh):
+                        # only after the duel's deadline, when the winner did not claim both
+                        # bonds by it (duel_payout): then neither took the other's bond
+                        wch = led._chains.get(winner)
+                        assert wch is None or dh not in wch.won
+                        assert d.payout(winner) <= d.duel.executor_bond
         for d in f.duel_locks.values():
             SEEN["bonds"] += sum(1 for e in d.duel.executors if d.bonds.get(e, 0) > 0)
             SEEN["releases"] += sum(1 for e in d.duel.executors if d.releases.get(e, 0) > 0)
