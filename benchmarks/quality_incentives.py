@@ -158,7 +158,10 @@ def held_out_prompts(corpus: Path, n: int, seed: int) -> list[str]:
 def node_specs(args: argparse.Namespace, paths: dict[str, Path],
                classes: dict[str, tuple[str | None, str]] | None = None) -> list[NodeSpec]:
     net = f"quality-incentives-{args.seed}"
-    common = {"status": {"interval": 1.0}, "ledger": {"block_interval": 1.0}}
+    # a peer is suspect after 10 s of silence, not 3 intervals: on a box at load 20+ event loops
+    # stall for seconds, and at 3 s the 9 nodes flapped alive/suspect ~900 times in 4 minutes
+    # (suspect peers are not offered work, so duels could not start)
+    common = {"status": {"interval": 1.0, "suspect_after": 10, "offline_after": 20}, "ledger": {"block_interval": 1.0}}
 
     def spec(name: str, executor: dict, desc: str, **sections) -> NodeSpec:
         cfg = {"node": {"network": net, "seed": args.seed * 100 + len(specs), "log_level": "INFO"},
