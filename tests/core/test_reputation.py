@@ -144,3 +144,26 @@ def test_escalation_is_forgiven_after_a_clean_period_and_shows_in_the_view():
         ReputationConfig(escalation=0.5)
     with pytest.raises(ConfigError):
         ReputationConfig(base_hold_s=100.0, max_hold_s=10.0)
+
+
+def test_slow_first_tokens_never_escalate() -> None:
+    # an honest executor on a loaded host misses its derived deadline now and then: each miss is
+    # penalised by the decaying score alone, never by an escalated hold
+    rep = Reputation(ReputationConfig())
+    t, holds = 0.0, []
+    for _ in range(6):
+        rep.record("busy", "slow", t)
+        holds.append(rep.until("busy", t))
+        t += holds[-1] + 1.0
+        assert not rep.penalised("busy", t)
+    # the decaying score alone: one half-life, then the residual score's 1.58 half-lives, never more
+    assert holds[0] == pytest.approx(60.0) and all(h == pytest.approx(holds[1]) for h in holds[1:])
+    assert holds[1] < 60.0 * math.log2(3)
+    assert rep.episodes("busy") == 0
+    # the same pattern of declines does escalate
+    t = 0.0
+    for _ in range(3):
+        rep.record("liar", "declined", t)
+        rep.record("liar", "declined", t)
+        t += rep.until("liar", t) + 1.0
+    assert rep.episodes("liar") == 3 and rep.until("liar", t - 1.0) == 0

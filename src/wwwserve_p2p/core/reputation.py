@@ -19,6 +19,8 @@ episode's length (at least ``base_hold_s`` and its own score's time above the th
 70 s, 140 s, 280 s ... up to 30 min (two offers per episode once its score has decayed), instead of
 being re-admitted every 35-60 s. A peer whose events (an honest executor's commit races) cross the
 threshold only now and then never escalates: the count is reset after ``forgive_s`` clean seconds.
+Only the kinds in :data:`ESCALATING` start or lengthen episodes: a ``slow`` first token (an honest
+executor behind a long prefill or on a loaded host) is penalised by its decaying score alone.
 
 Pure: ``now`` (seconds on the caller's monotonic clock) is passed in. Bounded by peer count: at
 most ``max_peers`` peers are remembered; a new one evicts the one with the lowest decayed score,
@@ -43,6 +45,10 @@ PENALTIES: dict[str, float] = {
     "probe_timeout": 0.5,   # a probe that got no answer at all (not recorded by the requester: load, not lies)
     "duel_lost": 1.0,       # the judges voted against its answer in a duel
 }
+#: kinds whose repeated episodes escalate. Not ``slow``: an honest executor misses its derived
+#: deadline behind a long prefill or on a loaded host (issue 12 measured that penalising it
+#: already cost the busiest honest executor its share), and not ``probe_timeout`` (load).
+ESCALATING: frozenset[str] = frozenset(PENALTIES) - {"slow", "probe_timeout"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +150,7 @@ class Reputation:
         e.at = now
         e.events += 1
         natural = self._natural(e.score)
-        if not was and e.score >= self.config.threshold:  # a new penalty episode
+        if not was and e.score >= self.config.threshold and kind in ESCALATING:  # a new penalty episode
             if now - e.episode_end > self.config.forgive_s:
                 e.episodes = 0
             e.episodes += 1
@@ -153,7 +159,8 @@ class Reputation:
                 prev = max(0.0, e.episode_end - e.episode_start)
                 e.hold_until = now + min(c.max_hold_s, max(natural, c.base_hold_s, c.escalation * prev))
             e.episode_start = now
-        e.episode_end = max(e.episode_end, e.hold_until, now + natural)
+        if kind in ESCALATING:  # (a ``slow`` only decays: it neither starts nor lengthens an episode)
+            e.episode_end = max(e.episode_end, e.hold_until, now + natural)
         return e.score
 
     def _evict(self, now: float) -> None:
@@ -202,4 +209,4 @@ def first_token_deadline(advertised_ttft_s: float, ceiling_s: float, *, factor: 
     return min(ceiling_s, max(floor_s, factor * advertised_ttft_s + slack_s))
 
 
-__all__ = ["PENALTIES", "Reputation", "ReputationConfig", "first_token_deadline"]
+__all__ = ["ESCALATING", "PENALTIES", "Reputation", "ReputationConfig", "first_token_deadline"]
