@@ -271,7 +271,10 @@ async def wan_child(args) -> None:
                      policy=OffloadPolicy(max_delegated=64))
     peer = args.peer.rsplit("/p2p/", 1)[1]
     out: dict = {}
-    async with open_node(cfg, a_exec, identity=Identity(hashlib.sha256(b"wan-a").digest())) as a:
+    # one identity per child: B outlives both children of an RTT, and a second node A with the same
+    # key and a fresh in-memory ledger would sign another block 1 (B then cuts it as an equivocator)
+    key = hashlib.sha256(b"wan-a-" + args.negotiation.encode()).digest()
+    async with open_node(cfg, a_exec, identity=Identity(key)) as a:
         with trio.fail_after(60):
             while peer not in a.peers.alive_peers(trio.current_time()):
                 await trio.sleep(0.05)
