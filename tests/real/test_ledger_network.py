@@ -1,4 +1,4 @@
-"""The credit ledger across 8 real node processes on 127.0.0.1 (real libp2p, HTTP API, SQLite).
+"""The credit ledger across 6 real node processes on 127.0.0.1 (real libp2p, HTTP API, SQLite).
 
 Random offloaded traffic through the OpenAI API; afterwards every node must report the same
 ledger state hash. Then the network is split into two groups that refuse each other's peers
@@ -20,7 +20,10 @@ from wwwserve_p2p.localnet import (NodeSpec, ledger_states, start_network, stop_
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
-N = 8
+# 6, not 8: on 2 cores, 8 real nodes under this traffic lose delegation probes (the executor's
+# handler never starts; issue 13's open finding, also at 09f3d70), so nothing is offloaded and
+# the ledger checks below test nothing: CI at 7bf8bb3 failed that way
+N = 6
 PROMPT = "alpha beta gamma delta epsilon zeta eta theta"
 
 
@@ -84,7 +87,7 @@ def deny(node, peers: list[str]) -> None:
 
 
 def test_random_traffic_then_every_node_reports_the_same_state(net):
-    # entry nodes drawn from three of the eight: the other five have room, so work is offloaded
+    # entry nodes drawn from three of the six: the other three have room, so work is offloaded
     executors = traffic(net[:3], 48, seed=1)
     ids = {n.peer_id: n for n in net}
     assert all(e in ids for e in executors)
