@@ -8,7 +8,6 @@ overlays in one process on 127.0.0.1; every wait polls under ``trio.fail_after``
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 from types import SimpleNamespace
 
@@ -20,6 +19,7 @@ from multiaddr import Multiaddr
 from wwwserve_p2p.identity import Identity
 from wwwserve_p2p.net.libp2p import Libp2pConfig, open_libp2p_overlay
 from wwwserve_p2p.net.libp2p.dialing import cross_dial_losers, parse_peer_id
+from wwwserve_p2p.testing.waits import wait_until
 
 TOPIC = "wwwserve/test/crossdial"
 
@@ -53,14 +53,6 @@ def test_nothing_closed_when_unsure() -> None:
     two = [conn(True), conn(True), conn(False)]  # the oldest one dialed by the smaller stays
     assert cross_dial_losers(two, small, big) == two[1:]
 
-
-async def wait_until(pred: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    try:
-        with trio.fail_after(timeout):
-            while not pred():
-                await trio.sleep(0.02)
-    except trio.TooSlowError:
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
 
 
 @pytest.mark.real

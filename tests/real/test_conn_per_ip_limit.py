@@ -9,7 +9,6 @@ assertion.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 
 import pytest
 import trio
@@ -17,19 +16,12 @@ import trio
 from wwwserve_p2p.errors import OverlayError
 from wwwserve_p2p.identity import Identity
 from wwwserve_p2p.net.libp2p import Libp2pConfig, open_libp2p_overlay
+from wwwserve_p2p.testing.waits import wait_until
 
 pytestmark = pytest.mark.real
 
 CAP = 3
 
-
-async def wait_until(pred: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    try:
-        with trio.fail_after(timeout):
-            while not pred():
-                await trio.sleep(0.02)
-    except trio.TooSlowError:
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
 
 
 def refused(o) -> int:

@@ -16,21 +16,13 @@ from wwwserve_p2p.errors import ConfigError, DialError, OverlayError, StreamClos
 from wwwserve_p2p.identity import Identity
 from wwwserve_p2p.net.base import GossipMessage, Stream
 from wwwserve_p2p.net.libp2p import Libp2pConfig, Libp2pOverlay, open_libp2p_overlay
+from wwwserve_p2p.testing.waits import wait_until
 
 pytestmark = pytest.mark.real
 
 TOPIC = "wwwserve/test/status"
 ECHO = "/wwwserve/test-echo/1"
 
-
-async def wait_until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``pred`` every 20 ms until it holds; fail after ``timeout`` seconds."""
-    try:
-        with trio.fail_after(timeout):
-            while not pred():
-                await trio.sleep(0.02)
-    except trio.TooSlowError:
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
 
 
 async def echo_handler(stream: Stream) -> None:

@@ -7,7 +7,6 @@ Every wait polls under ``trio.fail_after``; no fixed sleep precedes an assertion
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import pytest
 import trio
@@ -16,19 +15,12 @@ from multiaddr import Multiaddr
 
 from wwwserve_p2p.identity import Identity
 from wwwserve_p2p.net.libp2p import Libp2pConfig, open_libp2p_overlay
+from wwwserve_p2p.testing.waits import wait_until
 
 pytestmark = pytest.mark.real
 
 TOPIC = "wwwserve/test/hardening"
 
-
-async def wait_until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    try:
-        with trio.fail_after(timeout):
-            while not pred():
-                await trio.sleep(0.02)
-    except trio.TooSlowError:
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
 
 
 def fresh_ids(n: int) -> list[ID]:
