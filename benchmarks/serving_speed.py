@@ -438,38 +438,12 @@ def main(argv: list[str] | None = None) -> int:
                       "duels": won + lost + tied, "won": won, "lost": lost, "tied": tied, "win_rate": a.get("win_rate"),
                       "win_rate_ci95": qi.wilson(won + tied / 2, won + lost + tied), "executor": pacing[c]}
     ok = sum(r["ok"] for r in records)
-    targets = evaluate(summary)
     lat = sorted(r["latency_s"] for r in records if r["ok"])
-    result = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "experiment": args.experiment, "requests": len(records), "ok": ok, "wall_s": round(wall, 1),
-              "latency_p50_s": lat[len(lat) // 2] if lat else None, "duels": duels, "classes": summary,
-              "targets": targets, "curve": curve,
-              "errors": sorted({r["error"] for r in records if not r["ok"]})[:10]}
-    cols = ("class", "emulated", "ms/token", "requests served", "credit earned", "credit change", "duels",
-            "won / lost / tied", "win rate [95 % CI]")
-    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    table = Table(title=f"serving speed ({args.experiment}): {ok}/{len(records)} answered in {wall:.0f} s, "
-                        f"{duels['as_requester']['settled']} duels settled")
-    for col in cols:
-        table.add_column(col, justify="left" if col == "class" else "right")
-    for c, s in summary.items():
-        ci = s["win_rate_ci95"]
-        cells = [c, f"{s['gpu']}" + (f" bw eff {s['efficiency']['mem_bw_efficiency']}" if s["efficiency"] else ""),
-                 f"{s['ms_per_token']:.0f}", str(s["served"]), f"{s['earned'] / 1e6:.4f}", f"{s['credit_change'] / 1e6:+.4f}",
-                 str(s["duels"]), f"{s['won']} / {s['lost']} / {s['tied']}",
-                 "-" if s["win_rate"] is None else f"{s['win_rate']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"]
-        table.add_row(*cells)
-        md.append("| " + " | ".join(cells) + " |")
-    md += ["", f"{ok}/{len(records)} answered, {duels['as_requester']['settled']} duels settled "
-               f"({duels['as_requester']['abandoned']} abandoned), wall {wall:.0f} s", "",
-           "| target | met |", "|---|---|"] + [f"| {k} | {'yes' if v else 'no'} |" for k, v in targets.items()]
     con.print("[bold]3/3[/bold] results")
-    con.print(table)
-    for k, v in targets.items():
-        con.print(f"    {'[green]met[/green]' if v else '[red]missed[/red]'}  {k}")
-    harness.write_report(out, "results", result, md, plots={"serving_speed": lambda plt: plot(summary, curve, plt)},
-                         con=con)
-    return 0 if ok == len(records) else 1
+    # the requester's duel counts, like the virtual mode's; its whole /status duel view beside them
+    return report(args, con, summary, curve, ok, len(records), wall, duels["as_requester"],
+                  {"duels_status": duels, "latency_p50_s": lat[len(lat) // 2] if lat else None,
+                   "errors": sorted({r["error"] for r in records if not r["ok"]})[:10]})
 
 
 if __name__ == "__main__":
