@@ -51,7 +51,6 @@ import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +64,7 @@ from wwwserve_p2p.core.ledger.duels import tally_duel
 from wwwserve_p2p.core.policy import OffloadPolicy
 from wwwserve_p2p.core.types import GenerationRequest
 from wwwserve_p2p.executors.echo import EchoExecutor, SlotGate
+from wwwserve_p2p.testing.judges import Judgement, OverlapJudge
 from wwwserve_p2p.testing.swarm import collect_text, open_swarm, swarm_identity
 
 CREDIT = 1_000_000
@@ -107,28 +107,6 @@ class Junk(EchoExecutor):
     def answer_tokens(self, request):
         n = len(super().answer_tokens(request))
         return [self._rng.choice(FILLER) + " " for _ in range(n)]
-
-
-@dataclass(frozen=True)
-class Judgement:
-    choice: str
-    detail: str = ""
-
-
-class OverlapJudge:
-    """Honest judge of the echo task: prefers the answer sharing more words with the prompt
-    (share of its words that are prompt words); abstains on equal scores."""
-
-    name = "overlap"
-
-    async def judge(self, prompt: str, first: str, second: str) -> Judgement:
-        words = set(prompt.split())
-
-        def score(t: str) -> float:
-            ws = t.split()
-            return sum(w in words for w in ws) / max(1, len(ws))
-        a, b = score(first), score(second)
-        return Judgement("abstain" if a == b else "first" if a > b else "second", f"{a:.3f} vs {b:.3f}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
-from dataclasses import dataclass
 
 import trio
 
@@ -18,6 +17,7 @@ from wwwserve_p2p.core.ledger import DuelBond, DuelRelease, Genesis, LedgerParam
 from wwwserve_p2p.core.policy import OffloadPolicy
 from wwwserve_p2p.core.types import GenerationRequest
 from wwwserve_p2p.executors.echo import EchoExecutor
+from wwwserve_p2p.testing.judges import Judgement, OverlapJudge
 from wwwserve_p2p.testing.swarm import collect_text as collect, open_swarm, swarm_identity
 
 _ids = itertools.count()
@@ -39,27 +39,6 @@ class RandomWords(EchoExecutor):
     def answer_tokens(self, request):
         n = len(super().answer_tokens(request))
         return [(" " if i else "") + self._rng.choice(self.WORDS) for i in range(n)]
-
-
-@dataclass(frozen=True)
-class Judgement:
-    choice: str
-    detail: str = ""
-
-
-class OverlapJudge:
-    """Prefers the answer sharing more words with the prompt (the echo task's quality)."""
-
-    name = "overlap"
-
-    async def judge(self, prompt: str, first: str, second: str) -> Judgement:
-        words = set(prompt.split())
-
-        def score(t: str) -> float:
-            ws = t.split()
-            return sum(w in words for w in ws) / max(1, len(ws))
-        a, b = score(first), score(second)
-        return Judgement("abstain" if a == b else "first" if a > b else "second")
 
 
 class FirstJudge:
