@@ -64,7 +64,7 @@ from wwwserve_p2p.core.ledger.duels import tally_duel
 from wwwserve_p2p.core.policy import OffloadPolicy
 from wwwserve_p2p.core.types import GenerationRequest
 from wwwserve_p2p.executors.echo import EchoExecutor, SlotGate
-from wwwserve_p2p.testing.judges import Judgement, OverlapJudge
+from wwwserve_p2p.testing.judges import OverlapJudge
 from wwwserve_p2p.testing.swarm import collect_text, open_swarm, swarm_identity
 
 CREDIT = 1_000_000
